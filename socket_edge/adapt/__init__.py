@@ -1,0 +1,1 @@
+"""SOCKET adaptation (issue 3): losses, pseudo-labels, the trainer."""

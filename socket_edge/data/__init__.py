@@ -1,0 +1,1 @@
+"""Reading images, folders, TI pairs; host-side preprocessing; the synthetic scene generator."""

@@ -1,0 +1,1 @@
+"""Export (issue 4): ensemble folding, ONNX, TensorRT."""

@@ -1,0 +1,1 @@
+"""Source architectures, the f/g split, the ensemble, artifacts (save/load), source training."""

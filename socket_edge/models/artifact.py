@@ -1,0 +1,157 @@
+"""Model artifacts: one .pt file of plain data and tensors, read with
+torch.load(weights_only=True), written atomically.
+
+    {"format": "socket-edge-model", "format_version": 1, "kind": "source" | "ensemble",
+     "contract": {...}, "zeta": [...], "members": [{"config": {...}, "state_dict": {...}}],
+     "provenance": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from socket_edge.contract import InputContract
+from socket_edge.errors import ArtifactError, SocketEdgeError
+from socket_edge.models.ensemble import Ensemble
+from socket_edge.models.zoo import ModelConfig, SourceModel, build
+
+FORMAT = "socket-edge-model"
+FORMAT_VERSION = 1
+KINDS = ("source", "ensemble")
+
+
+def versions() -> dict:
+    """Versions of the software that made an artifact."""
+    import numpy
+    import torchvision
+
+    from socket_edge import __version__
+
+    return {
+        "socket_edge": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__, "python": platform.python_version(),
+    }
+
+
+def command_line() -> str:
+    """The command being run, as a user would type it."""
+    from socket_edge import cli
+
+    argv = cli.current_argv if cli.current_argv is not None else sys.argv[1:]
+    return " ".join(["socket-edge", *argv])
+
+
+def provenance(**fields) -> dict:
+    """A provenance block: command, versions, time, host, plus the caller's fields."""
+    return {
+        "command": command_line(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "versions": versions(),
+        **fields,
+    }
+
+
+def plain(data: dict) -> dict:
+    """JSON-compatible copy (numpy scalars and tuples become Python numbers and lists), so that
+    provenance loads with weights_only=True and fits ONNX metadata."""
+    def convert(value: object) -> object:
+        if hasattr(value, "item"):
+            return value.item()
+        raise TypeError(f"provenance value {value!r} is not plain data")
+
+    return json.loads(json.dumps(data, default=convert))
+
+
+def to_artifact(model: Ensemble, kind: str, prov: dict) -> dict:
+    """The artifact dict of an ensemble (plain data and CPU tensors)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "contract": model.contract.to_dict(),
+        "zeta": [float(z) for z in model.zeta],
+        "members": [
+            {"config": m.config.to_dict(), "state_dict": {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}}
+            for m in model.members
+        ],
+        "provenance": plain(prov),
+    }
+
+
+def atomic_torch_save(obj: object, path: str | Path) -> Path:
+    """torch.save to a temporary file beside `path`, then rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def save(model: Ensemble, path: str | Path, kind: str, prov: dict) -> Path:
+    """Write the artifact atomically."""
+    return atomic_torch_save(to_artifact(model, kind, prov), path)
+
+
+def read(path: str | Path) -> dict:
+    """Load and validate an artifact dict (no model built)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"model file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ArtifactError(f"model file {path} is empty (0 bytes); was its writing interrupted? Re-create it")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        raise ArtifactError(
+            f"{path} is not a readable socket-edge model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ArtifactError(
+            f"{path} is a PyTorch file but not a socket-edge model; a plain state dict can be used as "
+            "--weights FILE for train-source"
+        )
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise ArtifactError(f"{path} has model format {data['format_version']}, newer than this socket-edge reads ({FORMAT_VERSION}); upgrade socket-edge")
+    for key in ("kind", "contract", "zeta", "members", "provenance"):
+        if key not in data:
+            raise ArtifactError(f"{path} lacks '{key}'; the file is damaged, re-create it")
+    return data
+
+
+def build_members(data: dict) -> list[SourceModel]:
+    """Rebuild each member's modules from its config and load its weights."""
+    members = []
+    for i, member in enumerate(data["members"]):
+        config = ModelConfig(**member["config"])
+        model = build(config)
+        try:
+            model.load_state_dict(member["state_dict"])
+        except RuntimeError as exc:
+            raise ArtifactError(f"member {i} ({config.arch}) weights do not fit: {str(exc).splitlines()[0]}") from None
+        members.append(model)
+    return members
+
+
+def load(path: str | Path) -> tuple[Ensemble, dict]:
+    """Load an artifact as an Ensemble in eval mode, plus the raw dict (provenance etc.)."""
+    data = read(path)
+    try:
+        contract = InputContract.from_dict(data["contract"])
+    except SocketEdgeError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
+    model = Ensemble(contract, build_members(data), data["zeta"])
+    return model.eval(), data

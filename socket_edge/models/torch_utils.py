@@ -1,0 +1,73 @@
+"""Small torch helpers shared by training, adaptation and evaluation."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from socket_edge.errors import UsageError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' → cuda when available, else cpu; an unavailable cuda is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def augment(raw: torch.Tensor, generator: torch.Generator, nearest: bool, min_scale: float = 0.6) -> torch.Tensor:
+    """Random resized crop (area fraction min_scale..1, aspect 3/4..4/3) and horizontal flip of raw
+    frames, back to the same size. `nearest` keeps depth holes (0) from blending into readings."""
+    n, _, h, w = raw.shape
+    out = torch.empty_like(raw)
+    params = torch.rand((n, 4), generator=generator)
+    mode = "nearest" if nearest else "bilinear"
+    for i in range(n):
+        area = min_scale + (1 - min_scale) * params[i, 0].item()
+        aspect = float(np.exp(np.log(3 / 4) + (np.log(4 / 3) - np.log(3 / 4)) * params[i, 1].item()))
+        ch = min(h, max(2, round(h * np.sqrt(area / aspect))))
+        cw = min(w, max(2, round(w * np.sqrt(area * aspect))))
+        top = int((h - ch) * params[i, 2].item())
+        left = int((w - cw) * params[i, 3].item())
+        crop = raw[i:i + 1, :, top:top + ch, left:left + cw]
+        kwargs = {} if nearest else {"align_corners": False}
+        out[i] = F.interpolate(crop, size=(h, w), mode=mode, **kwargs)[0]
+    flip = torch.rand(n, generator=generator) < 0.5
+    out[flip] = out[flip].flip(-1)
+    return out
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, progress: float, gamma: float = 10.0, power: float = 0.75) -> None:
+    """SHOT's annealing: lr = lr0 · (1 + γ·p)^(−power), p = fraction of training done."""
+    factor = (1 + gamma * progress) ** (-power)
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr0"] * factor
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, frames: np.ndarray, device: torch.device, batch_size: int = 64,
+            progress: bool = False) -> np.ndarray:
+    """Class probabilities (N×classes, numpy) of an Ensemble on raw frames."""
+    from socket_edge.progress import bar
+
+    model.eval().to(device)
+    out = []
+    starts = range(0, len(frames), batch_size)
+    for start in bar(starts, desc="predict", enabled=progress, leave=False):
+        batch = torch.from_numpy(frames[start:start + batch_size]).to(device)
+        out.append(model(batch).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(model.contract.class_names)), np.float32)

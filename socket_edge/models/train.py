@@ -1,0 +1,129 @@
+"""`socket-edge train-source`: supervised training of one source classifier on class folders."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from socket_edge.contract import DEFAULT_DEPTH_RANGE, DEFAULT_DEPTH_SCALE, InputContract
+from socket_edge.data.folders import class_folders
+from socket_edge.data.loading import intensity_dtype, load_frames
+from socket_edge.errors import DataError
+from socket_edge.evaluation import metrics
+from socket_edge.models import artifact
+from socket_edge.models.ensemble import Ensemble
+from socket_edge.models.torch_utils import augment, lr_schedule, predict, resolve_device, seed_everything
+from socket_edge.models.zoo import ModelConfig, build, load_pretrained, parameter_groups
+from socket_edge.progress import bar
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Source-training settings (saved in the artifact's provenance)."""
+
+    arch: str = "mobilenet_v2"
+    weights: str = "imagenet"
+    head: str = "paper"
+    modality: str = "rgb"
+    img_size: int = 224
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-2
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    val_fraction: float = 0.1
+    depth_scale: float = DEFAULT_DEPTH_SCALE
+    depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
+    seed: int = 0
+    device: str = "auto"
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): about `fraction` of each class held out (none from classes of < 2)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        k = int(round(len(idx) * fraction)) if len(idx) >= 2 else 0
+        k = min(k, len(idx) - 1)
+        val += idx[:k].tolist()
+        train += idx[k:].tolist()
+    return np.array(sorted(train), dtype=np.int64), np.array(sorted(val), dtype=np.int64)
+
+
+def make_contract(config: TrainConfig, class_names: tuple[str, ...], first_file: Path) -> InputContract:
+    """The contract for the training data; infrared keeps the files' bit depth."""
+    raw_dtype = intensity_dtype(first_file, config.modality)
+    return InputContract.for_modality(
+        config.modality, class_names, config.img_size, depth_scale=config.depth_scale,
+        depth_range=config.depth_range, raw_dtype=raw_dtype,
+    )
+
+
+def train_source(data_root: str | Path, out: str | Path, config: TrainConfig, progress: bool = True,
+                 classes: list[str] | None = None) -> dict:
+    """Train, report held-out accuracy, write the artifact atomically; returns the metrics."""
+    started = time.time()
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(f"--out {out} is a folder; give a file name such as {out}/source.pt")
+    images = class_folders(data_root, "training data", classes)
+    if len(images.class_names) < 2:
+        raise DataError(f"training data {images.root} has one class ({images.class_names[0]}); a classifier needs at least 2")
+    device = resolve_device(config.device)
+    backbone_state = load_pretrained(config.arch, config.weights)
+    contract = make_contract(config, images.class_names, images.files[0])
+    frames = load_frames(images.files, contract, desc="reading images", progress=progress)
+    labels = np.asarray(images.labels, dtype=np.int64)
+    train_idx, val_idx = stratified_split(labels, config.val_fraction, config.seed)
+
+    seed_everything(config.seed)
+    member = build(ModelConfig(config.arch, len(images.class_names), config.head), backbone_state)
+    model = Ensemble(contract, [member], [1.0]).to(device)
+    optimizer = torch.optim.SGD(parameter_groups(member, config.lr), momentum=0.9, nesterov=True,
+                                weight_decay=config.weight_decay)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    generator = torch.Generator().manual_seed(config.seed)
+    batches_per_epoch = max(1, len(train_idx) // config.batch_size)
+    total_steps = config.epochs * batches_per_epoch
+    history = []
+    step = 0
+    for epoch in range(config.epochs):
+        model.train()
+        order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
+        losses = []
+        batches = [order[i * config.batch_size:(i + 1) * config.batch_size] for i in range(batches_per_epoch)]
+        for batch in bar(batches, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=progress, leave=False):
+            lr_schedule(optimizer, step / max(1, total_steps))
+            raw = augment(torch.from_numpy(frames[batch]), generator, nearest=contract.invalid_zero).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = criterion(model.members[0](model.input(raw)), torch.from_numpy(labels[batch]).to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            step += 1
+        entry = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4)}
+        if len(val_idx):
+            entry["val_accuracy"] = metrics(labels[val_idx], predict(model, frames[val_idx], device), images.class_names)["accuracy"]
+        history.append(entry)
+        if progress:
+            print(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v}" for k, v in entry.items() if k != "epoch"),
+                  flush=True)
+
+    result = {"epochs": history, "train_n": int(len(train_idx)), "val_n": int(len(val_idx))}
+    if len(val_idx):
+        val = metrics(labels[val_idx], predict(model, frames[val_idx], device), images.class_names)
+        result.update(val_accuracy=val["accuracy"], val_per_class=val["per_class"])
+    result["seconds"] = round(time.time() - started, 1)
+    prov = artifact.provenance(
+        stage="train-source", seed=config.seed, config=asdict(config), data=images.summary(), metrics=result,
+        device=str(device),
+    )
+    artifact.save(model.cpu(), out, "source", prov)
+    return result

@@ -1,0 +1,166 @@
+"""Source architectures by name, split into a feature encoder f and a classifier g.
+
+Heads:
+- "paper": the SHOT/SOCKET head for models trained here: f = backbone → Linear(d, 256)
+  → BatchNorm1d(256); g = weight-normalised Linear(256, classes).
+- "native": a classifier brought from elsewhere: f = everything before its last
+  Linear, g = that Linear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torch.nn.utils import parametrizations
+
+from socket_edge.errors import ArtifactError, UsageError
+
+ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
+HEADS = ("paper", "native")
+BOTTLENECK = 256
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Enough to rebuild a member's modules (without weights) from an artifact."""
+
+    arch: str
+    num_classes: int
+    head: str = "paper"
+    bottleneck: int = BOTTLENECK
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise UsageError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if self.head not in HEADS:
+            raise UsageError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+
+    def to_dict(self) -> dict:
+        """Plain data for the artifact."""
+        return asdict(self)
+
+
+class SourceModel(nn.Module):
+    """One classifier: encoder f (image → feature vector) and classifier g (feature → logits)."""
+
+    def __init__(self, config: ModelConfig, encoder: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.encoder(x))
+
+
+def _torchvision(arch: str, num_classes: int = 1000) -> nn.Module:
+    return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+
+
+def _split(model: nn.Module, arch: str) -> tuple[nn.Module, nn.Linear]:
+    """Backbone up to the feature vector, and the last Linear."""
+    if arch.startswith("resnet"):
+        fc = model.fc
+        model.fc = nn.Identity()
+        return model, fc
+    classifier = model.classifier  # mobilenets: Sequential ending in Linear
+    last = classifier[-1]
+    model.classifier = nn.Sequential(*list(classifier)[:-1])
+    return model, last
+
+
+def build(config: ModelConfig, backbone_state: dict | None = None) -> SourceModel:
+    """Build a member; `backbone_state` is a full torchvision state dict (e.g. ImageNet)."""
+    native_classes = config.num_classes if config.head == "native" else 1000
+    if backbone_state is not None:
+        native_classes = _fc_classes(backbone_state, config.arch)
+        if config.head == "native" and native_classes != config.num_classes:
+            raise UsageError(
+                f"the weights' last layer has {native_classes} outputs but the data has {config.num_classes} "
+                "classes; use --head paper to train a new head"
+            )
+    model = _torchvision(config.arch, native_classes)
+    if backbone_state is not None:
+        try:
+            model.load_state_dict(backbone_state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ArtifactError(f"the weights do not fit {config.arch}: {first}") from None
+    backbone, last = _split(model, config.arch)
+    if config.head == "native":
+        return SourceModel(config, backbone, last)
+    encoder = nn.Sequential(
+        backbone,
+        nn.Linear(last.in_features, config.bottleneck),
+        nn.BatchNorm1d(config.bottleneck),
+    )
+    classifier = parametrizations.weight_norm(nn.Linear(config.bottleneck, config.num_classes), dim=0)
+    return SourceModel(config, encoder, classifier)
+
+
+def _fc_classes(state: dict, arch: str) -> int:
+    key = "fc.weight" if arch.startswith("resnet") else None
+    if key is None:
+        keys = [k for k in state if k.startswith("classifier.") and k.endswith(".weight")]
+        key = max(keys, key=lambda k: int(k.split(".")[1])) if keys else None
+    if key is None or key not in state:
+        raise ArtifactError(f"the weights do not fit {arch}: no final classifier layer (fc.weight / classifier.N.weight)")
+    return int(state[key].shape[0])
+
+
+def load_pretrained(arch: str, weights: str) -> dict | None:
+    """Resolve --weights: 'none', 'imagenet' (torchvision weights API, torch's cache offline),
+    or a state-dict file. Returns a torchvision state dict or None."""
+    if weights in ("none", "", None):
+        return None
+    enums = torchvision.models.get_model_weights(arch)
+    if weights == "imagenet" or weights in enums.__members__:
+        return _torchvision_weights(arch, enums, weights)
+    path = Path(weights)
+    if not path.is_file():
+        raise ArtifactError(f"weights file {path} does not exist; pass --weights imagenet, none, or a state-dict file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise ArtifactError(f"{path} is not a readable PyTorch state dict ({type(exc).__name__}: {exc})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ArtifactError(f"{path} is not a state dict (a mapping of parameter names to tensors)")
+    return state
+
+
+def _torchvision_weights(arch: str, enums, weights: str) -> dict:
+    """torchvision's ImageNet weights: 'imagenet' takes the default variant, or any other
+    variant already in torch's cache when offline; an enum name (IMAGENET1K_V1) takes that one."""
+    if weights == "imagenet":
+        cached = [w for w in enums if (Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name).is_file()]
+        choice = enums.DEFAULT if enums.DEFAULT in cached or not cached else cached[0]
+    else:
+        choice = enums[weights]
+    try:
+        return choice.get_state_dict(progress=False, check_hash=False)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        raise ArtifactError(
+            f"ImageNet weights for {arch} ({Path(choice.url).name}) are not in torch's cache "
+            f"({torch.hub.get_dir()}/checkpoints) and cannot be downloaded ({exc}); "
+            "pass --weights FILE (a torchvision state dict) or --weights none"
+        ) from None
+
+
+def parameter_groups(model: SourceModel, lr: float, backbone_factor: float = 0.1) -> list[dict]:
+    """SHOT's groups: pretrained backbone at lr×0.1, new layers (bottleneck, head) at lr."""
+    backbone_params, new_params = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_backbone = name.startswith("encoder.0.") or (model.config.head == "native" and name.startswith("encoder."))
+        (backbone_params if is_backbone else new_params).append(param)
+    groups = [{"params": backbone_params, "lr": lr * backbone_factor, "lr0": lr * backbone_factor}]
+    if new_params:
+        groups.append({"params": new_params, "lr": lr, "lr0": lr})
+    return groups

@@ -1,0 +1,1 @@
+"""Edge runtime: sources, inference backends, the streaming pipeline. Never imports torch."""
