@@ -73,6 +73,29 @@ def cmd_train_source(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from socket_edge.adapt.config import AdaptConfig
+    from socket_edge.adapt.trainer import adapt, run_folder_for
+
+    config = AdaptConfig(
+        method=args.method, modality=args.modality, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        lr_zeta=args.lr_zeta if args.lr_zeta is not None else args.lr, lambda_pl=args.lambda_pl,
+        lambda_ti=args.lambda_ti, lambda_d=args.lambda_d, ti_distance=args.ti_distance,
+        bn_reduction=args.bn_reduction, img_size=args.img_size, depth_scale=args.depth_scale,
+        depth_range=args.depth_range, seed=args.seed, device=args.device,
+    )
+    result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source, ti_target=args.ti_target,
+                   eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes, resume=args.resume,
+                   overwrite=args.overwrite, progress=not args.quiet)
+    acc = ""
+    if "accuracy" in result:
+        acc = f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}%"
+    zeta = "/".join(f"{z:.3f}" for z in result["zeta"])
+    print(f"wrote {args.out} ({args.method}, ζ {zeta}{acc}) in {result['seconds']:.0f} s; "
+          f"run folder {run_folder_for(args.out)}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from socket_edge.evaluation import evaluate, plot_confusion
 
@@ -92,6 +115,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  {name:<{width}}  {acc:6.2f}%")
     if args.plot:
         print(f"confusion matrix: {args.plot}")
+    return 0
+
+
+def _batch_range(text: str) -> tuple[int, int, int]:
+    try:
+        low, opt, high = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:OPT:MAX batch sizes, e.g. 1:4:8, got {text!r}") from None
+    if not 1 <= low <= opt <= high:
+        raise argparse.ArgumentTypeError(f"need 1 <= MIN <= OPT <= MAX, got {text!r}")
+    return low, opt, high
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from socket_edge.export.exporter import describe, export
+
+    summary = export(args.model, args.format, out=args.out, opset=args.opset, batch=args.batch,
+                     dynamic_batch=args.dynamic_batch, fp16=args.fp16, int8=args.int8, calib=args.calib,
+                     prune_zeta=args.prune_zeta, check_data=args.check_data, progress=not args.quiet and not args.json)
+    lines, warnings = describe(summary)
+    print(json.dumps(summary) if args.json else "\n".join(lines))
+    for warning in warnings:
+        print(f"socket-edge: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -149,10 +195,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.set_defaults(handler=cmd_train_source)
 
+    p = sub.add_parser("adapt", parents=[common], help="adapt RGB source models to a depth/IR target (SOCKET)",
+                       description="Source-free cross-modal adaptation (SOCKET, ECCV 2022) and its baselines. "
+                                   "Writes the ζ-weighted ensemble and a run folder OUT-run/ (config, metrics.jsonl, "
+                                   "curves.png).")
+    p.add_argument("--source", type=Path, action="append", required=True,
+                   help="source model (.pt); repeat for several sources")
+    p.add_argument("--target", type=Path, required=True,
+                   help="unlabeled target images (flat, or class folders whose labels are never read for training)")
+    p.add_argument("--modality", choices=MODALITIES, required=True, help="the target modality")
+    p.add_argument("--ti-source", type=Path, help="TI images in the sources' modality (paired by relative path)")
+    p.add_argument("--ti-target", type=Path, help="the same TI scenes in the target modality")
+    p.add_argument("--method", choices=("none", "shot", "decision", "socket"), default="socket")
+    p.add_argument("--out", type=Path, required=True, help="ensemble artifact to write (.pt)")
+    p.add_argument("--classes", type=_names, help="read only these class folders of --target and --eval-data")
+    p.add_argument("--ti-classes", type=_names, help="read only these class folders of the TI roots")
+    p.add_argument("--eval-data", type=Path,
+                   help="labelled target data to report accuracy per epoch (never used for training)")
+    p.add_argument("--epochs", type=_positive_int, default=15)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--lr", type=_positive_float, default=1e-2, help="bottleneck lr; backbone ×0.1 (default 0.01)")
+    p.add_argument("--lr-zeta", type=_positive_float, default=None, help="lr of the ζ weights (default: --lr)")
+    p.add_argument("--lambda-pl", type=float, default=0.3, help="pseudo-label weight (default 0.3)")
+    p.add_argument("--lambda-ti", type=float, default=0.1, help="L_TI weight (default 0.1; paper 0.1–0.5)")
+    p.add_argument("--lambda-d", type=float, default=0.1, help="L_d weight (default 0.1; paper 0.1–0.5)")
+    p.add_argument("--ti-distance", choices=("mean_sq", "sum_sq", "norm"), default="mean_sq",
+                   help="L_TI distance: per-dimension mean of squares (default), the paper's literal sum, or the norm")
+    p.add_argument("--bn-reduction", choices=("sum", "mean"), default="sum",
+                   help="L_d over BN layers: sum (paper, default) or mean")
+    p.add_argument("--img-size", type=_positive_int, default=None, help="input size (default: the sources')")
+    p.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
+                   help="metres per unit of the target depth files (default 0.001 = mm)")
+    p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in the run folder")
+    p.set_defaults(handler=cmd_adapt)
+
     p = sub.add_parser("eval", parents=[common], help="accuracy of a model on labelled images",
                        description="Accuracy, per-class accuracy and confusion matrix on ROOT/<class>/<image>. "
                                    "The modality comes from the model's input contract.")
-    p.add_argument("model", type=Path, help="model artifact (.pt)")
+    p.add_argument("model", type=Path, help="model file: artifact (.pt), exported graph (.onnx) or engine (.engine)")
     p.add_argument("--data", type=Path, required=True, help="class folders ROOT/<class>/<image>")
     p.add_argument("--classes", type=_names, help="use only these class folders (comma-separated)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -166,9 +250,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.set_defaults(handler=cmd_eval)
 
+    p = sub.add_parser("export", parents=[common], help="one ONNX graph or TensorRT engine from a model (.pt)",
+                       description="Export an ensemble (or a single source model) as one file computing "
+                                   "Σ_k ζ_k softmax(g_k(f_k(preprocess(x)))) end to end, with its input contract "
+                                   "inside. Input: float32 raw sensor values N×C×H×W after the host-side resize.")
+    p.add_argument("model", type=Path, help="model artifact (.pt)")
+    p.add_argument("--format", default="onnx", help="onnx (default) or engine (TensorRT 10, on the GPU that runs it)")
+    p.add_argument("--out", type=Path, help="file to write (default: beside the model, with the format's suffix)")
+    p.add_argument("--opset", type=_positive_int, help="ONNX opset (default 17)")
+    p.add_argument("--batch", type=_positive_int, help="a fixed batch size in the graph (default: any size)")
+    p.add_argument("--dynamic-batch", type=_batch_range, metavar="MIN:OPT:MAX",
+                   help="batch range (the TensorRT optimisation profile; engine default 1:1:8)")
+    p.add_argument("--fp16", action="store_true", help="fp16 weights and compute (input and output stay float32)")
+    p.add_argument("--int8", action="store_true", help="int8 engine, calibrated on --calib images (engine only)")
+    p.add_argument("--calib", type=Path, help="target images for int8 calibration (flat or class folders)")
+    p.add_argument("--prune-zeta", type=_positive_float, metavar="T",
+                   help="drop members whose ζ < T, renormalise, and report accuracy before/after on --check-data")
+    p.add_argument("--check-data", type=Path,
+                   help="target images for the parity check (class folders also give accuracy); "
+                        "default: generated frames")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(handler=cmd_export)
+
     p = sub.add_parser("inspect", help="what a model file is and what input it expects",
                        description="Print a model's input contract, members, ζ and provenance.")
-    p.add_argument("model", type=Path)
+    p.add_argument("model", type=Path, help="model artifact (.pt), exported graph (.onnx) or engine (.engine)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_inspect)
     return parser

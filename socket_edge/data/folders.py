@@ -97,15 +97,17 @@ class TIPairs:
         return len(self.source)
 
 
-def ti_pairs(source_root: str | Path, target_root: str | Path) -> TIPairs:
-    """Pair files under two roots by relative path without extension (class folders optional).
+def ti_pairs(source_root: str | Path, target_root: str | Path,
+             classes: list[str] | tuple[str, ...] | None = None) -> TIPairs:
+    """Pair files under two roots by relative path without extension (class folders optional;
+    `classes` keeps only those class folders).
 
     A file on either side without its partner is an error naming the file."""
     src_root, tgt_root = Path(source_root), Path(target_root)
     _check_root(src_root, "TI source")
     _check_root(tgt_root, "TI target")
-    src = _by_stem(src_root, "TI source")
-    tgt = _by_stem(tgt_root, "TI target")
+    src = _by_stem(src_root, "TI source", classes)
+    tgt = _by_stem(tgt_root, "TI target", classes)
     for key in sorted(set(src) - set(tgt)):
         raise DataError(
             f"TI source file {src[key]} has no partner under {tgt_root} "
@@ -135,8 +137,14 @@ def check_ti_disjoint(ti: TIPairs, task_classes: tuple[str, ...] | list[str]) ->
         )
 
 
-def _by_stem(root: Path, what: str) -> dict[str, Path]:
+def _by_stem(root: Path, what: str, classes: list[str] | tuple[str, ...] | None = None) -> dict[str, Path]:
     files = _images_in(root)
+    if classes:
+        present = {p.name for p in root.iterdir() if p.is_dir()}
+        missing = sorted(set(classes) - present)
+        if missing:
+            raise DataError(f"{what} folder {root} has no class folder {', '.join(missing)}")
+        files = [p for p in files if p.relative_to(root).parts[0] in set(classes)]
     if not files:
         raise DataError(f"{what} folder {root} is empty; expected images paired by relative path")
     out: dict[str, Path] = {}

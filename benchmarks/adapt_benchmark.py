@@ -1,0 +1,252 @@
+"""Adaptation benchmark (issue 3): unadapted / SHOT / DECISION / SOCKET on real RGB↔NIR pairs
+(../shared/data/rgbnir212) and on the synthetic RGB-D scenes, over seeds; the ablation;
+the cost of SOCKET against SHOT per iteration.
+
+    .venv/bin/python benchmarks/adapt_benchmark.py --suite rgbnir synth cost   # resumable
+    .venv/bin/python benchmarks/adapt_benchmark.py --report                    # tables only
+
+Every run is one `socket-edge adapt` call with the defaults of the paper (15 epochs,
+batch 32, lr 0.01, λ_pl 0.3, λ_TI = λ_d = 0.1, L_TI as the per-dimension mean) and the
+final epoch is reported: no target labels choose anything. Results are appended to
+benchmarks/results/adapt.jsonl (a finished run is never repeated) and the report goes to
+docs/benchmarks/adapt.md with plots in docs/img/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "adapt.jsonl"
+REPORT = ROOT / "docs" / "benchmarks" / "adapt.md"
+RGBNIR = ROOT.parent / "shared" / "data" / "rgbnir212"
+TR = "country,field,forest,indoor,mountain,oldbuilding"
+TI = "street,urban,water"
+SEEDS = (0, 1, 2)
+
+
+def cli(*argv: str) -> None:
+    from socket_edge.cli import main
+
+    code = main([str(a) for a in argv])
+    if code != 0:
+        raise SystemExit(f"failed ({code}): socket-edge {' '.join(map(str, argv))}")
+
+
+def done_keys() -> set[str]:
+    if not RESULTS.exists():
+        return set()
+    return {json.loads(line)["key"] for line in RESULTS.read_text().splitlines() if line.strip()}
+
+
+def record(entry: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def adapt_run(key: str, suite: str, setting: str, variant: str, seed: int, work: Path, argv: list[str]) -> None:
+    """One adaptation, recorded with its final and per-epoch accuracy."""
+    if key in done_keys():
+        return
+    import torch
+
+    out = work / f"{key.replace('/', '_')}.pt"
+    started = time.time()
+    cli("adapt", "--out", out, "--seed", seed, "--overwrite", "-q", *argv)
+    data = torch.load(out, weights_only=True)
+    history = data["provenance"]["metrics"]["epochs"]
+    record({
+        "key": key, "suite": suite, "setting": setting, "variant": variant, "seed": seed,
+        "accuracy": history[-1]["accuracy"], "unadapted": history[0]["accuracy"],
+        "per_epoch": [h["accuracy"] for h in history], "zeta": data["zeta"],
+        "seconds": round(time.time() - started, 1),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+    })
+
+
+def train(out: Path, *argv: str) -> Path:
+    if not out.exists():
+        cli("train-source", "--out", out, "-q", *argv)
+    return out
+
+
+VARIANTS = {
+    "unadapted": ["--method", "none"],
+    "shot": ["--method", "shot"],
+    "decision": ["--method", "decision"],
+    "socket": ["--method", "socket"],
+    "socket −L_d (L_ma + L_TI)": ["--method", "socket", "--lambda-d", "0"],
+    "socket −L_TI (L_ma + L_d)": ["--method", "socket", "--lambda-ti", "0"],
+}
+
+
+def variant_runs(suite: str, setting: str, variants: list[str], work: Path, base: list, ti: list) -> None:
+    for variant in variants:
+        seeds = (0,) if variant == "unadapted" else SEEDS
+        for seed in seeds:
+            extra = ti if VARIANTS[variant][1] == "socket" else []
+            adapt_run(f"{suite}/{setting}/{variant}/{seed}", suite, setting, variant, seed, work,
+                      base + VARIANTS[variant] + extra)
+
+
+def suite_rgbnir(work: Path) -> None:
+    """The paper's Table 6 protocol on the 212-pair subset, ImageNet MobileNetV2, 128 px."""
+    if not RGBNIR.is_dir():
+        print(f"skipping rgbnir: {RGBNIR} not found")
+        return
+    for src, tgt, name in (("rgb", "nir", "RGB→NIR"), ("nir", "rgb", "NIR→RGB")):
+        source = train(work / f"rgbnir_{src}_source.pt", "--data", RGBNIR / src, "--classes", TR, "--modality", src,
+                       "--arch", "mobilenet_v2", "--weights", "imagenet", "--img-size", "128", "--epochs", "20")
+        base = ["--source", source, "--target", RGBNIR / tgt, "--classes", TR, "--modality", tgt,
+                "--eval-data", RGBNIR / tgt]
+        ti = ["--ti-source", RGBNIR / src, "--ti-target", RGBNIR / tgt, "--ti-classes", TI]
+        variant_runs("rgbnir", name, ["unadapted", "shot", "socket"], work, base, ti)
+
+
+def suite_synth(work: Path) -> None:
+    """Synthetic RGB-D: each domain's RGB → its depth, and two domains → the third's depth."""
+    scenes = work / "scenes"
+    if not scenes.exists():
+        cli("synth", scenes, "--per-class", "60", "--size", "64", "--domains", "kv1", "kv2", "rs", "-q")
+    sources = {d: train(work / f"synth_{d}_rgb.pt", "--data", scenes / d / "rgb", "--arch", "mobilenet_v2",
+                        "--weights", "imagenet", "--img-size", "64", "--epochs", "15") for d in ("kv1", "kv2", "rs")}
+    for d in ("kv1", "kv2", "rs"):
+        base = ["--source", sources[d], "--target", scenes / d / "depth", "--modality", "depth",
+                "--eval-data", scenes / d / "depth"]
+        ti = ["--ti-source", scenes / d / "ti" / "rgb", "--ti-target", scenes / d / "ti" / "depth"]
+        variant_runs("synth", f"{d} RGB → {d} depth", ["unadapted", "shot", "socket"], work, base, ti)
+    base = ["--source", sources["kv1"], "--source", sources["kv2"], "--target", scenes / "rs" / "depth",
+            "--modality", "depth", "--eval-data", scenes / "rs" / "depth"]
+    ti = ["--ti-source", scenes / "rs" / "ti" / "rgb", "--ti-target", scenes / "rs" / "ti" / "depth"]
+    variant_runs("synth2", "kv1 + kv2 RGB → rs depth", ["unadapted", "decision", "socket −L_d (L_ma + L_TI)",
+                                                        "socket −L_TI (L_ma + L_d)", "socket"], work, base, ti)
+
+
+def suite_cost(work: Path) -> None:
+    """Seconds per iteration of SOCKET against SHOT, same data, batch 32, 128 px, one process."""
+    if not RGBNIR.is_dir() or "cost/shot" in done_keys():
+        return
+    import torch
+
+    source = work / "rgbnir_rgb_source.pt"
+    base = ["--source", source, "--target", RGBNIR / "nir", "--classes", TR, "--modality", "nir", "--epochs", "3",
+            "--batch-size", "32", "--overwrite", "-q"]
+    ti = ["--ti-source", RGBNIR / "rgb", "--ti-target", RGBNIR / "nir", "--ti-classes", TI]
+    for method in ("shot", "socket"):
+        out = work / f"cost_{method}.pt"
+        cli("adapt", "--out", out, "--method", method, *base, *(ti if method == "socket" else []))
+        history = torch.load(out, weights_only=True)["provenance"]["metrics"]["epochs"]
+        per_epoch = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(history, history[1:])]
+        steps = 152 // 32
+        record({"key": f"cost/{method}", "suite": "cost", "method": method, "torch_threads": torch.get_num_threads(),
+                "seconds_per_epoch": per_epoch, "seconds_per_iteration": round(statistics.median(per_epoch) / steps, 3),
+                "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")})
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def report() -> None:
+    """docs/benchmarks/adapt.md and its plots, from the recorded results."""
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()] if RESULTS.exists() else []
+    runs = [r for r in rows if r["suite"] != "cost"]
+    lines = ["## Adaptation (`socket-edge adapt`)", "",
+             "Reproduce: `.venv/bin/python benchmarks/adapt_benchmark.py --suite rgbnir synth cost`. "
+             "Final-epoch accuracy (%) on the target's task images (transductive, as in the paper), mean ± std over "
+             "adaptation seeds 0/1/2 from one source model; no target label chooses anything. "
+             "Defaults of the paper: 15 epochs, batch 32, SGD lr 0.01 (backbone ×0.1), λ_pl 0.3, "
+             "λ_TI = λ_d = 0.1, L_TI as the per-dimension mean of squared differences, L_d summed over layers.", ""]
+    for suite, title in (("rgbnir", "Real RGB↔NIR (rgbnir212, ImageNet MobileNetV2, 128 px)"),
+                         ("synth", "Synthetic RGB-D, single source (MobileNetV2 ImageNet, 64 px)"),
+                         ("synth2", "Synthetic RGB-D, two sources, with the ablation")):
+        subset = [r for r in runs if r["suite"] == suite]
+        if not subset:
+            continue
+        settings = list(dict.fromkeys(r["setting"] for r in subset))
+        variants = list(dict.fromkeys(r["variant"] for r in subset))
+        lines += [f"### {title}", "", "| setting | " + " | ".join(variants) + " |",
+                  "|---|" + "---|" * len(variants)]
+        for setting in settings:
+            cells = []
+            for variant in variants:
+                acc = [r["accuracy"] for r in subset if r["setting"] == setting and r["variant"] == variant]
+                cells.append(mean_std(acc) if acc else "–")
+            lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+        peak = [(r["setting"], r["variant"], max(r["per_epoch"]), r["accuracy"]) for r in subset if r["variant"] != "unadapted"]
+        if peak:
+            gap = statistics.mean(p - f for _, _, p, f in peak)
+            lines += ["", f"Best epoch minus final epoch, averaged over these runs: {gap:.1f} points "
+                          "(the peak cannot be chosen without target labels)."]
+        lines.append("")
+        plot(subset, settings, variants, ROOT / "docs" / "img" / f"adapt_{suite}.png", title)
+        lines += [f"![{title}](../img/adapt_{suite}.png)", ""]
+    cost = {r["method"]: r for r in rows if r["suite"] == "cost"}
+    if {"shot", "socket"} <= set(cost):
+        ratio = cost["socket"]["seconds_per_iteration"] / cost["shot"]["seconds_per_iteration"]
+        lines += ["### Cost per iteration (rgbnir212 RGB→NIR, batch 32, 128 px, "
+                  f"{cost['shot']['torch_threads']} torch threads, {cost['shot']['machine']})", "",
+                  "| method | s / iteration (incl. the per-epoch pseudo-label pass) |", "|---|---|",
+                  f"| shot | {cost['shot']['seconds_per_iteration']} |",
+                  f"| socket | {cost['socket']['seconds_per_iteration']} |", "",
+                  f"SOCKET / SHOT = {ratio:.2f}× (goal ≤ 2.2×: SOCKET also runs the TI batch).", ""]
+    machines = sorted({r.get("machine", "?") for r in rows})
+    dates = sorted({r.get("date", "?") for r in rows})
+    lines += [f"Machine: {', '.join(machines)} (CPU only); runs from {dates[0] if dates else '?'} to "
+              f"{dates[-1] if dates else '?'}.", ""]
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text("\n".join(lines))
+    print(f"wrote {REPORT}")
+
+
+def plot(subset: list[dict], settings: list[str], variants: list[str], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    width = 0.8 / len(variants)
+    fig, ax = plt.subplots(figsize=(2.2 + 2.0 * len(settings), 3.4))
+    for i, variant in enumerate(variants):
+        means, stds = [], []
+        for setting in settings:
+            acc = [r["accuracy"] for r in subset if r["setting"] == setting and r["variant"] == variant]
+            means.append(statistics.mean(acc) if acc else 0)
+            stds.append(statistics.stdev(acc) if len(acc) > 1 else 0)
+        ax.bar(np.arange(len(settings)) + i * width, means, width, yerr=stds, capsize=3, label=variant)
+    ax.set_xticks(np.arange(len(settings)) + width * (len(variants) - 1) / 2, settings, fontsize=8)
+    ax.set_ylabel("target accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", nargs="*", default=[], choices=("rgbnir", "synth", "cost"))
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench")
+    parser.add_argument("--report", action="store_true", help="only rewrite the report")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    for suite in args.suite:
+        {"rgbnir": suite_rgbnir, "synth": suite_synth, "cost": suite_cost}[suite](args.work)
+        report()
+    report()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The ensemble while it adapts: encoders f_k trained, classifiers g_k frozen, mixing
+weights ζ_k = sigmoid(w_k) / Σ_j sigmoid(w_j) (equal at the start), BatchNorm statistics
+of the target batch recorded for L_d."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from socket_edge.contract import InputContract
+from socket_edge.models.ensemble import Ensemble
+from socket_edge.models.input_module import InputNormalizer
+from socket_edge.models.zoo import SourceModel
+
+Stats = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _bn_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def running_stats(member: SourceModel) -> Stats:
+    """A detached copy of (running_mean, running_var) of every BN layer of the encoder."""
+    return [(bn.running_mean.detach().clone(), bn.running_var.detach().clone()) for bn in _bn_layers(member.encoder)]
+
+
+class AdaptiveEnsemble(nn.Module):
+    """Members with frozen classifiers and learnable ζ; forward gives features and probabilities."""
+
+    def __init__(self, contract: InputContract, members: list[SourceModel], learn_zeta: bool) -> None:
+        super().__init__()
+        self.contract = contract
+        self.input = InputNormalizer(contract)
+        self.members = nn.ModuleList(members)
+        self.w = nn.Parameter(torch.zeros(len(members)), requires_grad=learn_zeta)
+        for member in members:
+            member.classifier.requires_grad_(False)
+        self._recorded: list[Stats] | None = None
+        self._bn = [_bn_layers(m.encoder) for m in members]
+        for k, layers in enumerate(self._bn):
+            for bn in layers:
+                bn.register_forward_pre_hook(self._make_hook(k))
+
+    def _make_hook(self, k: int):
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor]) -> None:
+            if self._recorded is None:
+                return
+            x = inputs[0].float()
+            dims = [0] + list(range(2, x.dim()))
+            self._recorded[k].append((x.mean(dim=dims), x.var(dim=dims, unbiased=True)))
+        return hook
+
+    def zeta(self) -> torch.Tensor:
+        """ζ = sigmoid(w) / Σ sigmoid(w): positive, sums to 1."""
+        s = torch.sigmoid(self.w)
+        return s / s.sum()
+
+    def encode(self, raw: torch.Tensor) -> list[torch.Tensor]:
+        """Raw frames → features f_k(x) per member."""
+        x = self.input(raw)
+        return [m.encoder(x) for m in self.members]
+
+    def forward(self, raw: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Raw frames → (features f_k(x) per member, softmax(g_k(f_k(x))) per member)."""
+        feats = self.encode(raw)
+        probs = [torch.softmax(m.classifier(f).float(), dim=1) for m, f in zip(self.members, feats)]
+        return feats, probs
+
+    def mix(self, probs: list[torch.Tensor]) -> torch.Tensor:
+        """F_T(x) = Σ_k ζ_k p_k (SOCKET eq. 4)."""
+        zeta = self.zeta()
+        return sum(z * p for z, p in zip(zeta, probs))
+
+    @contextmanager
+    def recording_bn_stats(self) -> Iterator[list[Stats]]:
+        """Within the block, each BN layer's input batch mean and (unbiased) variance are
+        collected per member, in layer order."""
+        self._recorded = [[] for _ in self.members]
+        try:
+            yield self._recorded
+        finally:
+            self._recorded = None
+
+    @contextmanager
+    def frozen_bn_stats(self) -> Iterator[None]:
+        """Batches in the block are normalised with their own statistics (train mode) but
+        leave every running statistic untouched (momentum 0, counters restored): TI batches
+        must never pollute the running statistics."""
+        saved = [(bn, bn.momentum, bn.num_batches_tracked.clone()) for layers in self._bn for bn in layers]
+        for bn, _, _ in saved:
+            bn.momentum = 0.0
+        try:
+            yield
+        finally:
+            for bn, momentum, count in saved:
+                bn.momentum = momentum
+                bn.num_batches_tracked.copy_(count)
+
+    def to_ensemble(self) -> Ensemble:
+        """The adapted ζ-weighted ensemble, for the artifact."""
+        return Ensemble(self.contract, list(self.members), self.zeta().detach().cpu())
