@@ -65,24 +65,85 @@ def plot_confusion(result: dict, out: str | Path, title: str = "") -> Path:
     return out
 
 
+def contract_labels(images, contract, what: str) -> np.ndarray:
+    """Labels of class-folder images (an ImageList) as indices into the contract's class names,
+    refusing class folders the model does not know."""
+    from socket_edge.data.preprocess import check_class_names
+
+    check_class_names(contract.class_names, images.class_names, what)
+    return np.array([contract.class_names.index(images.class_names[i]) for i in images.labels], dtype=np.int64)
+
+
+class _TorchModel:
+    """A .pt artifact evaluated through PyTorch."""
+
+    def __init__(self, ensemble, device) -> None:
+        self.ensemble, self.device = ensemble, device
+        self.contract = ensemble.contract
+
+    def with_contract(self, contract) -> "_TorchModel":
+        return _TorchModel(self.ensemble.with_contract(contract), self.device)
+
+    def predict(self, frames: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
+        from socket_edge.models.torch_utils import predict
+
+        return predict(self.ensemble, frames, self.device, batch_size, progress=progress)
+
+
+class _ExportedModel:
+    """An exported graph (.onnx through ONNX Runtime, .engine through TensorRT): its contract is
+    built into the graph, so it cannot be fed another modality's units."""
+
+    def __init__(self, path: Path, runner) -> None:
+        self.path, self.runner = path, runner
+        self.contract = runner.contract
+
+    def with_contract(self, contract) -> "_ExportedModel":
+        from socket_edge.errors import ContractError
+
+        raise ContractError(
+            f"{self.path} has its {self.contract.modality} input contract built into the graph and cannot be fed "
+            f"{contract.modality} as it is; evaluate the .pt with --modality {contract.modality} instead"
+        )
+
+    def predict(self, frames: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
+        return self.runner.predict(frames, batch_size)
+
+
+def open_model(model_path: str | Path, device: str = "auto"):
+    """A model file for evaluation, by suffix: .onnx (ONNX Runtime), .engine (TensorRT), else a .pt
+    artifact (PyTorch). `device`: auto, cpu or cuda."""
+    path = Path(model_path)
+    if path.suffix == ".onnx":
+        from socket_edge.runtime.onnx_model import OnnxModel
+
+        return _ExportedModel(path, OnnxModel(path, providers=None if device == "auto" else device))
+    if path.suffix == ".engine":
+        from socket_edge.export.tensorrt import EngineModel
+
+        return _ExportedModel(path, EngineModel(path))
+    from socket_edge.models import artifact
+    from socket_edge.models.torch_utils import resolve_device
+
+    model, _ = artifact.load(path)
+    return _TorchModel(model, resolve_device(device))
+
+
 def evaluate(model_path: str | Path, data_root: str | Path, *, modality: str | None = None,
              depth_scale: float | None = None, batch_size: int = 64, device: str = "auto",
              progress: bool = True, classes: list[str] | None = None) -> dict:
-    """Accuracy of a model artifact on labelled class folders.
+    """Accuracy of a model file (.pt artifact, exported .onnx or .engine) on labelled class folders.
 
     The modality comes from the model's contract. `modality` feeds the model another
     modality as it is (the unadapted cross-modal baseline): frames are read in that
-    modality's units and normalised the way the model normalised its own inputs."""
+    modality's units and normalised the way the model normalised its own inputs (.pt only)."""
     from socket_edge.contract import DEFAULT_DEPTH_SCALE
     from socket_edge.data.folders import class_folders
     from socket_edge.data.images import sniff_modality
     from socket_edge.data.loading import intensity_dtype, load_frames
-    from socket_edge.data.preprocess import check_class_names
     from socket_edge.errors import ContractError
-    from socket_edge.models import artifact
-    from socket_edge.models.torch_utils import predict, resolve_device
 
-    model, _ = artifact.load(model_path)
+    model = open_model(model_path, device)
     trained_on = model.contract.modality
     images = class_folders(data_root, "evaluation data", classes)
     if modality is None:
@@ -99,10 +160,9 @@ def evaluate(model_path: str | Path, data_root: str | Path, *, modality: str | N
         )
         model, depth_scale = model.with_contract(target), None
     contract = model.contract
-    check_class_names(contract.class_names, images.class_names, f"evaluation data {images.root}")
-    labels = np.array([contract.class_names.index(images.class_names[i]) for i in images.labels], dtype=np.int64)
+    labels = contract_labels(images, contract, f"evaluation data {images.root}")
     frames = load_frames(images.files, contract, source_unit=depth_scale, desc="reading images", progress=progress)
-    probs = predict(model, frames, resolve_device(device), batch_size, progress=progress)
+    probs = model.predict(frames, batch_size, progress)
     result = metrics(labels, probs, contract.class_names)
     result.update(model=str(model_path), data=str(images.root), modality=contract.modality, trained_on=trained_on)
     return result

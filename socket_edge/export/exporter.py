@@ -1,0 +1,215 @@
+"""`socket-edge export`: a model artifact (.pt) → one file that computes
+Σ_k ζ_k softmax(g_k(f_k(normalise(x)))) end to end, with its contract inside.
+
+Steps: validate the options against the formats table; load the artifact; optionally prune
+members with small ζ; trace the folded ensemble to ONNX; check parity against PyTorch on
+real or generated frames; write the ONNX (or build and write the TensorRT engine) to a
+temporary file renamed into place, with the contract, ζ, members and provenance inside."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from socket_edge.errors import ArtifactError, UsageError
+from socket_edge.export import formats, onnx_graph, parity
+from socket_edge.export.onnx_graph import DEFAULT_OPSET
+from socket_edge.modelfile import KEY_TENSORRT, BatchSpec, ModelInfo, atomic_write, write_engine
+from socket_edge.models import artifact
+from socket_edge.models.ensemble import Ensemble
+
+DEFAULT_ENGINE_BATCH = BatchSpec(1, 1, 8)  # the profile of an engine when no batch option is given
+
+
+def batch_spec(fmt: formats.Format, batch: int | None, dynamic_batch: tuple[int, int, int] | None) -> BatchSpec:
+    """--batch N (fixed), --dynamic-batch MIN:OPT:MAX, or the format's default (ONNX: any size)."""
+    if batch is not None:
+        return BatchSpec(batch, batch, batch)
+    if dynamic_batch is not None:
+        return BatchSpec(*dynamic_batch)
+    return DEFAULT_ENGINE_BATCH if fmt.name == "engine" else BatchSpec(1, 1, None)
+
+
+def prune(model: Ensemble, threshold: float) -> tuple[Ensemble, list[int]]:
+    """The ensemble without the members whose ζ < threshold (ζ renormalised), and the dropped indices."""
+    zeta = model.zeta.tolist()
+    kept = [i for i, z in enumerate(zeta) if z >= threshold]
+    if not kept:
+        shown = ", ".join(f"{z:.3f}" for z in zeta)
+        raise UsageError(f"--prune-zeta {threshold:g} would drop every member (ζ = {shown}); "
+                         f"use a threshold at most {max(zeta):.3f}")
+    pruned = Ensemble(model.contract, [model.members[i] for i in kept], model.zeta[kept]).eval()
+    return pruned, [i for i in range(len(zeta)) if i not in kept]
+
+
+def _torch_probs(model: Ensemble, frames: np.ndarray) -> np.ndarray:
+    from socket_edge.models.torch_utils import predict
+
+    return predict(model, frames, torch.device("cpu"), batch_size=32)
+
+
+def _accuracy(probs: np.ndarray, check: parity.CheckFrames, model: Ensemble) -> float | None:
+    from socket_edge.evaluation import metrics
+
+    return None if check.labels is None else metrics(check.labels, probs, model.contract.class_names)["accuracy"]
+
+
+def _prune_report(model: Ensemble, pruned: Ensemble, dropped: list[int], threshold: float,
+                  check: parity.CheckFrames, before: np.ndarray, after: np.ndarray) -> dict:
+    return {
+        "threshold": threshold,
+        "dropped": [{"index": i, "arch": model.members[i].config.arch, "zeta": float(model.zeta[i])} for i in dropped],
+        "zeta_before": [float(z) for z in model.zeta],
+        "zeta_after": [float(z) for z in pruned.zeta],
+        "frames": check.source,
+        "accuracy_before": _accuracy(before, check, model),
+        "accuracy_after": _accuracy(after, check, pruned),
+        "agreement": parity.compare(before, after),
+    }
+
+
+def _onnx_runner(proto, precision: str):
+    """The graph in ONNX Runtime on CPU: the same class the runtime and eval use."""
+    from socket_edge.runtime.onnx_model import OnnxModel
+
+    return OnnxModel(proto.SerializeToString(), providers="cpu", name=f"the exported {precision} graph")
+
+
+def _parity(runner, precision: str, reference: np.ndarray, check: parity.CheckFrames) -> dict:
+    """Compare a runner's probabilities (OnnxModel or EngineModel) with PyTorch's; refuse NaN."""
+    probs = runner.predict(check.frames, 32)
+    result = {"precision": precision, "frames": check.source, **parity.compare(reference, probs)}
+    if not result["finite"]:
+        raise ArtifactError(f"the exported {precision} graph gives NaN or infinite probabilities on {check.source}; "
+                            "nothing was written. Check the model with socket-edge eval")
+    if precision == "fp32":
+        result.update(goal=parity.FP32_GOAL, ok=result["max_abs_diff"] <= parity.FP32_GOAL)
+    return result
+
+
+def _versions() -> dict:
+    import onnx
+
+    found = {"onnx": onnx.__version__}
+    for name in ("onnxruntime", "onnxslim", "onnxsim", "onnxconverter_common"):
+        try:
+            found[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return found
+
+
+def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None = None, opset: int | None = None,
+           batch: int | None = None, dynamic_batch: tuple[int, int, int] | None = None, fp16: bool = False,
+           int8: bool = False, calib: str | Path | None = None, prune_zeta: float | None = None,
+           check_data: str | Path | None = None, progress: bool = False) -> dict:
+    """Export a model artifact; returns a summary (file, size, members, ζ, parity, pruning, seconds)."""
+    started = time.time()
+    form = formats.validate(fmt, {
+        "--opset": opset, "--batch": batch, "--dynamic-batch": dynamic_batch, "--fp16": fp16, "--int8": int8,
+        "--calib": calib, "--prune-zeta": prune_zeta, "--check-data": check_data,
+    })
+    trt_version = None
+    if form.name == "engine":
+        from socket_edge.export import tensorrt
+
+        trt_version = tensorrt.check_available()
+    opset = opset or DEFAULT_OPSET
+    onnx_graph.check_opset(opset)
+    model_path = Path(model_path)
+    out = Path(out) if out is not None else model_path.with_suffix(form.suffix)
+    if out.suffix != form.suffix:
+        raise UsageError(f"--out {out} does not end in {form.suffix}, the {form.name} format's suffix "
+                         "(eval, inspect and run pick the backend by suffix)")
+    spec = batch_spec(form, batch, dynamic_batch)
+    model, data = artifact.load(model_path)
+    check = parity.check_frames(model.contract, check_data, progress=progress)
+    reference = _torch_probs(model, check.frames)
+    dropped: list[int] = []
+    prune_report = None
+    if prune_zeta is not None:
+        pruned, dropped = prune(model, prune_zeta)
+        after = _torch_probs(pruned, check.frames)
+        prune_report = _prune_report(model, pruned, dropped, prune_zeta, check, reference, after)
+        model, reference = pruned, after
+    kept = [i for i in range(len(data["members"])) if i not in dropped]
+
+    from socket_edge.inspection import member_summary
+
+    graph = onnx_graph.trace(model, opset=opset, batch=spec)
+    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
+    info = ModelInfo(
+        contract=model.contract, zeta=tuple(float(z) for z in model.zeta),
+        members=tuple(member_summary(data["members"][i]) for i in kept), provenance={},
+        source=model_path.name, precision=precision, batch=spec,
+    )
+    fp32 = onnx_graph.with_metadata(graph.proto, dataclasses.replace(info, precision="fp32").to_props())
+    results = [_parity(_onnx_runner(fp32, "fp32"), "fp32", reference, check)]
+    final = fp32
+    if fp16 and form.name == "onnx":
+        final = onnx_graph.to_fp16(fp32)
+        results.append(_parity(_onnx_runner(final, "fp16"), "fp16", reference, check))
+    engine = None
+    if form.name == "engine":
+        from socket_edge.export import tensorrt
+
+        calibration = parity.check_frames(model.contract, calib, progress=progress).frames if int8 else None
+        engine = tensorrt.build_engine(fp32.SerializeToString(), model.contract.input_shape, spec, fp16=fp16,
+                                       calibration=calibration)
+        runner = tensorrt.EngineModel(engine=engine, header=info.to_props())
+        results.append(_parity(runner, f"tensorrt {precision}", reference, check))
+
+    left = onnx_graph.count_ops(graph.proto, "BatchNormalization")
+    block = artifact.provenance(
+        stage="export", format=form.name, kind=data["kind"], opset=opset, precision=precision,
+        batch=spec.to_dict(), batchnorm_folded=graph.batchnorm_folded, batchnorm_left=left,
+        simplified_with=graph.simplified_with, parity=results, prune=prune_report, tools=_versions(),
+    )
+    props = dataclasses.replace(info, provenance={"export": block, "source": data["provenance"]}).to_props()
+    if engine is None:
+        atomic_write(out, [onnx_graph.with_metadata(final, props).SerializeToString()])
+    else:
+        write_engine(out, {**props, KEY_TENSORRT: str(trt_version)}, engine)
+    return {
+        "file": str(out), "format": form.name, "size_bytes": out.stat().st_size, "precision": precision,
+        "opset": opset, "batch": spec.describe(),
+        "members": [{"arch": m["arch"], "zeta": z} for m, z in zip(info.members, info.zeta)],
+        "batchnorm_folded": graph.batchnorm_folded, "batchnorm_left": left, "simplified_with": graph.simplified_with,
+        "parity": results, "prune": prune_report, "seconds": round(time.time() - started, 2),
+    }
+
+
+def describe(summary: dict) -> tuple[list[str], list[str]]:
+    """The export summary as readable lines, and warnings (fp32 parity beyond its goal)."""
+    mb = summary["size_bytes"] / 1e6
+    lines = [
+        f"wrote {summary['file']} ({mb:.1f} MB, {summary['format']} {summary['precision']}, opset {summary['opset']}, "
+        f"batch {summary['batch']}) in {summary['seconds']:.1f} s",
+        "  members  " + ", ".join(f"ζ={m['zeta']:.3f} {m['arch']}" for m in summary["members"]),
+        f"  graph    {summary['batchnorm_folded']} BatchNorm layers folded, {summary['batchnorm_left']} left; "
+        + (f"simplified with {summary['simplified_with']}" if summary["simplified_with"]
+           else "not simplified (pip install onnxslim)"),
+    ]
+    warnings = []
+    for result in summary["parity"]:
+        goal = f" (goal ≤ {result['goal']:.0e})" if "goal" in result else ""
+        lines.append(f"  parity   {result['precision']} vs PyTorch on {result['frames']}: max |Δp| "
+                     f"{result['max_abs_diff']:.2e}{goal}, argmax agreement {result['argmax_agreement']:.1f}%")
+        if result.get("ok") is False:
+            warnings.append(f"fp32 parity {result['max_abs_diff']:.2e} is beyond the goal {result['goal']:.0e}; "
+                            f"{summary['file']} was written, check it with socket-edge eval before deploying it")
+    prune = summary.get("prune")
+    if prune:
+        dropped = ", ".join(f"{d['arch']} (ζ {d['zeta']:.3f})" for d in prune["dropped"]) or "nothing"
+        zeta = "/".join(f"{z:.3f}" for z in prune["zeta_after"])
+        if prune["accuracy_before"] is None:
+            effect = f"argmax agreement with the full ensemble {prune['agreement']['argmax_agreement']:.1f}%"
+        else:
+            effect = f"accuracy {prune['accuracy_before']:.2f}% → {prune['accuracy_after']:.2f}%"
+        lines.append(f"  pruned   ζ < {prune['threshold']:g}: dropped {dropped}; ζ now {zeta}; {effect} "
+                     f"on {prune['frames']}")
+    return lines, warnings

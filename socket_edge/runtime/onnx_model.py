@@ -1,0 +1,123 @@
+"""An exported socket-edge graph in ONNX Runtime: raw float32 frames in, class probabilities out.
+
+No torch and no `onnx` package: the contract and the rest of the socket-edge metadata are
+read through ONNX Runtime's model metadata. The host-side preprocessing that turns a
+camera frame or an image file into the `raw` input is `socket_edge.data.preprocess.prepare`.
+
+    model = OnnxModel("model.onnx", providers="cpu", threads=2)
+    probs = model.predict(prepare(frame, model.contract)[None])   # 1×classes
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from socket_edge.contract import InputContract
+from socket_edge.errors import ArtifactError, ContractError, MissingDependencyError, UsageError, require
+from socket_edge.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+
+CPU = "CPUExecutionProvider"
+PROVIDER_ALIASES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": CPU}
+PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", CPU)  # "auto": the first ones available
+
+
+def choose_providers(requested: str | Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """ONNX Runtime providers for a request: None/'auto' (TensorRT, CUDA, CPU as available),
+    an alias ('cpu', 'cuda', 'tensorrt'), or provider names in order. CPU stays last as the
+    fallback for operators an accelerator lacks."""
+    if requested is None or requested == "auto":
+        return [p for p in PREFERENCE if p in available] or list(available)
+    names = [requested] if isinstance(requested, str) else list(requested)
+    chosen = []
+    for name in names:
+        provider = PROVIDER_ALIASES.get(name, name)
+        if provider not in PREFERENCE and not provider.endswith("ExecutionProvider"):
+            raise UsageError(f"unknown inference provider {name!r}; use auto, {', '.join(PROVIDER_ALIASES)} "
+                             "or an ONNX Runtime provider name")
+        chosen.append(provider)
+    missing = [p for p in chosen if p not in available]
+    if missing:
+        raise MissingDependencyError(
+            f"ONNX Runtime here has no {', '.join(missing)} (it has {', '.join(available)}); for CUDA or TensorRT "
+            "install onnxruntime-gpu instead of onnxruntime (pip install 'socket-edge[gpu]') on a machine with an "
+            "NVIDIA GPU"
+        )
+    if CPU in available and CPU not in chosen:
+        chosen.append(CPU)
+    return chosen
+
+
+class OnnxModel:
+    """One exported .onnx file (or its bytes) in an ONNX Runtime session.
+
+    providers: see `choose_providers`. threads: intra-op threads (None: ONNX Runtime's default).
+    Refuses, with one line, a file that is not ONNX or carries no socket-edge contract."""
+
+    def __init__(self, model: str | Path | bytes, *, providers: str | Sequence[str] | None = None,
+                 threads: int | None = None, name: str | None = None) -> None:
+        ort = require("onnxruntime", "cpu")
+        if isinstance(model, bytes):
+            self.name = name or "the ONNX graph"
+            source: str | bytes = model
+        else:
+            path = Path(model)
+            self.name = name or str(path)
+            if not path.is_file():
+                raise ArtifactError(f"model file {path} does not exist")
+            source = str(path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: no per-node fallback chatter on stderr
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        chosen = choose_providers(providers, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(source, sess_options=options, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own exception types for foreign or corrupt files
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"{self.name} is not a readable ONNX model ({first})") from None
+        self.info = ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map, self.name)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
+            raise ArtifactError(
+                f"{self.name} has inputs {[i.name for i in inputs]} and outputs {[o.name for o in outputs]}; a "
+                f"socket-edge graph has input '{INPUT_NAME}' and output '{OUTPUT_NAME}'; export it again"
+            )
+        batch = inputs[0].shape[0]
+        self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
+
+    @property
+    def contract(self) -> InputContract:
+        """The input contract the graph was exported with."""
+        return self.info.contract
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers the session really uses, in order."""
+        return list(self.session.get_providers())
+
+    def predict(self, raw: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (N×classes, float32) of raw frames (N×C×H×W or one C×H×W, in contract
+        units as `prepare` returns them). A graph exported with a fixed batch is fed in chunks of
+        that size (the last one padded); otherwise in chunks of `batch_size` (default: all at once)."""
+        raw = np.asarray(raw)
+        if raw.ndim == 3:
+            raw = raw[None]
+        if raw.ndim != 4 or raw.shape[1:] != self.contract.input_shape:
+            expected = "×".join(str(v) for v in ("N", *self.contract.input_shape))
+            got = "×".join(map(str, raw.shape))
+            raise ContractError(f"{self.name} takes raw frames of shape {expected}, got {got}")
+        raw = np.ascontiguousarray(raw, dtype=np.float32)
+        step = self.fixed_batch or batch_size or max(len(raw), 1)
+        out = []
+        for start in range(0, len(raw), step):
+            chunk = raw[start:start + step]
+            n = len(chunk)
+            if self.fixed_batch and n < self.fixed_batch:
+                chunk = np.concatenate([chunk, np.zeros((self.fixed_batch - n, *chunk.shape[1:]), np.float32)])
+            probs = self.session.run([OUTPUT_NAME], {INPUT_NAME: chunk})[0]
+            out.append(np.asarray(probs[:n], dtype=np.float32))
+        return np.concatenate(out) if out else np.zeros((0, len(self.contract.class_names)), np.float32)
