@@ -149,6 +149,46 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _smooth(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1] (1 = no smoothing), got {value}")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from socket_edge.runtime.backends import open_backend
+    from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window
+    from socket_edge.runtime.pipeline import run
+    from socket_edge.runtime.uri import parse_source
+
+    spec = parse_source(args.source, depth_scale=args.depth_scale)
+    backend = open_backend(args.model, providers=args.providers, threads=args.threads, device=args.device)
+    modality = backend.contract.modality
+    outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
+    if args.show:
+        outputs.append(Window(modality))
+    if args.save:
+        outputs.append(VideoSaver(args.save, modality))
+    summary = run(backend, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
+                  backoff_s=args.reopen_backoff)
+    print(summary.describe(), file=sys.stderr, flush=True)
+    if args.save and summary.frames:
+        print(f"annotated video: {args.save}", file=sys.stderr)
+    return 130 if summary.interrupted else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from socket_edge.runtime.bench import bench, describe
+    from socket_edge.runtime.uri import parse_source
+
+    spec = parse_source(args.source, depth_scale=args.depth_scale) if args.source else None
+    result = bench(args.model, spec, frames=args.frames, threads=args.threads, providers=args.providers,
+                   device=args.device)
+    print(json.dumps(result) if args.json else describe(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -277,6 +317,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="model artifact (.pt), exported graph (.onnx) or engine (.engine)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_inspect)
+
+    from socket_edge.runtime.uri import SCHEMES
+
+    p = sub.add_parser("run", help="classify a camera, recording, video or image stream frame by frame",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run an exported model on a stream: capture thread, the model's host-side "
+                                   "preprocessing, inference, outputs. The summary (frames, FPS, p50/p95 per stage) "
+                                   "goes to stderr at the end, after Ctrl-C too (exit 130).",
+                       epilog=SCHEMES)
+    p.add_argument("model", type=Path, help="exported .onnx (ONNX Runtime), .engine (TensorRT) or .pt (PyTorch, dev)")
+    p.add_argument("--source", required=True, help="source URI (listed below)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON line per frame on stdout: {frame, timestamp, label, score, top_k, latency_ms}")
+    p.add_argument("--show", action="store_true", help="overlay window (needs an OpenCV build with GUI support)")
+    p.add_argument("--save", type=Path, help="write an annotated video (.mp4 or .avi)")
+    p.add_argument("--smooth", type=_smooth, metavar="ALPHA",
+                   help="EMA of probabilities: s = ALPHA·p + (1−ALPHA)·s_prev (default: none)")
+    p.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
+    p.add_argument("--top-k", type=_positive_int, default=3, help="classes in top_k (default 3)")
+    p.add_argument("--providers", help="ONNX Runtime providers: auto (TensorRT, CUDA, CPU as available; default), "
+                                       "cpu, cuda, tensorrt, or comma-separated provider names",
+                   type=lambda text: text if "," not in text else [t.strip() for t in text.split(",") if t.strip()])
+    p.add_argument("--threads", type=_positive_int, default=2, help="ONNX Runtime intra-op threads (default 2)")
+    p.add_argument("--depth-scale", type=_positive_float, default=None,
+                   help="metres per unit of depth files (videos, images) when the URI sets no depth_scale "
+                        "(default: the model's unit); RealSense gives its own")
+    p.add_argument("--reopen-backoff", type=_positive_float, default=0.5, metavar="S",
+                   help="first wait before reopening a lost camera; doubles up to 8 s (default 0.5)")
+    p.add_argument("--device", default="auto", help="for .pt models: auto, cpu or cuda")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-frame lines (unless --json)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("bench", help="inference latency per backend, and the pipeline's overhead on a source",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Pure inference latency (p50/p95, batch 1) and throughput for each available "
+                                   "backend; with --source, the full pipeline's FPS and its overhead.",
+                       epilog=SCHEMES)
+    p.add_argument("model", type=Path, help="exported .onnx, .engine or .pt")
+    p.add_argument("--source", help="source URI for the pipeline measurement (and the sample frame)")
+    p.add_argument("--frames", type=_positive_int, default=100, help="frames to time (default 100)")
+    p.add_argument("--threads", type=_positive_int, default=2, help="ONNX Runtime intra-op threads (default 2)")
+    p.add_argument("--providers", help="one ONNX Runtime provider to measure (default: each available)")
+    p.add_argument("--depth-scale", type=_positive_float, default=None, help="metres per unit of depth files")
+    p.add_argument("--device", default="auto", help="for .pt models: auto, cpu or cuda")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=cmd_bench)
     return parser
 
 

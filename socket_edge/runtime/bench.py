@@ -1,0 +1,103 @@
+"""`socket-edge bench`: pure inference latency and throughput per available backend, and, with a
+source, the full pipeline's FPS and its overhead over pure inference on the same backend."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from socket_edge.data.preprocess import prepare
+from socket_edge.errors import MissingDependencyError, require
+from socket_edge.runtime import pipeline
+from socket_edge.runtime.backends import Backend, open_backend
+from socket_edge.runtime.sources import open_source
+from socket_edge.runtime.uri import SourceSpec
+
+
+def candidates(path: Path) -> list[str | None]:
+    """ONNX Runtime providers to try for a .onnx (each accelerator alone, then CPU); one entry otherwise."""
+    if path.suffix.lower() != ".onnx":
+        return [None]
+    from socket_edge.runtime.onnx_model import PROVIDER_ALIASES
+
+    available = require("onnxruntime", "cpu").get_available_providers()
+    return [alias for alias in ("tensorrt", "cuda") if PROVIDER_ALIASES[alias] in available] + ["cpu"]
+
+
+def sample_frame(backend: Backend, spec: SourceSpec | None) -> np.ndarray:
+    """One prepared raw frame: the source's first frame, or mid-range values of the contract's shape."""
+    contract = backend.contract
+    if spec is None:
+        return np.full(contract.input_shape, 1000.0 if contract.modality == "depth" else 128.0, np.float32)
+    source = open_source(spec, contract.modality)
+    source.open()
+    try:
+        frame = source.read()
+    finally:
+        source.close()
+    return prepare(frame.image, contract, source_unit=frame.unit)
+
+
+def time_inference(backend: Backend, raw: np.ndarray, frames: int, warmup: int = 5) -> dict:
+    """Latency p50/p95 (ms) and throughput (FPS) of batch-1 inference."""
+    batch = raw[None]
+    for _ in range(warmup):
+        backend.predict(batch)
+    times = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        backend.predict(batch)
+        times.append(time.perf_counter() - t0)
+    return {"backend": f"{backend.name} ({backend.detail})", "frames": frames,
+            "p50_ms": pipeline.percentile_ms(times, 50), "p95_ms": pipeline.percentile_ms(times, 95),
+            "fps": round(frames / sum(times), 2)}
+
+
+def bench(model: str | Path, spec: SourceSpec | None = None, *, frames: int = 100, threads: int | None = 2,
+          providers: str | None = None, device: str = "auto") -> dict:
+    """Inference per backend; with `spec`, the pipeline's FPS over up to `frames` frames and its
+    overhead = 1 − pipeline FPS / pure inference FPS (same backend, same thread count; pure inference
+    is timed before and after the pipeline and averaged, so that a drifting machine load cancels)."""
+    path = Path(model)
+    tried = [providers] if providers else candidates(path)
+    results, first = [], None
+    for choice in tried:
+        try:
+            backend = open_backend(path, providers=choice, threads=threads, device=device)
+        except MissingDependencyError as exc:
+            results.append({"backend": choice, "skipped": str(exc)})
+            continue
+        raw = sample_frame(backend, spec)
+        results.append(time_inference(backend, raw, frames))
+        first = first or (backend, results[-1])
+    out = {"model": str(path), "threads": threads, "inference": results}
+    if spec is not None and first is not None:
+        backend, before = first
+        summary = pipeline.run(backend, spec, [], max_frames=frames)
+        after = time_inference(backend, sample_frame(backend, spec), frames)  # brackets the run against drift
+        pure_fps = (before["fps"] + after["fps"]) / 2
+        out["pipeline"] = summary.to_dict()
+        out["inference_after"] = after
+        out["pure_fps"] = round(pure_fps, 2)
+        out["overhead_pct"] = round(100.0 * (1.0 - summary.fps / pure_fps), 2) if pure_fps else None
+    return out
+
+
+def describe(result: dict) -> str:
+    """Human-readable lines of a bench result."""
+    lines = [f"{result['model']} ({result['threads']} threads)"]
+    for row in result["inference"]:
+        if "skipped" in row:
+            lines.append(f"  {row['backend']:<28} skipped: {row['skipped']}")
+        else:
+            lines.append(f"  {row['backend']:<28} p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  "
+                         f"{row['fps']:8.1f} FPS (pure inference, batch 1)")
+    if "pipeline" in result:
+        p = result["pipeline"]
+        lines.append(f"  pipeline on {p['source']}: {p['frames']} frames, {p['fps']:.1f} FPS, overhead "
+                     f"{result['overhead_pct']:.1f}% over pure inference ({result['pure_fps']:.1f} FPS, before and after)")
+        for stage, v in p["stages_ms"].items():
+            lines.append(f"    {stage:<13} mean {v['mean']:7.2f} ms  p50 {v['p50']:7.2f} ms  p95 {v['p95']:7.2f} ms")
+    return "\n".join(lines)

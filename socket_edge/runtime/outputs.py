@@ -1,0 +1,122 @@
+"""What `run` does with each prediction: a JSON or text line, an overlay window, an annotated video."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import cv2
+import numpy as np
+
+from socket_edge.errors import DataError, MissingDependencyError
+
+
+def record(number: int, timestamp: float, class_names, probs: np.ndarray, latency_ms: float, top_k: int) -> dict:
+    """The per-frame result: {frame, timestamp, label, score, top_k, latency_ms}."""
+    order = np.argsort(-probs)[:top_k]
+    return {
+        "frame": int(number),
+        "timestamp": round(float(timestamp), 6),
+        "label": class_names[int(order[0])],
+        "score": round(float(probs[order[0]]), 6),
+        "top_k": [{"label": class_names[int(i)], "score": round(float(probs[i]), 6)} for i in order],
+        "latency_ms": round(latency_ms, 3),
+    }
+
+
+class LinePrinter:
+    """One line per frame on `stream`: JSON (`--json`) or `frame label score`."""
+
+    def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
+        self.as_json, self.stream = as_json, stream or sys.stdout
+
+    def write(self, rec: dict, image: np.ndarray) -> None:
+        if self.as_json:
+            line = json.dumps(rec)
+        else:
+            line = f"frame {rec['frame']:>6}  {rec['label']:<16} {rec['score']:.3f}  {rec['latency_ms']:7.2f} ms"
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def visual(image: np.ndarray, modality: str) -> np.ndarray:
+    """A BGR 8-bit picture of a frame: depth as a colour map (near = warm), IR grey, RGB as it is."""
+    if modality == "rgb":
+        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if image.dtype != np.uint8:
+        valid = image[image > 0]
+        hi = float(np.percentile(valid, 99)) if valid.size else 1.0
+        scaled = np.clip(image.astype(np.float32) * (255.0 / max(hi, 1.0)), 0, 255).astype(np.uint8)
+        if modality == "depth":
+            coloured = cv2.applyColorMap(255 - scaled, cv2.COLORMAP_JET)
+            coloured[image == 0] = 0
+            return coloured
+        image = scaled
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+
+
+def annotate(image: np.ndarray, modality: str, rec: dict) -> np.ndarray:
+    """The frame with its label and score written on it."""
+    canvas = visual(image, modality)
+    scale = max(canvas.shape[1] / 640.0, 0.35)
+    text = f"{rec['label']} {rec['score']:.2f}"
+    cv2.putText(canvas, text, (6, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (0, 0, 0),
+                max(int(4 * scale), 2), cv2.LINE_AA)
+    cv2.putText(canvas, text, (6, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (255, 255, 255),
+                max(int(2 * scale), 1), cv2.LINE_AA)
+    return canvas
+
+
+class VideoSaver:
+    """Annotated frames into a video, written to a temporary file and renamed into place at close."""
+
+    def __init__(self, path: str | Path, modality: str, fps: float = 30.0) -> None:
+        self.path, self.modality, self.fps = Path(path), modality, fps
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
+        self.writer = None
+
+    def write(self, rec: dict, image: np.ndarray) -> None:
+        canvas = annotate(image, self.modality, rec)
+        if self.writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (canvas.shape[1], canvas.shape[0]))
+            if not self.writer.isOpened():
+                raise DataError(f"cannot write video {self.path}; use a .mp4 or .avi name in a writable folder")
+        self.writer.write(canvas)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+            os.replace(self.tmp, self.path)
+
+
+class Window:
+    """The overlay window (`--show`); `q` or Esc ends the run. Needs an OpenCV build with GUI support."""
+
+    def __init__(self, modality: str, title: str = "socket-edge") -> None:
+        self.modality, self.title = modality, title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise MissingDependencyError(
+                "--show needs an OpenCV build with GUI support; socket-edge installs opencv-python-headless. "
+                "Use --save out.mp4, or on a Jetson use JetPack's system OpenCV (python3-opencv) in a venv made "
+                "with --system-site-packages, without opencv-python-headless"
+            ) from None
+        self.closed = False
+
+    def write(self, rec: dict, image: np.ndarray) -> None:
+        cv2.imshow(self.title, annotate(image, self.modality, rec))
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.closed = True
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)

@@ -1,0 +1,67 @@
+"""Write a real RealSense recording without a camera: a pyrealsense2 software device with a depth
+(Z16, a known depth scale) and an infrared (Y8, index 1) stream, recorded by `rs.recorder`.
+Used by the tests and the benchmark; playback is sources.RealSenseSource.
+
+pyrealsense2 before 2.58 writes rosbag1 (`.bag`); 2.58 and newer write rosbag2 (`.db3`) and
+refuse another suffix: `recording_suffix()` says which."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from socket_edge.errors import UsageError, require
+
+
+def recording_suffix() -> str:
+    """The file suffix the installed pyrealsense2 records to ('.bag' or '.db3')."""
+    rs = require("pyrealsense2", "realsense")
+    version = tuple(int(v) for v in str(getattr(rs, "__version__", "2.58")).split(".")[:2])
+    return ".db3" if version >= (2, 58) else ".bag"
+
+
+def write_recording(path: str | Path, depth: list[np.ndarray], infrared: list[np.ndarray] | None = None, *,
+                    depth_scale: float = 0.001, fps: int = 30) -> Path:
+    """Record H×W uint16 depth frames (and optional H×W uint8 infrared frames of the same size) with
+    frame numbers 0, 1, … and timestamps at `fps`. Returns the path written."""
+    rs = require("pyrealsense2", "realsense")
+    path = Path(path)
+    if path.suffix != recording_suffix():
+        raise UsageError(f"this pyrealsense2 records {recording_suffix()} files, not {path.name}")
+    height, width = depth[0].shape
+    device = rs.software_device()
+    sensor = device.add_sensor("Stereo Module")
+    intrinsics = rs.intrinsics()
+    intrinsics.width, intrinsics.height, intrinsics.ppx, intrinsics.ppy = width, height, width / 2, height / 2
+    intrinsics.fx = intrinsics.fy = float(width)
+    intrinsics.model, intrinsics.coeffs = rs.distortion.none, [0.0] * 5
+
+    def stream(kind, index, uid, bpp, fmt):
+        vs = rs.video_stream()
+        vs.type, vs.index, vs.uid, vs.width, vs.height = kind, index, uid, width, height
+        vs.fps, vs.bpp, vs.fmt, vs.intrinsics = fps, bpp, fmt, intrinsics
+        return sensor.add_video_stream(vs)
+
+    profiles = [stream(rs.stream.depth, 0, 0, 2, rs.format.z16)]
+    if infrared is not None:
+        profiles.append(stream(rs.stream.infrared, 1, 1, 1, rs.format.y8))
+    sensor.add_read_only_option(rs.option.depth_units, float(depth_scale))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recorder = rs.recorder(str(path), device)
+    sensor.open(profiles)
+    sensor.start(rs.frame_queue(len(depth) * 2 + 2))
+    for number, image in enumerate(depth):
+        pairs = [(profiles[0], np.ascontiguousarray(image, np.uint16), 2)]
+        if infrared is not None:
+            pairs.append((profiles[1], np.ascontiguousarray(infrared[number], np.uint8), 1))
+        for profile, pixels, bpp in pairs:
+            frame = rs.software_video_frame()
+            frame.pixels, frame.stride, frame.bpp = pixels, width * bpp, bpp
+            frame.timestamp, frame.frame_number = number * 1000.0 / fps, number
+            frame.domain, frame.profile = rs.timestamp_domain.hardware_clock, profile.as_video_stream_profile()
+            sensor.on_video_frame(frame)
+    sensor.stop()
+    sensor.close()
+    del recorder  # flushes and closes the file
+    return path

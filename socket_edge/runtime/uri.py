@@ -1,0 +1,149 @@
+"""One parser for every source URI `socket-edge run --source` takes → a frozen SourceSpec.
+
+    realsense://[SERIAL]?stream=depth|infrared&index=1&width=640&height=480&fps=30   live RealSense camera
+    rec.bag | rec.db3 [?stream=depth|infrared&index=1]                                RealSense recording (playback)
+    0 | /dev/video0 | v4l2:///dev/video0 [?modality=ir]                              OpenCV camera (UVC IR, thermal)
+    clip.mkv | clip.mp4 | clip.avi [?depth_scale=0.001&modality=depth]                 video file (16-bit FFV1 for depth)
+    frames/ | 'frames/*.png' [?depth_scale=0.001&loop=1&modality=ir]                  image folder or glob (16-bit PNG depth)
+
+Query options common to files and cameras: `modality` (what the frames are; default: from the
+device, or sniffed from the first file), `depth_scale` (metres per depth unit of the files).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from socket_edge.contract import MODALITIES
+from socket_edge.errors import UsageError
+
+RECORDING_SUFFIXES = (".bag", ".db3")
+VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".nut")
+REALSENSE_STREAMS = {"depth": "depth", "infrared": "ir", "ir": "ir"}
+
+SCHEMES = """source URIs:
+  realsense://[SERIAL]?stream=depth|infrared&index=1&width=640&height=480&fps=30
+                        live RealSense camera (depth scale from the device)
+  REC.bag | REC.db3[?stream=depth|infrared&index=1]
+                        RealSense recording, played back frame by frame
+  0 | /dev/video0 | v4l2:///dev/video0[?modality=ir]
+                        OpenCV camera (UVC infrared or thermal)
+  CLIP.mkv|.mp4|.avi[?depth_scale=0.001]
+                        video file (16-bit FFV1 for depth)
+  DIR/ | 'DIR/*.png'[?depth_scale=0.001&loop=1]
+                        image folder or glob (16-bit PNG for depth)
+  options: modality=depth|ir|nir|rgb (what the frames are), depth_scale=M (metres per unit)"""
+
+_KNOWN = {
+    "realsense": {"stream", "index", "width", "height", "fps", "modality"},
+    "recording": {"stream", "index", "modality"},
+    "camera": {"modality", "width", "height", "fps"},
+    "video": {"modality", "depth_scale"},
+    "images": {"modality", "depth_scale", "loop"},
+}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source URI.
+
+    kind: realsense (live), recording (RealSense playback), camera (OpenCV), video, images.
+    target: serial number, file/folder/glob path, or camera index/device path.
+    live: frames arrive in real time (drop the oldest when inference lags; reopen on loss)."""
+
+    uri: str
+    kind: str
+    target: str = ""
+    stream: str = "depth"
+    index: int = 0
+    width: int = 0
+    height: int = 0
+    fps: int = 0
+    modality: str | None = None
+    depth_scale: float | None = None
+    loop: bool = False
+
+    @property
+    def live(self) -> bool:
+        return self.kind in ("realsense", "camera")
+
+
+def parse_source(uri: str, depth_scale: float | None = None) -> SourceSpec:
+    """Parse a source URI (see SCHEMES); `depth_scale` (--depth-scale) applies where the URI sets none.
+    Fails with one line naming the URI and the accepted forms."""
+    text = str(uri).strip()
+    if not text:
+        raise UsageError("--source is empty; " + _hint())
+    query: dict[str, str] = {}
+    head, mark, tail = text.rpartition("?")
+    if mark and "=" in tail and not Path(text).exists():  # a glob's own '?' wildcards stay in the path
+        text, query = head, dict(parse_qsl(tail, keep_blank_values=True))
+    if text.startswith("realsense://"):
+        kind, target = "realsense", text[len("realsense://"):].strip("/")
+    elif text.startswith("v4l2://"):
+        kind, target = "camera", text[len("v4l2://"):]
+    elif "://" in text:
+        raise UsageError(f"source {uri!r} has an unknown scheme; " + _hint())
+    elif text.isdigit() or text.startswith("/dev/video"):
+        kind, target = "camera", text
+    elif Path(text).suffix.lower() in RECORDING_SUFFIXES:
+        kind, target = "recording", text
+    elif Path(text).suffix.lower() in VIDEO_SUFFIXES:
+        kind, target = "video", text
+    elif Path(text).is_dir() or any(c in text for c in "*?["):
+        kind, target = "images", text
+    elif not Path(text).exists():
+        raise UsageError(f"source {uri!r} does not exist; " + _hint())
+    else:
+        raise UsageError(f"source {uri!r} is not a recording, video, image folder or camera; " + _hint())
+    unknown = sorted(set(query) - _KNOWN[kind])
+    if unknown:
+        raise UsageError(f"source {uri!r}: {kind} sources take no option {', '.join(unknown)} "
+                         f"(they take {', '.join(sorted(_KNOWN[kind]))})")
+    spec = dict(uri=str(uri), kind=kind, target=target)
+    if "stream" in query:
+        if query["stream"] not in REALSENSE_STREAMS:
+            raise UsageError(f"source {uri!r}: stream must be depth or infrared, got {query['stream']!r}")
+        spec["stream"] = "infrared" if query["stream"] in ("infrared", "ir") else "depth"
+    for key in ("index", "width", "height", "fps"):
+        if key in query:
+            spec[key] = _int(uri, key, query[key])
+    if "stream" in spec and spec["stream"] == "infrared" and "index" not in query:
+        spec["index"] = 1
+    if "modality" in query:
+        if query["modality"] not in MODALITIES:
+            raise UsageError(f"source {uri!r}: modality must be one of {', '.join(MODALITIES)}, "
+                             f"got {query['modality']!r}")
+        spec["modality"] = query["modality"]
+    if kind in ("realsense", "recording"):
+        spec["modality"] = REALSENSE_STREAMS[spec.get("stream", "depth")]
+    scale = query.get("depth_scale")
+    if scale is not None:
+        try:
+            spec["depth_scale"] = float(scale)
+        except ValueError:
+            raise UsageError(f"source {uri!r}: depth_scale must be metres per unit, e.g. 0.001, got {scale!r}") from None
+        if not spec["depth_scale"] > 0:
+            raise UsageError(f"source {uri!r}: depth_scale must be positive, got {scale}")
+    elif depth_scale is not None and kind in ("video", "images"):
+        spec["depth_scale"] = float(depth_scale)
+    if "loop" in query:
+        spec["loop"] = query["loop"].lower() in ("1", "true", "yes", "")
+    return SourceSpec(**spec)
+
+
+def _int(uri: str, key: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"source {uri!r}: {key} must be a whole number, got {value!r}") from None
+    if number < 0:
+        raise UsageError(f"source {uri!r}: {key} must not be negative, got {number}")
+    return number
+
+
+def _hint() -> str:
+    return ("use realsense://[SERIAL]?stream=depth, a .bag/.db3 recording, a camera (0, /dev/video0), "
+            "a video file or an image folder/glob (socket-edge run --help lists them)")
