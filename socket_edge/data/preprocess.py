@@ -24,7 +24,7 @@ def check_channels(frame: np.ndarray, modality: str, name: str = "frame") -> np.
     if frame.ndim != 2:
         raise DataError(
             f"{name} has {_channels(frame)} channels; {modality} needs single-channel images. "
-            f"Is this an RGB file in a {modality} folder?"
+            f"Is this an RGB file among {modality} images?"
         )
     return frame
 
