@@ -24,21 +24,12 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python tools/seed_torch_cache.py
 	touch $@
 
-# The main job on the built-in data: render scenes, train an RGB source on one sensor
-# domain, evaluate it on RGB of another domain and, unadapted, on depth; adapt it to the
-# depth camera with SOCKET and evaluate the adapted model.
+# The main job on the built-in data, offline (socket-edge demo): render scenes, train RGB sources
+# on two sensor domains, adapt them to the third domain's depth (unadapted, SHOT/DECISION, SOCKET),
+# export to ONNX with a parity check, stream a RealSense recording through `run`. A re-run skips
+# finished steps; `make demo DEMO=runs/other` picks another folder.
 demo: install
-	test -d $(DEMO)/scenes || $(SE) synth $(DEMO)/scenes --per-class 60 --size 64
-	test -f $(DEMO)/source-kv1-rgb.pt || $(SE) train-source --data $(DEMO)/scenes/kv1/rgb --arch mobilenet_v2 \
-		--weights imagenet --img-size 64 --epochs 10 --out $(DEMO)/source-kv1-rgb.pt
-	$(SE) inspect $(DEMO)/source-kv1-rgb.pt
-	$(SE) eval $(DEMO)/source-kv1-rgb.pt --data $(DEMO)/scenes/kv2/rgb --plot $(DEMO)/eval-kv2-rgb.png
-	$(SE) eval $(DEMO)/source-kv1-rgb.pt --data $(DEMO)/scenes/kv1/depth --modality depth \
-		--plot $(DEMO)/eval-kv1-depth-unadapted.png
-	$(SE) adapt --source $(DEMO)/source-kv1-rgb.pt --target $(DEMO)/scenes/kv1/depth --modality depth \
-		--ti-source $(DEMO)/scenes/kv1/ti/rgb --ti-target $(DEMO)/scenes/kv1/ti/depth --method socket \
-		--epochs 10 --eval-data $(DEMO)/scenes/kv1/depth --out $(DEMO)/socket-kv1-depth.pt --overwrite
-	$(SE) eval $(DEMO)/socket-kv1-depth.pt --data $(DEMO)/scenes/kv1/depth --plot $(DEMO)/eval-kv1-depth-socket.png
+	$(SE) demo --out $(DEMO)
 
 test: install
 	$(BIN)/python -m pytest -q

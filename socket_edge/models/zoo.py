@@ -134,11 +134,18 @@ def load_pretrained(arch: str, weights: str) -> dict | None:
     return state
 
 
+def cached_imagenet(arch: str) -> list:
+    """torchvision's ImageNet weight variants of `arch` whose files are in torch's cache
+    (usable offline, no download attempted)."""
+    enums = torchvision.models.get_model_weights(arch)
+    return [w for w in enums if (Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name).is_file()]
+
+
 def _torchvision_weights(arch: str, enums, weights: str) -> dict:
     """torchvision's ImageNet weights: 'imagenet' takes the default variant, or any other
     variant already in torch's cache when offline; an enum name (IMAGENET1K_V1) takes that one."""
     if weights == "imagenet":
-        cached = [w for w in enums if (Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name).is_file()]
+        cached = cached_imagenet(arch)
         choice = enums.DEFAULT if enums.DEFAULT in cached or not cached else cached[0]
     else:
         choice = enums[weights]

@@ -1,0 +1,361 @@
+"""`socket-edge demo`: the whole path on the built-in data, offline, in one process.
+
+    1 synth      render the synthetic RGB-D scenes (domains kv1, kv2, rs)
+    2 train      an RGB source model on kv1/rgb and one on kv2/rgb
+    3 adapt      both sources to rs depth: unadapted, DECISION (SHOT with learned ζ), SOCKET
+    4 export     the SOCKET ensemble to ONNX, parity checked on the rs depth images
+    5 recording  held-out rs depth scenes written as a RealSense recording (software device)
+    6 run        the recording streamed through `run`'s pipeline (ONNX Runtime)
+
+This is the top-level job, so it imports every stage (each inside the step that needs it).
+Every step leaves its artifacts in OUT and then a record OUT/steps/<step>.json (written last,
+atomically) with the numbers the summary needs: a re-run skips a step whose record and
+artifacts exist, and continues an interrupted adaptation from its last epoch (`adapt --resume`).
+OUT/demo.json holds the settings; another run into the same folder must use the same ones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from socket_edge.errors import UsageError
+from socket_edge.modelfile import atomic_write
+from socket_edge.progress import bar
+
+SOURCE_DOMAINS = ("kv1", "kv2")
+TARGET_DOMAIN = "rs"
+# adapt --method, and its name in the table (two sources: DECISION is SHOT's multi-source form)
+METHODS = (("none", "unadapted"), ("decision", "SHOT/DECISION"), ("socket", "SOCKET"))
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The demo's sizes. The defaults fit 10 minutes on 2 CPU cores; `quick()` is the smoke run."""
+
+    per_class: int = 40          # scenes per class and domain
+    size: int = 64               # image side (pixels) of the scenes and the models' input
+    heldout_per_class: int = 5   # extra rs scenes per class for the recording
+    arch: str = "mobilenet_v2"
+    weights: str = "auto"        # auto: ImageNet when torch's cache has it (offline), else none
+    source_epochs: int = 15
+    adapt_epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0
+    threads: int = 2             # ONNX Runtime intra-op threads in the run step
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> "DemoConfig":
+        """A smoke run: small scenes, few epochs (under 2 minutes on 2 cores)."""
+        return cls(per_class=10, size=48, heldout_per_class=2, source_epochs=3, adapt_epochs=2, seed=seed)
+
+
+class Layout:
+    """Where each artifact of a demo run lives."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.settings = out / "demo.json"
+        self.steps = out / "steps"
+        self.scenes = out / "scenes"
+        self.target = self.scenes / TARGET_DOMAIN / "depth"
+        self.ti_rgb = self.scenes / TARGET_DOMAIN / "ti" / "rgb"
+        self.ti_depth = self.scenes / TARGET_DOMAIN / "ti" / "depth"
+        self.onnx = out / "socket.onnx"
+        self.heldout = out / "heldout"
+        self.run_jsonl = out / "run.jsonl"
+        self.summary_json = out / "summary.json"
+        self.summary_png = out / "summary.png"
+
+    def source(self, domain: str) -> Path:
+        return self.out / f"source-{domain}-rgb.pt"
+
+    def adapted(self, method: str) -> Path:
+        return self.out / f"adapt-{method}.pt"
+
+    def recording(self) -> Path:
+        from socket_edge.runtime.recording import recording_suffix
+
+        return self.out / f"heldout{recording_suffix()}"
+
+
+def write_json(path: Path, data: dict) -> Path:
+    return atomic_write(path, [(json.dumps(data, indent=2) + "\n").encode()])
+
+
+class Steps:
+    """Runs the steps in order: a heading, the step (or 'done before, skipped'), its record. A step is
+    skipped when its record and artifacts exist and no step before it ran in this invocation (once
+    one has run, the later ones run again: their inputs may have changed)."""
+
+    def __init__(self, layout: Layout, total: int) -> None:
+        self.layout, self.total, self.number = layout, total, 0
+        self.ran = False  # a step has run (not skipped) in this invocation
+        self.seconds: dict[str, float] = {}  # this invocation's time per step
+        self.records: dict[str, dict] = {}
+
+    def __call__(self, name: str, title: str, artifacts: list[Path], work: Callable[[], dict]) -> dict:
+        self.number += 1
+        record_path = self.layout.steps / f"{name}.json"
+        heading = f"[{self.number}/{self.total}] {title}"
+        if not self.ran and record_path.is_file() and all(p.exists() for p in artifacts):
+            record = json.loads(record_path.read_text())
+            print(f"{heading}: done before ({record['seconds']:.0f} s then), skipped", flush=True)
+            self.seconds[name] = 0.0
+        else:
+            print(f"\n{heading}", flush=True)
+            started = time.perf_counter()
+            record = work()
+            self.ran = True
+            record["seconds"] = round(time.perf_counter() - started, 1)
+            write_json(record_path, record)
+            self.seconds[name] = record["seconds"]
+            print(f"    {record['note']} ({record['seconds']:.0f} s)", flush=True)
+        self.records[name] = record
+        return record
+
+
+def prepare_out(out: Path, config: DemoConfig, fresh: bool) -> Layout:
+    """Check (or with `fresh`, empty) the run folder and record the settings."""
+    layout = Layout(out)
+    settings = {"config": asdict(config)}
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not layout.settings.is_file():
+            raise UsageError(f"{out} exists and is not a demo folder (no demo.json); choose another --out")
+        if fresh:
+            shutil.rmtree(out)
+        elif json.loads(layout.settings.read_text()) != settings:
+            raise UsageError(f"{out} holds a demo run with other settings (see {layout.settings}); pass --fresh to "
+                             "start it again, or choose another --out")
+    if not layout.settings.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(layout.settings, settings)
+    return layout
+
+
+def resolve_weights(config: DemoConfig) -> tuple[str, str]:
+    """(the --weights value for train-source, what it means). 'auto' never downloads."""
+    from socket_edge.models.zoo import cached_imagenet
+
+    if config.weights != "auto":
+        return config.weights, f"--weights {config.weights}"
+    cached = cached_imagenet(config.arch)
+    if cached:
+        return "imagenet", f"ImageNet weights from torch's cache ({Path(cached[0].url).name})"
+    return "none", (f"from scratch: no ImageNet file for {config.arch} in torch's cache "
+                    "(`make install` puts one there)")
+
+
+def step_synth(layout: Layout, config: DemoConfig, progress: bool) -> dict:
+    from socket_edge.data import synth
+
+    if not (layout.scenes / "synth.json").is_file():  # generate is atomic: a folder there is complete
+        synth.generate(layout.scenes, per_class=config.per_class, size=config.size, seed=config.seed,
+                       domains=(*SOURCE_DOMAINS, TARGET_DOMAIN), progress=progress)
+    pairs = config.per_class * len(synth.ALL_CLASSES) * (len(SOURCE_DOMAINS) + 1)
+    return {"pairs": pairs, "note": f"{pairs} scenes ({config.per_class} per class and domain, {config.size} px) "
+                                    f"in {layout.scenes}"}
+
+
+def step_train(layout: Layout, config: DemoConfig, domain: str, weights: tuple[str, str], progress: bool) -> dict:
+    from socket_edge.models.train import TrainConfig, train_source
+
+    train = TrainConfig(arch=config.arch, weights=weights[0], img_size=config.size, epochs=config.source_epochs,
+                        batch_size=config.batch_size, seed=config.seed)
+    result = train_source(layout.scenes / domain / "rgb", layout.source(domain), train, progress=progress)
+    val = result.get("val_accuracy")  # None: too few images per class to hold any out
+    held = f"held-out {domain} RGB accuracy {val:.1f}% (n={result['val_n']})" if val is not None else "none held out"
+    return {"weights": weights[0], "weights_note": weights[1], "val_accuracy": val, "val_n": result["val_n"],
+            "note": f"{layout.source(domain).name}: {config.arch}, {weights[1]}; {held}"}
+
+
+def step_adapt(layout: Layout, config: DemoConfig, method: str, progress: bool, may_resume: bool) -> dict:
+    from socket_edge.adapt.config import AdaptConfig
+    from socket_edge.adapt.run_folder import RunFolder
+    from socket_edge.adapt.trainer import adapt, run_folder_for
+
+    out = layout.adapted(method)
+    resume = may_resume and RunFolder(run_folder_for(out)).checkpoint.is_file()  # an interrupted run goes on
+    settings = AdaptConfig(method=method, modality="depth", epochs=config.adapt_epochs,
+                           batch_size=config.batch_size, seed=config.seed)
+    ti = {"ti_source": layout.ti_rgb, "ti_target": layout.ti_depth} if method == "socket" else {}
+    result = adapt(settings, [layout.source(d) for d in SOURCE_DOMAINS], layout.target, out, eval_data=layout.target,
+                   resume=resume, overwrite=not resume, progress=progress, **ti)
+    zeta = "/".join(f"{z:.3f}" for z in result["zeta"])
+    return {"method": method, "accuracy": result["accuracy"], "unadapted": result["epochs"][0]["accuracy"],
+            "zeta": result["zeta"], "curve": [e["accuracy"] for e in result["epochs"]],
+            "note": f"{out.name}: accuracy on {TARGET_DOMAIN} depth {result['accuracy']:.1f}%, ζ {zeta}; "
+                    f"curves in {run_folder_for(out).name}/"}
+
+
+def step_export(layout: Layout, progress: bool) -> dict:
+    from socket_edge.export.exporter import describe, export
+
+    summary = export(layout.adapted("socket"), "onnx", out=layout.onnx, check_data=layout.target, progress=progress)
+    lines, warnings = describe(summary)
+    for line in lines[1:]:
+        print(line, flush=True)
+    parity = summary["parity"][0]
+    return {"parity": {k: parity[k] for k in ("n", "max_abs_diff", "argmax_agreement", "goal", "ok")},
+            "size_bytes": summary["size_bytes"],
+            "note": f"{layout.onnx.name}: fp32 parity max |Δp| {parity['max_abs_diff']:.1e} "
+                    f"(goal ≤ {parity['goal']:.0e}), argmax agreement {parity['argmax_agreement']:.1f}%"
+                    + "".join(f"; warning: {w}" for w in warnings)}
+
+
+def heldout_frames(config: DemoConfig, progress: bool = False) -> list[tuple[str, np.ndarray]]:
+    """(class, depth) of rs scenes that `synth` did not render (indices from per_class on), one class
+    after the other in turn, so that the first frames show every class."""
+    from socket_edge.data import synth
+
+    jobs = [(c, config.per_class + i) for i in range(config.heldout_per_class) for c in synth.TASK_CLASSES]
+    return [(c, synth.render_scene(c, TARGET_DOMAIN, config.size,
+                                   synth.scene_rng(config.seed, TARGET_DOMAIN, c, index))[1])
+            for c, index in bar(jobs, desc="held-out scenes", enabled=progress)]
+
+
+def step_recording(layout: Layout, config: DemoConfig, progress: bool) -> dict:
+    from socket_edge.data.images import write_image
+    from socket_edge.runtime.recording import write_recording
+
+    frames = heldout_frames(config, progress)
+    partial = layout.out / ".heldout.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    files = []
+    for number, (name, depth) in enumerate(frames):
+        files.append(f"{name}/{number:04d}.png")
+        write_image(partial / files[-1], depth, atomic=False)
+    shutil.rmtree(layout.heldout, ignore_errors=True)
+    partial.rename(layout.heldout)
+    recording = layout.recording()
+    tmp = recording.with_name(f".partial-{recording.name}")
+    write_recording(tmp, [depth for _, depth in frames], depth_scale=0.001)
+    tmp.replace(recording)
+    return {"recording": recording.name, "frames": [{"frame": i, "class": c, "file": f"heldout/{f}"}
+                                                    for i, ((c, _), f) in enumerate(zip(frames, files))],
+            "note": f"{recording.name}: {len(frames)} held-out {TARGET_DOMAIN} depth frames "
+                    f"({config.size}×{config.size}, Z16, depth scale 0.001) and the same frames as PNGs in "
+                    f"{layout.heldout.name}/"}
+
+
+def step_run(layout: Layout, config: DemoConfig, heldout: dict) -> dict:
+    from socket_edge.runtime.backends import open_backend
+    from socket_edge.runtime.outputs import LinePrinter
+    from socket_edge.runtime.pipeline import percentile_ms, run
+    from socket_edge.runtime.uri import parse_source
+
+    backend = open_backend(layout.onnx, threads=config.threads)
+    tmp = layout.run_jsonl.with_name(f".{layout.run_jsonl.name}.partial")
+    with tmp.open("w") as stream:
+        summary = run(backend, parse_source(str(layout.recording())), [LinePrinter(True, stream)])
+    tmp.replace(layout.run_jsonl)
+    print(summary.describe(), flush=True)
+    records = [json.loads(line) for line in layout.run_jsonl.read_text().splitlines()]
+    truth = {f["frame"]: f["class"] for f in heldout["frames"]}
+    correct = sum(r["label"] == truth[r["frame"]] for r in records)
+    accuracy = round(100.0 * correct / max(1, len(records)), 2)
+    stages = summary.to_dict()["stages_ms"]
+    latencies = [r["latency_ms"] / 1000.0 for r in records]
+    result = {
+        "frames": summary.frames, "heldout_frames": len(truth), "fps": round(summary.fps, 1),
+        "backend": summary.backend, "inference_ms": {k: stages["inference"][k] for k in ("p50", "p95")},
+        "frame_latency_ms": {"p50": percentile_ms(latencies, 50), "p95": percentile_ms(latencies, 95)},
+        "accuracy": accuracy, "correct": int(correct), "stages_ms": stages,
+    }
+    result["note"] = (f"{layout.run_jsonl.name}: {summary.frames} frames, {summary.fps:.0f} FPS, accuracy "
+                      f"{accuracy:.1f}% ({correct}/{len(records)} held-out frames)")
+    return result
+
+
+def samples(layout: Layout, heldout: dict, count: int = 6) -> list[tuple[np.ndarray, str, str]]:
+    """(depth, true class, `run`'s label) of the first held-out frames: one per class."""
+    from socket_edge.data.images import read_image
+
+    labels = {r["frame"]: r["label"] for r in map(json.loads, layout.run_jsonl.read_text().splitlines())}
+    return [(read_image(layout.out / f["file"], "depth"), f["class"], labels.get(f["frame"], "?"))
+            for f in heldout["frames"][:count]]
+
+
+def report(config: DemoConfig, layout: Layout, steps: Steps, total_s: float) -> dict:
+    """summary.json: every number of the run."""
+    from socket_edge.data.synth import TASK_CLASSES
+
+    r = steps.records
+    first = r[f"train-{SOURCE_DOMAINS[0]}"]
+    methods = [{"method": m, "name": name, "accuracy": r[f"adapt-{m}"]["accuracy"], "zeta": r[f"adapt-{m}"]["zeta"],
+                "curve": r[f"adapt-{m}"]["curve"]} for m, name in METHODS]
+    return {
+        "config": asdict(config), "out": str(layout.out), "classes": list(TASK_CLASSES),
+        "weights": {"value": first["weights"], "note": first["weights_note"]},
+        "sources": {d: {"file": layout.source(d).name, "val_accuracy": r[f"train-{d}"]["val_accuracy"]}
+                    for d in SOURCE_DOMAINS},
+        "target": f"{TARGET_DOMAIN} depth, {config.per_class} images per class (transductive: the adaptation data)",
+        "methods": methods,
+        "export": {"file": layout.onnx.name, **r["export"]["parity"]},
+        "runtime": {k: v for k, v in r["run"].items() if k not in ("note", "seconds")},
+        "recording": r["recording"]["recording"],
+        "step_seconds": {name: rec["seconds"] for name, rec in r.items()},
+        "this_run_seconds": {**steps.seconds, "total": round(total_s, 1)},
+    }
+
+
+def table(summary: dict) -> str:
+    """The printed result: accuracy and ζ per method, export parity, runtime."""
+    zeta_head = "ζ (" + "/".join(SOURCE_DOMAINS) + ")"
+    lines = [f"{'method':<15} {'accuracy on ' + TARGET_DOMAIN + ' depth':>22}   {zeta_head}"]
+    for m in summary["methods"]:
+        lines.append(f"{m['name']:<15} {m['accuracy']:>21.1f}%   " + "/".join(f"{z:.3f}" for z in m["zeta"]))
+    e, rt = summary["export"], summary["runtime"]
+    lines += [
+        f"export   {e['file']}: fp32 parity max |Δp| {e['max_abs_diff']:.1e} (goal ≤ {e['goal']:.0e}), "
+        f"argmax agreement {e['argmax_agreement']:.1f}% on {e['n']} {TARGET_DOMAIN} depth images",
+        f"runtime  {rt['frames']} frames of {summary['recording']} on {rt['backend']}: {rt['fps']:.1f} FPS; "
+        f"inference p50 {rt['inference_ms']['p50']:.2f} ms, p95 {rt['inference_ms']['p95']:.2f} ms; "
+        f"per frame (queued → probabilities) p50 {rt['frame_latency_ms']['p50']:.1f} ms, "
+        f"p95 {rt['frame_latency_ms']['p95']:.1f} ms",
+        f"         accuracy on the held-out frames {rt['accuracy']:.1f}% ({rt['correct']}/{rt['frames']})",
+    ]
+    seconds = summary["this_run_seconds"]
+    spent = ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items() if name != "total" and s)
+    lines.append(f"time     {spent or 'every step done before'}; total {seconds['total']:.0f} s")
+    return "\n".join(lines)
+
+
+def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progress: bool = True) -> dict:
+    """Run (or finish) the demo in `out`; returns the summary (also OUT/summary.json and summary.png)."""
+    started = time.perf_counter()
+    layout = prepare_out(Path(out), config, fresh)
+    layout.recording()  # the recording step needs pyrealsense2: say so now, not after the training
+    weights = resolve_weights(config)
+    steps = Steps(layout, 4 + len(SOURCE_DOMAINS) + len(METHODS))
+    steps("synth", f"render the synthetic RGB-D scenes ({', '.join((*SOURCE_DOMAINS, TARGET_DOMAIN))})",
+          [layout.scenes / "synth.json"], lambda: step_synth(layout, config, progress))
+    for domain in SOURCE_DOMAINS:
+        steps(f"train-{domain}", f"train an RGB source model on {domain}/rgb ({config.arch}, {weights[1]})",
+              [layout.source(domain)], lambda d=domain: step_train(layout, config, d, weights, progress))
+    for method, name in METHODS:
+        epochs = "" if method == "none" else f", {config.adapt_epochs} epochs"
+        steps(f"adapt-{method}", f"adapt {' + '.join(SOURCE_DOMAINS)} → {TARGET_DOMAIN} depth: {name}{epochs}",
+              [layout.adapted(method)], lambda m=method: step_adapt(layout, config, m, progress, not steps.ran))
+    steps("export", "export the SOCKET ensemble to ONNX and check parity", [layout.onnx],
+          lambda: step_export(layout, progress))
+    heldout = steps("recording", "write held-out rs depth frames as a RealSense recording",
+                    [layout.recording(), layout.heldout], lambda: step_recording(layout, config, progress))
+    steps("run", "stream the recording through `run` (ONNX Runtime)", [layout.run_jsonl],
+          lambda: step_run(layout, config, heldout))
+
+    from socket_edge.demo_summary import write_png
+
+    summary = report(config, layout, steps, time.perf_counter() - started)
+    write_json(layout.summary_json, summary)
+    write_png(layout.summary_png, summary, samples(layout, heldout))
+    print("\n" + table(summary))
+    print(f"\nwrote {layout.summary_json} and {layout.summary_png}")
+    return summary
+
