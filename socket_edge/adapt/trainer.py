@@ -145,10 +145,12 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history, first_epoch = state["history"], state["epoch"]
+        last_scan = None
         print(f"resuming {run.root} after epoch {first_epoch}/{epochs}", flush=True)
     else:
         run.write_json(run.config, settings)
-        history, first_epoch = [_epoch_entry(0, model, inputs, device, {}, started)], 0
+        entry, last_scan = _epoch_entry(0, model, inputs, device, {}, started)
+        history, first_epoch = [entry], 0
         run.write_metrics(history)
         if progress:
             print(_describe(history[0], epochs), flush=True)
@@ -156,7 +158,7 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     for epoch in range(first_epoch, epochs):
         labels = None
         if config.lambda_pl > 0:
-            feats, probs = scan(model, inputs.target, device)
+            feats, probs = last_scan or scan(model, inputs.target, device)
             labels = cluster_pseudo_labels(feats, probs, model.zeta().detach().cpu()).to(device)
         model.train()
         order = torch.randperm(n, generator=generator)
@@ -196,7 +198,8 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
             for key, value in {"loss": loss, **terms}.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
         losses = {k: round(v / steps_per_epoch, 5) for k, v in sums.items()}
-        history.append(_epoch_entry(epoch + 1, model, inputs, device, losses, started))
+        entry, last_scan = _epoch_entry(epoch + 1, model, inputs, device, losses, started)
+        history.append(entry)
         run.write_metrics(history)
         artifact.atomic_torch_save({
             "epoch": epoch + 1, "settings": settings, "model": model.state_dict(),
@@ -226,13 +229,17 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
 
 
 def _epoch_entry(epoch: int, model: AdaptiveEnsemble, inputs: AdaptInputs, device: torch.device,
-                 losses: dict, started: float) -> dict:
+                 losses: dict, started: float) -> tuple[dict, tuple | None]:
+    """The epoch's metrics line, and the eval-mode scan when the eval data are the target images
+    (the next epoch's pseudo-labels need exactly that pass, with the same weights)."""
     entry: dict = {"epoch": epoch, **losses, "zeta": [round(float(z), 5) for z in model.zeta().detach().cpu()]}
+    reusable = None
     if inputs.eval_frames is not None:
-        _, probs = scan(model, inputs.eval_frames, device)
-        entry["accuracy"] = metrics(inputs.eval_labels, probs.numpy(), inputs.target_contract.class_names)["accuracy"]
+        result = scan(model, inputs.eval_frames, device)
+        entry["accuracy"] = metrics(inputs.eval_labels, result[1].numpy(), inputs.target_contract.class_names)["accuracy"]
+        reusable = result if inputs.eval_frames is inputs.target else None
     entry["elapsed_s"] = round(time.time() - started, 1)
-    return entry
+    return entry, reusable
 
 
 def _describe(entry: dict, epochs: int) -> str:
