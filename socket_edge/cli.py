@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from socket_edge import __version__
+from socket_edge.adapt.choices import DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES, ZETA_PARAMS
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
 from socket_edge.errors import SocketEdgeError
 
@@ -74,15 +75,18 @@ def cmd_train_source(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from socket_edge.adapt.config import AdaptConfig
+    from socket_edge.adapt.config import PRESETS, AdaptConfig
     from socket_edge.adapt.trainer import adapt, run_folder_for
 
-    config = AdaptConfig(
-        method=args.method, modality=args.modality, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        lr_zeta=args.lr_zeta if args.lr_zeta is not None else args.lr, lambda_pl=args.lambda_pl,
+    lr_zeta = args.lr_zeta if args.lr_zeta is not None else PRESETS.get(args.method, {}).get("lr_zeta", args.lr)
+    config = AdaptConfig.for_method(
+        args.method, modality=args.modality, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        lr_zeta=lr_zeta, lambda_pl=args.lambda_pl,
         lambda_ti=args.lambda_ti, lambda_d=args.lambda_d, ti_distance=args.ti_distance,
-        bn_reduction=args.bn_reduction, img_size=args.img_size, depth_scale=args.depth_scale,
-        depth_range=args.depth_range, seed=args.seed, device=args.device,
+        bn_reduction=args.bn_reduction, bn_layers=args.bn_layers, ti_bn=args.ti_bn, ti_augment=args.ti_augment,
+        zeta_param=args.zeta_param, ema=args.ema, lambda_nc=args.lambda_nc, neighbours=args.neighbours,
+        keep=args.keep, img_size=args.img_size, depth_scale=args.depth_scale, depth_range=args.depth_range,
+        seed=args.seed, device=args.device,
     )
     result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source, ti_target=args.ti_target,
                    eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes, resume=args.resume,
@@ -254,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", choices=MODALITIES, required=True, help="the target modality")
     p.add_argument("--ti-source", type=Path, help="TI images in the sources' modality (paired by relative path)")
     p.add_argument("--ti-target", type=Path, help="the same TI scenes in the target modality")
-    p.add_argument("--method", choices=("none", "shot", "decision", "socket"), default="socket")
+    p.add_argument("--method", choices=METHODS, default="socket",
+                   help="socket (the paper, default), socket-plus (socket with the levers below chosen without "
+                        "target labels, docs/benchmarks.md#socket-plus), shot, decision, or none (unadapted)")
     p.add_argument("--out", type=Path, required=True, help="ensemble artifact to write (.pt)")
     p.add_argument("--classes", type=_names, help="read only these class folders of --target and --eval-data")
     p.add_argument("--ti-classes", type=_names, help="read only these class folders of the TI roots")
@@ -263,14 +269,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=15)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="bottleneck lr; backbone ×0.1 (default 0.01)")
-    p.add_argument("--lr-zeta", type=_positive_float, default=None, help="lr of the ζ weights (default: --lr)")
-    p.add_argument("--lambda-pl", type=float, default=0.3, help="pseudo-label weight (default 0.3)")
-    p.add_argument("--lambda-ti", type=float, default=0.1, help="L_TI weight (default 0.1; paper 0.1–0.5)")
-    p.add_argument("--lambda-d", type=float, default=0.1, help="L_d weight (default 0.1; paper 0.1–0.5)")
-    p.add_argument("--ti-distance", choices=("mean_sq", "sum_sq", "norm"), default="mean_sq",
-                   help="L_TI distance: per-dimension mean of squares (default), the paper's literal sum, or the norm")
-    p.add_argument("--bn-reduction", choices=("sum", "mean"), default="sum",
-                   help="L_d over BN layers: sum (paper, default) or mean")
+    p.add_argument("--lr-zeta", type=_positive_float, default=None, help="lr of the ζ weights (default: --lr; socket-plus: 1)")
+    levers = p.add_argument_group("loss terms and levers (defaults: the paper's, or the socket-plus preset)")
+    levers.add_argument("--lambda-pl", type=float, help="pseudo-label weight (default 0.3)")
+    levers.add_argument("--lambda-ti", type=float, help="L_TI weight (default 0.1; paper 0.1–0.5)")
+    levers.add_argument("--lambda-d", type=float, help="L_d weight (default 0.1; paper 0.1–0.5)")
+    levers.add_argument("--ti-distance", choices=DISTANCES,
+                        help="L_TI distance: per-dimension mean of squares (default), the paper's literal sum, "
+                             "or the norm")
+    levers.add_argument("--bn-reduction", choices=REDUCTIONS, help="L_d over BN layers: sum (paper, default) or mean")
+    levers.add_argument("--bn-layers", type=_positive_float,
+                        help="fraction of BN layers, from the input, that L_d matches (default 1)")
+    levers.add_argument("--ti-bn", choices=TI_BN_MODES,
+                        help="BatchNorm of TI batches: their own statistics (batch, default) or the running ones")
+    levers.add_argument("--ti-augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="the same random crop and flip for both images of a TI pair (default off)")
+    levers.add_argument("--zeta-param", choices=ZETA_PARAMS, help="ζ from weights w: sigmoid (paper, default) or softmax")
+    levers.add_argument("--ema", type=float, help="decay of a mean teacher that gives pseudo-labels and is kept "
+                                                  "(default 0: none)")
+    levers.add_argument("--lambda-nc", type=float, help="neighbourhood-consistency (AaD) weight (default 0)")
+    levers.add_argument("--neighbours", type=_positive_int, help="neighbours per image for --lambda-nc (default 5)")
+    levers.add_argument("--keep", choices=KEEP_RULES,
+                        help="epoch to keep: last (default) or min-im (lowest information-maximisation objective "
+                             "on the target; reads no label)")
     p.add_argument("--img-size", type=_positive_int, default=None, help="input size (default: the sources')")
     p.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
                    help="metres per unit of the target depth files (default 0.001 = mm)")

@@ -84,3 +84,44 @@ def trained_rgb(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  "--out", str(out), "--epochs", "2", "--img-size", "32", "--batch-size", "8", "-q"])
     assert code == 0
     return out
+
+
+# adaptation: small data and two tiny source models, shared by the adapt tests
+TI = ("street", "water")
+
+
+@pytest.fixture(scope="session")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("adapt")
+    write_class_folders(root / "rgb", "rgb", per_class=8)
+    paths = {
+        "rgb": root / "rgb",
+        "depth": write_class_folders(root / "depth", "depth", per_class=8, seed=3),
+        "ti_rgb": write_class_folders(root / "ti_rgb", "rgb", per_class=6, classes=TI, seed=5),
+        "ti_depth": write_class_folders(root / "ti_depth", "depth", per_class=6, classes=TI, seed=5),
+        "root": root,
+    }
+    from socket_edge.cli import main
+
+    for name, arch, seed in (("a", "mobilenet_v3_small", 0), ("b", "mobilenet_v3_small", 1)):
+        paths[name] = root / f"{name}.pt"
+        assert main(["train-source", "--data", str(root / "rgb"), "--arch", arch, "--weights", "none", "--out",
+                     str(paths[name]), "--epochs", "1", "--img-size", "32", "--seed", str(seed), "-q"]) == 0
+    return paths
+
+
+def adapt_argv(setup: dict, out: Path, method: str = "socket", epochs: int = 2, sources=("a", "b"),
+               **options: str | None) -> list[str]:
+    """The adapt command line; `options` override (or, with None, drop) --target, --modality, --ti-source…"""
+    settings = {"target": str(setup["depth"]), "modality": "depth", "method": method, "out": str(out),
+                "epochs": str(epochs), "batch_size": "8", "eval_data": str(setup["depth"])}
+    if method == "socket":
+        settings.update(ti_source=str(setup["ti_rgb"]), ti_target=str(setup["ti_depth"]))
+    settings.update(options)
+    argv = ["adapt", "-q"]
+    for name in sources:
+        argv += ["--source", str(setup[name]) if name in setup else name]
+    for key, value in settings.items():
+        if value is not None:
+            argv += ["--" + key.replace("_", "-"), value]
+    return argv

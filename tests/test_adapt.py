@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_class_folders
+from conftest import adapt_argv, write_class_folders
 from socket_edge.adapt.config import AdaptConfig
 from socket_edge.adapt.inputs import load_inputs, load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
@@ -20,44 +20,6 @@ from socket_edge.adapt.trainer import source_ti_features
 from socket_edge.cli import main
 from socket_edge.data.folders import ti_pairs
 from socket_edge.models import artifact
-
-TI = ("street", "water")
-
-
-@pytest.fixture(scope="session")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("adapt")
-    write_class_folders(root / "rgb", "rgb", per_class=8)
-    paths = {
-        "rgb": root / "rgb",
-        "depth": write_class_folders(root / "depth", "depth", per_class=8, seed=3),
-        "ti_rgb": write_class_folders(root / "ti_rgb", "rgb", per_class=6, classes=TI, seed=5),
-        "ti_depth": write_class_folders(root / "ti_depth", "depth", per_class=6, classes=TI, seed=5),
-        "root": root,
-    }
-    for name, arch, seed in (("a", "mobilenet_v3_small", 0), ("b", "mobilenet_v3_small", 1)):
-        paths[name] = root / f"{name}.pt"
-        assert main(["train-source", "--data", str(root / "rgb"), "--arch", arch, "--weights", "none", "--out",
-                     str(paths[name]), "--epochs", "1", "--img-size", "32", "--seed", str(seed), "-q"]) == 0
-    return paths
-
-
-def adapt_argv(setup: dict, out: Path, method: str = "socket", epochs: int = 2, sources=("a", "b"),
-               **options: str | None) -> list[str]:
-    """The adapt command line; `options` override (or, with None, drop) --target, --modality, --ti-source…"""
-    settings = {"target": str(setup["depth"]), "modality": "depth", "method": method, "out": str(out),
-                "epochs": str(epochs), "batch_size": "8", "eval_data": str(setup["depth"])}
-    if method == "socket":
-        settings.update(ti_source=str(setup["ti_rgb"]), ti_target=str(setup["ti_depth"]))
-    settings.update(options)
-    argv = ["adapt", "-q"]
-    for name in sources:
-        argv += ["--source", str(setup[name]) if name in setup else name]
-    for key, value in settings.items():
-        if value is not None:
-            argv += ["--" + key.replace("_", "-"), value]
-    return argv
-
 
 @pytest.mark.parametrize("method", ["none", "shot", "decision", "socket"])
 def test_each_method_writes_an_ensemble_and_a_run_folder(setup, tmp_path, capsys, method):

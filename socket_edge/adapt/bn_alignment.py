@@ -3,10 +3,13 @@ running statistics, ζ-weighted across the sources."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-REDUCTIONS = ("sum", "mean")
+from socket_edge.adapt.choices import REDUCTIONS
+
 
 
 class BNStatsLoss(nn.Module):
@@ -22,14 +25,18 @@ class BNStatsLoss(nn.Module):
     (the official code compared every model with one shared list). Members with a
     different BN layout (other architectures) form their own group, weighted by the
     group's share of ζ. reduction "sum" over layers is the paper's; "mean" divides by
-    the number of layers."""
+    the number of layers used. fraction < 1 uses only the first ⌈fraction·L⌉ layers (from the
+    input), where the modalities' low-level statistics differ most."""
 
-    def __init__(self, groups: list[list[int]], reduction: str = "sum") -> None:
+    def __init__(self, groups: list[list[int]], reduction: str = "sum", fraction: float = 1.0) -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         self.groups = groups
         self.reduction = reduction
+        self.fraction = fraction
 
     def forward(self, batch_stats: list[list[tuple[torch.Tensor, torch.Tensor]]],
                 source_stats: list[list[tuple[torch.Tensor, torch.Tensor]]], zeta: torch.Tensor) -> torch.Tensor:
@@ -37,7 +44,7 @@ class BNStatsLoss(nn.Module):
         for group in self.groups:
             share = zeta[group].sum()
             weights = zeta[group] / share
-            layers = len(source_stats[group[0]])
+            layers = math.ceil(self.fraction * len(source_stats[group[0]]))
             group_loss = 0
             for layer in range(layers):
                 for which in (0, 1):  # mean, variance

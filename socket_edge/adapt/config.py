@@ -4,18 +4,37 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from socket_edge.adapt.bn_alignment import REDUCTIONS
-from socket_edge.adapt.ti_alignment import DISTANCES
+from socket_edge.adapt.choices import (DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, SOCKET_METHODS, TI_BN_MODES,
+                                       ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_RANGE, DEFAULT_DEPTH_SCALE, MODALITIES
 from socket_edge.errors import UsageError
 
-METHODS = ("none", "shot", "decision", "socket")
+# socket-plus: SOCKET with the levers of docs/benchmarks/socket_plus.md, chosen there without target
+# labels: of the variants run (3 seeds × 6 settings), the one with the lowest mean information-
+# maximisation objective on the target at the last epoch ("plus A"). Explicit options override these.
+PRESETS: dict[str, dict] = {
+    "socket-plus": {"bn_reduction": "mean", "bn_layers": 0.25, "ti_augment": True, "ema": 0.9, "lambda_nc": 1.0,
+                    "zeta_param": "softmax", "lr_zeta": 1.0},
+}
 
 
 @dataclass(frozen=True)
 class AdaptConfig:
     """Defaults follow the paper's references: SGD (momentum 0.9, nesterov), lr·(1+10p)^−0.75,
-    backbone lr ×0.1, batch 32, 15 epochs, λ_pl 0.3, λ_TI = λ_d in the paper's 0.1–0.5."""
+    backbone lr ×0.1, batch 32, 15 epochs, λ_pl 0.3, λ_TI = λ_d = 0.1 (the paper's 0.1–0.5).
+
+    The levers beyond the paper (issue 7), each off or at the paper's choice by default:
+    bn_layers   fraction of BatchNorm layers (from the input) that L_d matches
+    ti_bn       "batch": TI batches are normalised with their own statistics (never updating the
+                running ones); "running": with the running statistics
+    ti_augment  the same random crop and flip for both images of each TI pair (ψ recomputed per
+                batch by the frozen source encoders); off: both images as they are
+    zeta_param  ζ = sigmoid(w)/Σ sigmoid(w) (the paper's) or softmax(w)
+    ema         decay of a mean teacher of the whole ensemble (0 = none): the teacher gives the
+                pseudo-labels and is the model kept
+    lambda_nc   weight of the neighbourhood-consistency loss (AaD), k = neighbours
+    keep        which epoch's model to keep: "last", or "min-im", the epoch whose ensemble has the
+                lowest information-maximisation objective on the target (label-free)"""
 
     method: str = "socket"
     modality: str = "depth"
@@ -29,6 +48,14 @@ class AdaptConfig:
     lambda_d: float = 0.1
     ti_distance: str = "mean_sq"
     bn_reduction: str = "sum"
+    bn_layers: float = 1.0
+    ti_bn: str = "batch"
+    ti_augment: bool = False
+    zeta_param: str = "sigmoid"
+    ema: float = 0.0
+    lambda_nc: float = 0.0
+    neighbours: int = 5
+    keep: str = "last"
     img_size: int | None = None
     depth_scale: float = DEFAULT_DEPTH_SCALE
     depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
@@ -36,39 +63,44 @@ class AdaptConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise UsageError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.modality not in MODALITIES:
-            raise UsageError(f"unknown modality {self.modality!r}; choose one of {', '.join(MODALITIES)}")
-        if self.ti_distance not in DISTANCES:
-            raise UsageError(f"--ti-distance must be one of {', '.join(DISTANCES)}")
-        if self.bn_reduction not in REDUCTIONS:
-            raise UsageError(f"--bn-reduction must be one of {', '.join(REDUCTIONS)}")
-        if min(self.lambda_pl, self.lambda_ti, self.lambda_d) < 0:
+        choices = {"method": METHODS, "modality": MODALITIES, "ti_distance": DISTANCES,
+                   "bn_reduction": REDUCTIONS, "ti_bn": TI_BN_MODES, "zeta_param": ZETA_PARAMS, "keep": KEEP_RULES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if min(self.lambda_pl, self.lambda_ti, self.lambda_d, self.lambda_nc) < 0:
             raise UsageError("loss weights (--lambda-*) must be non-negative")
+        if not 0 < self.bn_layers <= 1:
+            raise UsageError(f"--bn-layers is a fraction of the BatchNorm layers in (0, 1], got {self.bn_layers}")
+        if not 0 <= self.ema < 1:
+            raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
+        if self.neighbours < 1:
+            raise UsageError(f"--neighbours must be at least 1, got {self.neighbours}")
+
+    @classmethod
+    def for_method(cls, method: str, **options) -> AdaptConfig:
+        """The method's preset, then every option that is not None."""
+        preset = PRESETS.get(method, {})
+        return cls(method=method, **{**preset, **{k: v for k, v in options.items() if v is not None}})
 
     @property
     def learns_zeta(self) -> bool:
         """DECISION and SOCKET learn ζ; SHOT and the unadapted ensemble keep it equal."""
-        return self.method in ("decision", "socket")
+        return self.method in ("decision", *SOCKET_METHODS)
 
     @property
     def uses_ti(self) -> bool:
         """Only SOCKET reads the TI pairs (L_TI)."""
-        return self.method == "socket" and self.lambda_ti > 0
+        return self.method in SOCKET_METHODS and self.lambda_ti > 0
 
     @property
     def uses_bn_stats(self) -> bool:
         """Only SOCKET matches BatchNorm statistics (L_d)."""
-        return self.method == "socket" and self.lambda_d > 0
+        return self.method in SOCKET_METHODS and self.lambda_d > 0
 
     def to_dict(self) -> dict:
         """Plain data (lists for tuples)."""
         d = asdict(self)
         d["depth_range"] = list(self.depth_range)
         return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "AdaptConfig":
-        """Rebuild from to_dict."""
-        return cls(**{**data, "depth_range": tuple(data["depth_range"])})

@@ -1,9 +1,10 @@
 """The ensemble while it adapts: encoders f_k trained, classifiers g_k frozen, mixing
-weights ζ_k = sigmoid(w_k) / Σ_j sigmoid(w_j) (equal at the start), BatchNorm statistics
-of the target batch recorded for L_d."""
+weights ζ_k = sigmoid(w_k) / Σ_j sigmoid(w_j) or softmax(w)_k (equal at the start), BatchNorm
+statistics of the target batch recorded for L_d; and its mean teacher."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,9 +31,11 @@ def running_stats(member: SourceModel) -> Stats:
 class AdaptiveEnsemble(nn.Module):
     """Members with frozen classifiers and learnable ζ; forward gives features and probabilities."""
 
-    def __init__(self, contract: InputContract, members: list[SourceModel], learn_zeta: bool) -> None:
+    def __init__(self, contract: InputContract, members: list[SourceModel], learn_zeta: bool,
+                 zeta_param: str = "sigmoid") -> None:
         super().__init__()
         self.contract = contract
+        self.zeta_param = zeta_param
         self.input = InputNormalizer(contract)
         self.members = nn.ModuleList(members)
         self.w = nn.Parameter(torch.zeros(len(members)), requires_grad=learn_zeta)
@@ -54,7 +57,9 @@ class AdaptiveEnsemble(nn.Module):
         return hook
 
     def zeta(self) -> torch.Tensor:
-        """ζ = sigmoid(w) / Σ sigmoid(w): positive, sums to 1."""
+        """ζ = sigmoid(w) / Σ sigmoid(w) (the paper's) or softmax(w): positive, sums to 1."""
+        if self.zeta_param == "softmax":
+            return torch.softmax(self.w, dim=0)
         s = torch.sigmoid(self.w)
         return s / s.sum()
 
@@ -98,6 +103,36 @@ class AdaptiveEnsemble(nn.Module):
             for bn, momentum, count in saved:
                 bn.momentum = momentum
                 bn.num_batches_tracked.copy_(count)
+
+    @contextmanager
+    def running_bn_stats(self) -> Iterator[None]:
+        """Within the block, BatchNorm layers normalise with their running statistics (eval mode)
+        and update nothing; the rest of the network keeps its mode."""
+        layers = [bn for group in self._bn for bn in group]
+        modes = [bn.training for bn in layers]
+        for bn in layers:
+            bn.eval()
+        try:
+            yield
+        finally:
+            for bn, mode in zip(layers, modes):
+                bn.train(mode)
+
+    def teacher(self) -> AdaptiveEnsemble:
+        """A copy with the same weights and ζ, nothing trainable: the start of a mean teacher."""
+        copy_ = AdaptiveEnsemble(self.contract, [copy.deepcopy(m) for m in self.members], False, self.zeta_param)
+        copy_.load_state_dict(self.state_dict())
+        copy_.requires_grad_(False)
+        return copy_.to(self.w.device)
+
+    @torch.no_grad()
+    def follow(self, student: AdaptiveEnsemble, decay: float) -> None:
+        """Mean-teacher step: parameters ← decay·self + (1 − decay)·student; buffers (BN running
+        statistics) copied from the student."""
+        for mine, theirs in zip(self.parameters(), student.parameters()):
+            mine.lerp_(theirs.detach(), 1 - decay)
+        for mine, theirs in zip(self.buffers(), student.buffers()):
+            mine.copy_(theirs)
 
     def to_ensemble(self) -> Ensemble:
         """The adapted ζ-weighted ensemble, for the artifact."""

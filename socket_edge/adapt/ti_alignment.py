@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-DISTANCES = ("mean_sq", "sum_sq", "norm")
+from socket_edge.adapt.choices import DISTANCES
+
 
 
 class TIAlignmentLoss(nn.Module):

@@ -1,9 +1,10 @@
 """`socket-edge adapt`: the training loop of SOCKET and its baselines (Algorithm 1).
 
-none      the unadapted ensemble, equal ζ
-shot      L_ma = L_ent − L_div + λ_pl·L_pl, ζ equal
-decision  L_ma with learned ζ
-socket    L_ma + λ_TI·L_TI + λ_d·L_d with learned ζ
+none         the unadapted ensemble, equal ζ
+shot         L_ma = L_ent − L_div + λ_pl·L_pl, ζ equal
+decision     L_ma with learned ζ
+socket       L_ma + λ_TI·L_TI + λ_d·L_d with learned ζ
+socket-plus  socket with the levers of AdaptConfig set by its preset (docs/benchmarks.md)
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import torch
 from socket_edge.adapt.bn_alignment import BNStatsLoss, group_by_layout
 from socket_edge.adapt.config import AdaptConfig
 from socket_edge.adapt.information_max import InformationMaximization
-from socket_edge.adapt.inputs import AdaptInputs, load_inputs, load_sources
+from socket_edge.adapt.inputs import AdaptInputs, Sources, load_inputs, load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
+from socket_edge.adapt.neighbourhood import NeighbourhoodConsistencyLoss, ensemble_features
 from socket_edge.adapt.pseudo_labels import PseudoLabelLoss, cluster_pseudo_labels
 from socket_edge.adapt.run_folder import RunFolder, plot_curves
+from socket_edge.adapt.selection import better, target_scores
 from socket_edge.adapt.ti_alignment import TIAlignmentLoss
 from socket_edge.errors import UsageError
 from socket_edge.evaluation import metrics
@@ -113,16 +116,14 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     settings = {"config": config.to_dict(), "inputs": described}
 
     seed_everything(config.seed)
-    model = AdaptiveEnsemble(inputs.target_contract, [copy.deepcopy(m) for m in src.members], config.learns_zeta)
+    model = AdaptiveEnsemble(inputs.target_contract, [copy.deepcopy(m) for m in src.members], config.learns_zeta,
+                             config.zeta_param)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    source_stats = [[(m.to(device), v.to(device)) for m, v in running_stats(s)] for s in src.members]
-    psi = source_ti_features(inputs, device) if config.uses_ti else None
-    im_loss, pl_loss = InformationMaximization(), PseudoLabelLoss()
-    ti_loss = TIAlignmentLoss(config.ti_distance)
-    bn_loss = BNStatsLoss(group_by_layout([m.encoder for m in model.members]), config.bn_reduction)
-
+    teacher = model.teacher() if config.ema > 0 else None
+    kept = teacher or model  # the model that is scanned, evaluated and written
+    losses = Losses(config, model, src, inputs, device)
     groups = [g for m in model.members for g in parameter_groups(m, config.lr)]
     if config.learns_zeta:
         groups.append({"params": [model.w], "lr": config.lr_zeta, "lr0": config.lr_zeta, "weight_decay": 0.0})
@@ -141,52 +142,34 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
                 "command, or start a new run with --overwrite"
             )
         model.load_state_dict(state["model"])
+        if teacher is not None:
+            teacher.load_state_dict(state["teacher"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        history, first_epoch = state["history"], state["epoch"]
+        history, first_epoch, best = state["history"], state["epoch"], state["best"]
         last_scan = None
         print(f"resuming {run.root} after epoch {first_epoch}/{epochs}", flush=True)
     else:
         run.write_json(run.config, settings)
-        entry, last_scan = _epoch_entry(0, model, inputs, device, {}, started)
+        entry, last_scan = _epoch_entry(0, kept, config, inputs, device, {}, started)
         history, first_epoch = [entry], 0
+        best = {"epoch": 0, "im": entry.get("im"), "state": None}
         run.write_metrics(history)
         if progress:
             print(_describe(history[0], epochs), flush=True)
 
     for epoch in range(first_epoch, epochs):
-        labels = None
-        if config.lambda_pl > 0:
-            feats, probs = last_scan or scan(model, inputs.target, device)
-            labels = cluster_pseudo_labels(feats, probs, model.zeta().detach().cpu()).to(device)
+        scanned = last_scan or _scan_target(kept, config, inputs, device)
+        losses.start_epoch(scanned, kept.zeta().detach())
         model.train()
         order = torch.randperm(n, generator=generator)
         sums: dict[str, float] = {}
         for step in bar(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", enabled=progress, leave=False):
-            lr_schedule(optimizer, (epoch * steps_per_epoch + step) / (epochs * steps_per_epoch))
+            progress_done = (epoch * steps_per_epoch + step) / (epochs * steps_per_epoch)
+            lr_schedule(optimizer, progress_done)
             idx = order[step * batch:(step + 1) * batch]
-            raw = augment(torch.from_numpy(inputs.target[idx.numpy()]), generator,
-                          nearest=inputs.target_contract.invalid_zero).to(device)
-            terms = {}
-            with _autocast(device):
-                with model.recording_bn_stats() as batch_stats:
-                    _, probs_k = model(raw)
-                zeta = model.zeta()
-                mixed = model.mix(probs_k)
-                loss, terms["l_ent"], terms["l_div"] = im_loss(mixed)
-                if labels is not None:
-                    terms["l_pl"] = pl_loss(mixed, labels[idx.to(device)])
-                    loss = loss + config.lambda_pl * terms["l_pl"]
-                if config.uses_bn_stats:
-                    terms["l_d"] = bn_loss(batch_stats, source_stats, zeta)
-                    loss = loss + config.lambda_d * terms["l_d"]
-                if config.uses_ti:
-                    pick = torch.randperm(len(inputs.ti_target), generator=generator)[:batch]
-                    with model.frozen_bn_stats():
-                        ti_feats = model.encode(torch.from_numpy(inputs.ti_target[pick.numpy()]).to(device))
-                    terms["l_ti"] = ti_loss(ti_feats, [p[pick.to(p.device)] for p in psi], zeta)
-                    loss = loss + config.lambda_ti * terms["l_ti"]
+            loss, terms = losses.step(idx, generator, progress_done)
             if not torch.isfinite(loss):
                 raise UsageError(
                     f"the loss became {loss.item()} in epoch {epoch + 1}; lower --lr or the loss weights "
@@ -195,27 +178,36 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if teacher is not None:
+                teacher.follow(model, config.ema)
             for key, value in {"loss": loss, **terms}.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
-        losses = {k: round(v / steps_per_epoch, 5) for k, v in sums.items()}
-        entry, last_scan = _epoch_entry(epoch + 1, model, inputs, device, losses, started)
+        means = {k: round(v / steps_per_epoch, 5) for k, v in sums.items()}
+        entry, last_scan = _epoch_entry(epoch + 1, kept, config, inputs, device, means, started)
         history.append(entry)
+        if better(config.keep, entry, best):
+            best = {"epoch": entry["epoch"], "im": entry["im"],
+                    "state": None if config.keep == "last" else _cpu_state(kept)}
         run.write_metrics(history)
         artifact.atomic_torch_save({
             "epoch": epoch + 1, "settings": settings, "model": model.state_dict(),
+            "teacher": teacher.state_dict() if teacher is not None else None,
             "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(), "history": history,
+            "torch_rng": torch.get_rng_state(), "history": history, "best": best,
         }, run.checkpoint)
         if progress:
             print(_describe(history[-1], epochs), flush=True)
 
-    ensemble = model.to_ensemble().cpu().eval()
+    if best["state"] is not None:
+        kept.load_state_dict(best["state"])
+    ensemble = kept.to_ensemble().cpu().eval()
+    final = history[best["epoch"]]
     result = {
-        "method": config.method, "epochs": history, "zeta": [float(z) for z in ensemble.zeta],
-        "seconds": round(time.time() - started, 1), "target_n": n,
+        "method": config.method, "epochs": history, "kept_epoch": best["epoch"],
+        "zeta": [float(z) for z in ensemble.zeta], "seconds": round(time.time() - started, 1), "target_n": n,
     }
-    if "accuracy" in history[-1]:
-        result["accuracy"] = history[-1]["accuracy"]
+    if "accuracy" in final:
+        result["accuracy"] = final["accuracy"]
     prov = artifact.provenance(
         stage="adapt", method=config.method, seed=config.seed, config=config.to_dict(), inputs=described,
         sources=src.provenance, data=inputs.target_list.summary(), ti=inputs.ti_summary, metrics=result,
@@ -228,18 +220,108 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     return result
 
 
-def _epoch_entry(epoch: int, model: AdaptiveEnsemble, inputs: AdaptInputs, device: torch.device,
-                 losses: dict, started: float) -> tuple[dict, tuple | None]:
-    """The epoch's metrics line, and the eval-mode scan when the eval data are the target images
-    (the next epoch's pseudo-labels need exactly that pass, with the same weights)."""
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+class Losses:
+    """Every loss term of one training step, from the config: L_ent − L_div, λ_pl·L_pl,
+    λ_d·L_d, λ_TI·L_TI and λ_nc·L_nc (the last three only where the config asks for them)."""
+
+    def __init__(self, config: AdaptConfig, model: AdaptiveEnsemble, src: Sources, inputs: AdaptInputs,
+                 device: torch.device) -> None:
+        self.config, self.model, self.inputs, self.device = config, model, inputs, device
+        self.im, self.pl = InformationMaximization(), PseudoLabelLoss()
+        self.ti = TIAlignmentLoss(config.ti_distance)
+        self.nc = NeighbourhoodConsistencyLoss(config.neighbours)
+        self.bn = BNStatsLoss(group_by_layout([m.encoder for m in model.members]), config.bn_reduction,
+                              config.bn_layers)
+        self.source_stats = [[(m.to(device), v.to(device)) for m, v in running_stats(s)] for s in src.members]
+        self.source_encoders = None
+        self.psi = None
+        if config.uses_ti and config.ti_augment:
+            self.source_encoders = [copy.deepcopy(m.encoder).to(device).eval() for m in src.members]
+            self.source_input = InputNormalizer(inputs.sources.contract).to(device)
+        elif config.uses_ti:
+            self.psi = source_ti_features(inputs, device)
+        self.labels = self.bank_feats = self.bank_probs = None
+
+    def start_epoch(self, scanned: tuple, zeta: torch.Tensor) -> None:
+        """Pseudo-labels and the neighbour banks from the eval-mode scan of the target set."""
+        feats, probs, labels = scanned
+        self.labels = labels.to(self.device) if self.config.lambda_pl > 0 else None
+        if self.config.lambda_nc > 0:
+            self.bank_feats = ensemble_features(feats, zeta.cpu()).to(self.device)
+            self.bank_probs = probs.float().to(self.device)
+
+    def step(self, idx: torch.Tensor, generator: torch.Generator, progress: float) -> tuple[torch.Tensor, dict]:
+        """The loss of the batch idx of the target set, and its terms."""
+        config, model, device = self.config, self.model, self.device
+        raw = augment(torch.from_numpy(self.inputs.target[idx.numpy()]), generator,
+                      nearest=self.inputs.target_contract.invalid_zero).to(device)
+        terms = {}
+        with _autocast(device):
+            with model.recording_bn_stats() as batch_stats:
+                feats, probs_k = model(raw)
+            zeta = model.zeta()
+            mixed = model.mix(probs_k)
+            loss, terms["l_ent"], terms["l_div"] = self.im(mixed)
+            if self.labels is not None:
+                terms["l_pl"] = self.pl(mixed, self.labels[idx.to(device)])
+                loss = loss + config.lambda_pl * terms["l_pl"]
+            if config.lambda_nc > 0:
+                batch_feats = ensemble_features([f.detach() for f in feats], zeta.detach())
+                alpha = (1 + 10 * progress) ** -1.0
+                terms["l_nc"] = self.nc(mixed, batch_feats, self.bank_feats, self.bank_probs, idx.to(device), alpha)
+                loss = loss + config.lambda_nc * terms["l_nc"]
+            if config.uses_bn_stats:
+                terms["l_d"] = self.bn(batch_stats, self.source_stats, zeta)
+                loss = loss + config.lambda_d * terms["l_d"]
+            if config.uses_ti:
+                terms["l_ti"] = self.ti(*self._ti_features(len(idx), generator), zeta)
+                loss = loss + config.lambda_ti * terms["l_ti"]
+        return loss, terms
+
+    def _ti_features(self, batch: int, generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(f_k of a random TI target batch, ψ_k of the paired source images). With ti_augment both
+        images of a pair get the same crop and flip and ψ is computed now by the frozen sources."""
+        inputs, model, device = self.inputs, self.model, self.device
+        pick = torch.randperm(len(inputs.ti_target), generator=generator)[:batch]
+        target = torch.from_numpy(inputs.ti_target[pick.numpy()])
+        if self.source_encoders is not None:
+            seed = int(torch.randint(2**62, (1,), generator=generator))
+            source = augment(torch.from_numpy(inputs.ti_source[pick.numpy()]), torch.Generator().manual_seed(seed),
+                             nearest=False)
+            target = augment(target, torch.Generator().manual_seed(seed), nearest=inputs.target_contract.invalid_zero)
+            with torch.no_grad():
+                x = self.source_input(source.to(device))
+                psi = [enc(x).float() for enc in self.source_encoders]
+        else:
+            psi = [p[pick.to(p.device)] for p in self.psi]
+        bn_mode = model.running_bn_stats() if self.config.ti_bn == "running" else model.frozen_bn_stats()
+        with bn_mode:
+            return model.encode(target.to(device)), psi
+
+
+def _scan_target(model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInputs, device: torch.device) -> tuple:
+    """(features per member, ensemble probabilities, clustering pseudo-labels) of the target set."""
+    feats, probs = scan(model, inputs.target, device)
+    labels = cluster_pseudo_labels(feats, probs, model.zeta().detach().cpu()) if config.method != "none" else None
+    return feats, probs, labels
+
+
+def _epoch_entry(epoch: int, model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInputs,
+                 device: torch.device, losses: dict, started: float) -> tuple[dict, tuple]:
+    """The epoch's metrics line with the label-free target scores (and the accuracy on the eval
+    data, when given), and the target scan, which the next epoch's pseudo-labels reuse."""
     entry: dict = {"epoch": epoch, **losses, "zeta": [round(float(z), 5) for z in model.zeta().detach().cpu()]}
-    reusable = None
+    scanned = _scan_target(model, config, inputs, device)
+    entry.update(target_scores(scanned[1], scanned[2]))
     if inputs.eval_frames is not None:
-        result = scan(model, inputs.eval_frames, device)
-        entry["accuracy"] = metrics(inputs.eval_labels, result[1].numpy(), inputs.target_contract.class_names)["accuracy"]
-        reusable = result if inputs.eval_frames is inputs.target else None
+        probs = scanned[1] if inputs.eval_frames is inputs.target else scan(model, inputs.eval_frames, device)[1]
+        entry["accuracy"] = metrics(inputs.eval_labels, probs.numpy(), inputs.target_contract.class_names)["accuracy"]
     entry["elapsed_s"] = round(time.time() - started, 1)
-    return entry, reusable
+    return entry, scanned
 
 
 def _describe(entry: dict, epochs: int) -> str:

@@ -1,0 +1,263 @@
+"""socket-plus (issue 7): every lever of AdaptConfig against SHOT/DECISION and the paper's SOCKET,
+3 seeds, on rgbnir212 (RGB→NIR, NIR→RGB) and the synthetic RGB-D scenes (each domain single-source,
+kv1 + kv2 → rs two-source). Many small runs in parallel processes; made for a GPU, runs on a CPU.
+
+    .venv/bin/python benchmarks/socket_plus.py run [--workers 8] [--deadline 400]   # resumable
+    .venv/bin/python benchmarks/socket_plus.py report                              # tables only
+
+Results: benchmarks/results/socket_plus.jsonl (one line per run, a finished run is never
+repeated). Each line holds the per-epoch accuracy AND the per-epoch label-free scores (the
+information-maximisation objective on the target, its entropy and diversity parts, the
+agreement of predictions with the clustering pseudo-labels), so label-free rules for choosing
+a variant or an epoch are evaluated on the same runs. The report is docs/benchmarks/socket_plus.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "socket_plus.jsonl"
+REPORT = ROOT / "docs" / "benchmarks" / "socket_plus.md"
+RGBNIR = ROOT.parent / "shared" / "data" / "rgbnir212"
+TR = "country,field,forest,indoor,mountain,oldbuilding"
+TI = "street,urban,water"
+SEEDS = (0, 1, 2)
+
+# name → (where it runs: "single", "two" or "both", AdaptConfig options). "base" is SHOT on one
+# source and DECISION on two; every other variant is SOCKET plus or minus one lever, then the
+# combinations. keep = min-im is evaluated from each run's recorded history (it never changes training).
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "base": ("both", {}),
+    "socket (paper)": ("both", {"method": "socket"}),
+    "socket −L_d": ("both", {"method": "socket", "lambda_d": 0}),
+    "socket −L_TI": ("both", {"method": "socket", "lambda_ti": 0}),
+    "socket, L_TI norm": ("both", {"method": "socket", "ti_distance": "norm"}),
+    "socket, L_d layer mean": ("both", {"method": "socket", "bn_reduction": "mean"}),
+    "socket, L_d first ¼ layers": ("both", {"method": "socket", "bn_reduction": "mean", "bn_layers": 0.25}),
+    "socket, TI BN running": ("both", {"method": "socket", "ti_bn": "running"}),
+    "socket, TI same crop": ("both", {"method": "socket", "ti_augment": True}),
+    "socket −L_d, λ_TI 0.5": ("both", {"method": "socket", "lambda_d": 0, "lambda_ti": 0.5}),
+    "base + EMA teacher": ("both", {"ema": 0.9}),
+    "socket + EMA teacher": ("both", {"method": "socket", "ema": 0.9}),
+    "base + NC": ("both", {"lambda_nc": 1.0}),
+    "socket + NC": ("both", {"method": "socket", "lambda_nc": 1.0}),
+    "socket, NC instead of L_pl": ("both", {"method": "socket", "lambda_nc": 1.0, "lambda_pl": 0}),
+    "socket, ζ softmax lr 1": ("two", {"method": "socket", "zeta_param": "softmax", "lr_zeta": 1.0}),
+    "plus A": ("both", {"method": "socket", "bn_reduction": "mean", "bn_layers": 0.25, "ti_augment": True,
+                        "ema": 0.9, "lambda_nc": 1.0, "zeta_param": "softmax", "lr_zeta": 1.0}),
+    "plus B": ("both", {"method": "socket", "lambda_d": 0, "ti_augment": True, "ema": 0.9, "lambda_nc": 1.0,
+                        "zeta_param": "softmax", "lr_zeta": 1.0}),
+    "plus C": ("both", {"method": "socket", "bn_reduction": "mean", "bn_layers": 0.25, "ti_augment": True,
+                        "lambda_ti": 0.5, "ema": 0.9, "zeta_param": "softmax", "lr_zeta": 1.0}),
+}
+PRIORITY = ["base", "socket (paper)", "plus A", "plus B", "plus C", "socket + NC", "socket + EMA teacher",
+            "socket −L_d", "socket, L_d first ¼ layers", "socket, TI same crop", "base + NC", "base + EMA teacher",
+            "socket, ζ softmax lr 1", "socket, NC instead of L_pl", "socket −L_TI", "socket, L_TI norm",
+            "socket, L_d layer mean", "socket −L_d, λ_TI 0.5", "socket, TI BN running"]
+
+
+def cli(*argv: object) -> None:
+    from socket_edge.cli import main
+
+    code = main([str(a) for a in argv])
+    if code != 0:
+        raise SystemExit(f"failed ({code}): socket-edge {' '.join(map(str, argv))}")
+
+
+def settings(work: Path, rgbnir: Path) -> dict[str, dict]:
+    """Setting name → the inputs of adapt: sources, target, TI roots, classes."""
+    scenes = work / "scenes"
+    out = {}
+    if rgbnir.is_dir():
+        for src, tgt in (("rgb", "nir"), ("nir", "rgb")):
+            out[f"rgbnir {src.upper()}→{tgt.upper()}"] = {
+                "sources": [work / f"rgbnir_{src}.pt"], "target": rgbnir / tgt, "modality": tgt,
+                "ti_source": rgbnir / src, "ti_target": rgbnir / tgt, "classes": TR.split(","),
+                "ti_classes": TI.split(","), "eval_data": rgbnir / tgt}
+    for d in ("kv1", "kv2", "rs"):
+        out[f"synth {d}"] = {"sources": [work / f"synth_{d}.pt"], "target": scenes / d / "depth", "modality": "depth",
+                             "ti_source": scenes / d / "ti" / "rgb", "ti_target": scenes / d / "ti" / "depth",
+                             "eval_data": scenes / d / "depth"}
+    out["synth kv1+kv2→rs"] = {**out["synth rs"], "sources": [work / "synth_kv1.pt", work / "synth_kv2.pt"]}
+    return out
+
+
+def prepare(work: Path, rgbnir: Path, quick: bool) -> list[tuple]:
+    """Scenes (once) and the source-training commands still to run."""
+    scenes = work / "scenes"
+    if not scenes.exists():
+        cli("synth", scenes, "--per-class", 8 if quick else 40, "--size", 64, "--domains", "kv1", "kv2", "rs", "-q")
+    epochs = 1 if quick else None
+    jobs = []
+    if rgbnir.is_dir():
+        for mod in ("rgb", "nir"):
+            jobs.append((work / f"rgbnir_{mod}.pt", "--data", rgbnir / mod, "--classes", TR, "--modality", mod,
+                         "--arch", "mobilenet_v2", "--weights", "imagenet", "--img-size", 64 if quick else 128,
+                         "--epochs", epochs or 20))
+    for d in ("kv1", "kv2", "rs"):
+        jobs.append((work / f"synth_{d}.pt", "--data", scenes / d / "rgb", "--arch", "mobilenet_v2", "--weights",
+                     "imagenet", "--img-size", 64, "--epochs", epochs or 15))
+    return [j for j in jobs if not j[0].exists()]
+
+
+def train_source(job: tuple) -> str:
+    _threads()
+    out, *argv = job
+    cli("train-source", "--out", out, "-q", *argv)
+    return str(out)
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, options: dict, work: Path,
+              epochs: int | None) -> dict:
+    """One adaptation; its record (final and per-epoch accuracy, label-free scores, ζ, time)."""
+    _threads()
+    from socket_edge.adapt.config import AdaptConfig
+    from socket_edge.adapt.trainer import adapt
+
+    two = len(inputs["sources"]) > 1
+    options = {"method": "decision" if two else "shot", **options}
+    method = options.pop("method")
+    config = AdaptConfig.for_method(method, modality=inputs["modality"], seed=seed, epochs=epochs, **options)
+    uses_ti = config.uses_ti
+    started = time.time()
+    result = adapt(config, inputs["sources"], inputs["target"], work / "runs" / f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt",
+                   ti_source=inputs["ti_source"] if uses_ti else None, ti_target=inputs["ti_target"] if uses_ti else None,
+                   eval_data=inputs["eval_data"], classes=inputs.get("classes"),
+                   ti_classes=inputs.get("ti_classes") if uses_ti else None, overwrite=True, progress=False)
+    history = result["epochs"]
+    return {
+        "key": key, "setting": setting, "variant": variant, "seed": seed, "config": config.to_dict(),
+        "accuracy": result["accuracy"], "per_epoch": [h["accuracy"] for h in history],
+        "im": [h["im"] for h in history], "ent": [h["ent"] for h in history], "div": [h["div"] for h in history],
+        "agree": [h.get("agree") for h in history], "zeta": result["zeta"],
+        "seconds": round(time.time() - started, 1), "device": str(_device()),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _device() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def done_keys(results: Path) -> set[str]:
+    if not results.exists():
+        return set()
+    return {json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()}
+
+
+def jobs_to_run(work: Path, rgbnir: Path, results: Path, variants: list[str], seeds: tuple[int, ...]) -> list[tuple]:
+    done = done_keys(results)
+    jobs = []
+    all_settings = settings(work, rgbnir)
+    for setting, inputs in all_settings.items():  # the unadapted ensembles first: one run each
+        key = f"{setting}/unadapted/0"
+        if key not in done:
+            jobs.append((key, setting, "unadapted", 0, inputs, {"method": "none"}))
+    for variant in variants:  # priority order, so that a deadline cuts the least important variants
+        where, options = VARIANTS[variant]
+        for seed in seeds:
+            for setting, inputs in all_settings.items():
+                two = len(inputs["sources"]) > 1
+                if where == "both" or where == ("two" if two else "single"):
+                    key = f"{setting}/{variant}/{seed}"
+                    if key not in done:
+                        jobs.append((key, setting, variant, seed, inputs, options))
+    return jobs
+
+
+def run(args: argparse.Namespace) -> None:
+    started = time.time()
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "runs").mkdir(exist_ok=True)
+    pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
+    sources = prepare(work, args.rgbnir, args.quick)
+    for done in as_completed([pool.submit(train_source, job) for job in sources]):
+        print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)
+    variants = args.variants or PRIORITY
+    jobs = jobs_to_run(work, args.rgbnir, args.results, variants, tuple(args.seeds))
+    print(f"{len(jobs)} adaptation runs, {args.workers} workers", flush=True)
+    pending = {}
+    queue = list(jobs)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    while queue or pending:
+        while queue and len(pending) < args.workers and time.time() - started < args.deadline:
+            job = queue.pop(0)
+            pending[pool.submit(adapt_job, *job, work, 1 if args.quick else None)] = job[0]
+        if not pending:
+            print(f"deadline: {len(queue)} runs not started", flush=True)
+            break
+        finished = next(as_completed(pending))
+        key = pending.pop(finished)
+        try:
+            entry = finished.result()
+        except Exception as error:  # one failed run must not stop the others: record it
+            entry = {"key": key, "error": f"{type(error).__name__}: {error}"}
+        with args.results.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+        print(f"[{time.time() - started:5.0f} s] {key}: {entry.get('accuracy', entry.get('error'))} "
+              f"({entry.get('seconds', '?')} s)", flush=True)
+    pool.shutdown(cancel_futures=True)
+
+
+def rows(results: Path = RESULTS) -> list[dict]:
+    if not results.exists():
+        return []
+    return [r for r in (json.loads(line) for line in results.read_text().splitlines() if line.strip())
+            if "error" not in r]
+
+
+def min_im_accuracy(row: dict) -> float:
+    """The accuracy of the epoch a label-free rule keeps: the lowest IM objective (epochs ≥ 1)."""
+    epochs = range(1, len(row["im"])) if len(row["im"]) > 1 else range(1)
+    return row["per_epoch"][min(epochs, key=lambda e: row["im"][e])]
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("run", "report"))
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "socket_plus")
+    parser.add_argument("--rgbnir", type=Path, default=RGBNIR)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--deadline", type=float, default=float("inf"), help="start no run after this many seconds")
+    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all, in priority order")
+    parser.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
+    parser.add_argument("--quick", action="store_true", help="1-epoch smoke test of the whole script")
+    args = parser.parse_args()
+    if args.action == "run":
+        run(args)
+    else:
+        from socket_plus_report import report
+
+        report(rows(args.results))
+
+
+if __name__ == "__main__":
+    main()
