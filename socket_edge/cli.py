@@ -167,7 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from socket_edge.runtime.uri import parse_source
 
     spec = parse_source(args.source, depth_scale=args.depth_scale)
-    backend = open_backend(args.model, providers=args.providers, threads=args.threads, device=args.device)
+    backend = open_backend(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
+                           device=args.device)
     modality = backend.contract.modality
     outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
     if args.show:
@@ -187,8 +188,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from socket_edge.runtime.uri import parse_source
 
     spec = parse_source(args.source, depth_scale=args.depth_scale) if args.source else None
-    result = bench(args.model, spec, frames=args.frames, threads=args.threads, providers=args.providers,
-                   device=args.device)
+    result = bench(args.model, spec, frames=args.frames, threads=args.threads, spinning=args.spin,
+                   providers=args.providers, device=args.device)
     print(json.dumps(result) if args.json else describe(result))
     return 0
 
@@ -369,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "cpu, cuda, tensorrt, or comma-separated provider names",
                    type=lambda text: text if "," not in text else [t.strip() for t in text.split(",") if t.strip()])
     p.add_argument("--threads", type=_positive_int, default=2, help="ONNX Runtime intra-op threads (default 2)")
+    p.add_argument("--no-spin", dest="spin", action="store_false",
+                   help="idle ONNX Runtime threads sleep instead of busy-waiting: faster when decoding the source "
+                        "takes CPU (compressed RealSense recordings on few cores), slower otherwise")
     p.add_argument("--depth-scale", type=_positive_float, default=None,
                    help="metres per unit of depth files (videos, images) when the URI sets no depth_scale "
                         "(default: the model's unit); RealSense gives its own")
@@ -387,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="source URI for the pipeline measurement (and the sample frame)")
     p.add_argument("--frames", type=_positive_int, default=100, help="frames to time (default 100)")
     p.add_argument("--threads", type=_positive_int, default=2, help="ONNX Runtime intra-op threads (default 2)")
+    p.add_argument("--no-spin", dest="spin", action="store_false",
+                   help="idle ONNX Runtime threads sleep instead of busy-waiting: faster when decoding the source "
+                        "takes CPU (compressed RealSense recordings on few cores), slower otherwise")
     p.add_argument("--providers", help="one ONNX Runtime provider to measure (default: each available)")
     p.add_argument("--depth-scale", type=_positive_float, default=None, help="metres per unit of depth files")
     p.add_argument("--device", default="auto", help="for .pt models: auto, cpu or cuda")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -35,6 +36,7 @@ from socket_edge.runtime import pipeline
 from socket_edge.runtime.backends import open_backend
 from socket_edge.runtime.bench import bench
 from socket_edge.runtime.capture import END, Capture
+from socket_edge.runtime.onnx_model import OnnxModel
 from socket_edge.runtime.sources import Frame, ImageSource, Source, SourceLost
 from socket_edge.runtime.uri import parse_source
 
@@ -343,3 +345,35 @@ def test_pt_backend_gives_the_onnx_labels_and_bench_reports_overhead(models, tmp
     assert "overhead_pct" in result
     assert main(["bench", str(models["depth"]), "--frames", "3", "--threads", "1"]) == 0
     assert "pure inference" in capsys.readouterr().out
+
+
+def session_settings(backend) -> tuple[int, int, list[str]]:
+    from socket_edge.runtime.onnx_model import SPIN_KEYS
+
+    options = backend.runner.session.get_session_options()
+    return (options.intra_op_num_threads, options.inter_op_num_threads,
+            [options.get_session_config_entry(key) for key in SPIN_KEYS])
+
+
+def test_onnx_threads_spin_unless_told_not_to_and_bench_uses_the_same_options(models, tmp_path, capsys):
+    assert session_settings(open_backend(models["depth"], providers="cpu", threads=2)) == (2, 1, ["1", "1"])
+    sleeping = open_backend(models["depth"], providers="cpu", threads=1, spinning=False)
+    assert session_settings(sleeping) == (1, 1, ["0", "0"])
+    seen = []
+    original = OnnxModel.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        seen.append(session_settings(SimpleNamespace(runner=self)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(OnnxModel, "__init__", spy)
+        for flags, expected in (([], ["1", "1"]), (["--no-spin"], ["0", "0"])):
+            seen.clear()
+            assert main(["bench", str(models["depth"]), "--frames", "2", "--threads", "1", "--json", *flags]) == 0
+            assert json.loads(capsys.readouterr().out)["spinning"] == (flags == [])
+            assert seen and all(s == (1, 1, expected) for s in seen)
+        save_pngs(tmp_path / "f", depth_frames(n=2))
+        seen.clear()
+        assert main(["run", str(models["depth"]), "--source", str(tmp_path / "f"), "--no-spin", "--threads", "1", "-q"]) == 0
+        assert seen == [(1, 1, ["0", "0"])]

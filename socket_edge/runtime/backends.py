@@ -46,14 +46,14 @@ class _TorchRunner:
 
 
 def open_backend(path: str | Path, *, providers: str | list[str] | None = None, threads: int | None = 2,
-                 device: str = "auto") -> Backend:
-    """The backend for a model file, chosen by its suffix."""
+                 spinning: bool = True, device: str = "auto") -> Backend:
+    """The backend for a model file, chosen by its suffix. threads and spinning: ONNX Runtime only."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"model file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        model = OnnxModel(path, providers=providers, threads=threads)
+        model = OnnxModel(path, providers=providers, threads=threads, spinning=spinning)
         return Backend("onnxruntime", ",".join(p.replace("ExecutionProvider", "") for p in model.providers),
                        model.contract, model)
     if suffix == ".engine":

@@ -56,23 +56,24 @@ def time_inference(backend: Backend, raw: np.ndarray, frames: int, warmup: int =
 
 
 def bench(model: str | Path, spec: SourceSpec | None = None, *, frames: int = 100, threads: int | None = 2,
-          providers: str | None = None, device: str = "auto") -> dict:
+          spinning: bool = True, providers: str | None = None, device: str = "auto") -> dict:
     """Inference per backend; with `spec`, the pipeline's FPS over up to `frames` frames and its
-    overhead = 1 − pipeline FPS / pure inference FPS (same backend, same thread count; pure inference
-    is timed before and after the pipeline and averaged, so that a drifting machine load cancels)."""
+    overhead = 1 − pipeline FPS / pure inference FPS (same backend and session options: threads,
+    spinning; pure inference is timed before and after the pipeline and averaged, so that a
+    drifting machine load cancels)."""
     path = Path(model)
     tried = [providers] if providers else candidates(path)
     results, first = [], None
     for choice in tried:
         try:
-            backend = open_backend(path, providers=choice, threads=threads, device=device)
+            backend = open_backend(path, providers=choice, threads=threads, spinning=spinning, device=device)
         except MissingDependencyError as exc:
             results.append({"backend": choice, "skipped": str(exc)})
             continue
         raw = sample_frame(backend, spec)
         results.append(time_inference(backend, raw, frames))
         first = first or (backend, results[-1])
-    out = {"model": str(path), "threads": threads, "inference": results}
+    out = {"model": str(path), "threads": threads, "spinning": spinning, "inference": results}
     if spec is not None and first is not None:
         backend, before = first
         summary = pipeline.run(backend, spec, [], max_frames=frames)
@@ -87,7 +88,8 @@ def bench(model: str | Path, spec: SourceSpec | None = None, *, frames: int = 10
 
 def describe(result: dict) -> str:
     """Human-readable lines of a bench result."""
-    lines = [f"{result['model']} ({result['threads']} threads)"]
+    spin = "spinning" if result.get("spinning") else "no spinning"
+    lines = [f"{result['model']} ({result['threads']} threads, {spin})"]
     for row in result["inference"]:
         if "skipped" in row:
             lines.append(f"  {row['backend']:<28} skipped: {row['skipped']}")

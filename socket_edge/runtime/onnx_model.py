@@ -22,6 +22,7 @@ from socket_edge.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
 CPU = "CPUExecutionProvider"
 PROVIDER_ALIASES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": CPU}
 PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", CPU)  # "auto": the first ones available
+SPIN_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 
 
 def choose_providers(requested: str | Sequence[str] | None, available: Sequence[str]) -> list[str]:
@@ -54,10 +55,14 @@ class OnnxModel:
     """One exported .onnx file (or its bytes) in an ONNX Runtime session.
 
     providers: see `choose_providers`. threads: intra-op threads (None: ONNX Runtime's default).
+    spinning: idle thread-pool threads busy-wait for the next operator (ONNX Runtime's default).
+    False makes them sleep, which leaves the cores to a source whose decoding takes CPU (a
+    compressed RealSense recording on 2 cores) at some cost in inference speed otherwise
+    (docs/benchmarks.md, run section).
     Refuses, with one line, a file that is not ONNX or carries no socket-edge contract."""
 
     def __init__(self, model: str | Path | bytes, *, providers: str | Sequence[str] | None = None,
-                 threads: int | None = None, name: str | None = None) -> None:
+                 threads: int | None = None, spinning: bool = True, name: str | None = None) -> None:
         ort = require("onnxruntime", "cpu")
         if isinstance(model, bytes):
             self.name = name or "the ONNX graph"
@@ -73,6 +78,9 @@ class OnnxModel:
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
+        self.spinning = spinning
+        for key in SPIN_KEYS:
+            options.add_session_config_entry(key, "1" if spinning else "0")
         chosen = choose_providers(providers, ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(source, sess_options=options, providers=chosen)

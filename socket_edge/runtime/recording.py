@@ -3,7 +3,9 @@
 Used by the tests and the benchmark; playback is sources.RealSenseSource.
 
 pyrealsense2 before 2.58 writes rosbag1 (`.bag`); 2.58 and newer write rosbag2 (`.db3`) and
-refuse another suffix: `recording_suffix()` says which."""
+refuse another suffix: `recording_suffix()` says which. rs.recorder compresses frames unless
+told not to (`compress=False`); playing a compressed file back decompresses every frame, CPU work
+that a live camera does not do, so the benchmark measures both kinds."""
 
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ def recording_suffix() -> str:
 
 
 def write_recording(path: str | Path, depth: list[np.ndarray], infrared: list[np.ndarray] | None = None, *,
-                    depth_scale: float = 0.001, fps: int = 30) -> Path:
+                    depth_scale: float = 0.001, fps: int = 30, compress: bool = True) -> Path:
     """Record H×W uint16 depth frames (and optional H×W uint8 infrared frames of the same size) with
-    frame numbers 0, 1, … and timestamps at `fps`. Returns the path written."""
+    frame numbers 0, 1, … and timestamps at `fps`; `compress`: librealsense's frame compression.
+    Returns the path written."""
     rs = require("pyrealsense2", "realsense")
     path = Path(path)
     if path.suffix != recording_suffix():
@@ -48,7 +51,7 @@ def write_recording(path: str | Path, depth: list[np.ndarray], infrared: list[np
         profiles.append(stream(rs.stream.infrared, 1, 1, 1, rs.format.y8))
     sensor.add_read_only_option(rs.option.depth_units, float(depth_scale))
     path.parent.mkdir(parents=True, exist_ok=True)
-    recorder = rs.recorder(str(path), device)
+    recorder = rs.recorder(str(path), device, compress)
     sensor.open(profiles)
     sensor.start(rs.frame_queue(len(depth) * 2 + 2))
     for number, image in enumerate(depth):
