@@ -150,7 +150,6 @@ def busy_seconds() -> float:
 def load_note(result: dict) -> str:
     """Whether other work shared the cores: the load average before the run, and the cores that other
     processes kept busy during it."""
-    load = float(result["load_average"].split(" / ")[0])
     cores, others = os.cpu_count() or 1, result["other_cores"]
     measured = (f"load average {result['load_average']} before the run; other processes used "
                 f"{others:.2f} cores on average during it ({result['worker_seconds']:.0f} s)")
