@@ -11,7 +11,6 @@ from torch import nn
 from socket_edge.adapt.choices import REDUCTIONS
 
 
-
 class BNStatsLoss(nn.Module):
     """Σ_l ‖Σ_k ζ_k μ^t_{k,l} − Σ_k ζ_k μ^s_{k,l}‖² + ‖Σ_k ζ_k σ²^t_{k,l} − Σ_k ζ_k σ²^s_{k,l}‖².
 

@@ -9,7 +9,6 @@ from torch import nn
 from socket_edge.adapt.choices import DISTANCES
 
 
-
 class TIAlignmentLoss(nn.Module):
     """Σ_k ζ_k · mean_i d(f_k(x_i^target), ψ_k(x_i^source)).
 

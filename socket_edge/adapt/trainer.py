@@ -154,7 +154,7 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
         run.write_json(run.config, settings)
         entry, last_scan = _epoch_entry(0, kept, config, inputs, device, {}, started)
         history, first_epoch = [entry], 0
-        best = {"epoch": 0, "im": entry.get("im"), "state": None}
+        best = {"epoch": 0, "im": entry["im"], "state": None if config.keep == "last" else _cpu_state(kept)}
         run.write_metrics(history)
         if progress:
             print(_describe(history[0], epochs), flush=True)
