@@ -129,17 +129,17 @@ def latency_run(args: argparse.Namespace, student: dict, student_pt: Path, work:
     if len(artifact.read(teacher)["members"]) != 2:
         models["two-member"] = two_member(teacher, work / f"{slug(args.setting)}_two_member.pt")
     entry: dict = {"key": key, "kind": "latency", "setting": args.setting, "student": student["label"],
-                   "threads": 2, "frames": BENCH_FRAMES}
+                   "threads": 2, "frames": BENCH_FRAMES, "models": {}}
     for name, pt in models.items():
         onnx = work / f"{slug(key)}_{name}.onnx"
         summary = export(pt, out=onnx)
         timing = bench(onnx)
-        entry[name] = {"file": str(pt), "members": len(summary["members"]),
+        entry["models"][name] = {"file": str(pt), "members": len(summary["members"]),
                        "size": list(artifact.read(pt)["contract"]["size"]),
                        "pt_bytes": pt.stat().st_size, "onnx_bytes": onnx.stat().st_size,
                        "p50_ms": timing["p50_ms"], "p95_ms": timing["p95_ms"]}
-    reference = entry.get("two-member", entry["teacher"])
-    entry["ratio_to_two_member"] = round(entry["student"]["p50_ms"] / reference["p50_ms"], 3)
+    timed = entry["models"]
+    entry["ratio_to_two_member"] = round(timed["student"]["p50_ms"] / timed.get("two-member", timed["teacher"])["p50_ms"], 3)
     record({**entry, **machine()})
 
 
@@ -175,8 +175,8 @@ def report() -> None:
     lines += ["", "| setting | student | teacher p50 ms (members, px) | two-member p50 ms | student p50 ms (px) | "
               "student / two-member | ONNX MB teacher → student | goal: latency |", "|---|---|---|---|---|---|---|---|"]
     for (setting, student), r in lat.items():
-        t, s = r["teacher"], r["student"]
-        two = r.get("two-member", t)
+        t, s = r["models"]["teacher"], r["models"]["student"]
+        two = r["models"].get("two-member", t)
         met = "met" if r["ratio_to_two_member"] <= GOAL_LATENCY else "**not met**"
         lines.append(f"| {setting} | {student} | {t['p50_ms']:.2f} ({t['members']}, {t['size'][0]}) | "
                      f"{two['p50_ms']:.2f} | {s['p50_ms']:.2f} ({s['size'][0]}) | {r['ratio_to_two_member']:.2f}× | "
