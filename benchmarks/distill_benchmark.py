@@ -62,7 +62,8 @@ def cli(*argv: object) -> None:
 
 
 def student_spec(text: str) -> dict:
-    arch, weights, size = (text.split(":") + ["auto", ""])[:3]
+    parts = text.split(":")
+    arch, weights, size = parts[0], (parts[1:2] or ["auto"])[0], (parts[2:3] or [""])[0]
     return {"arch": arch, "weights": weights or "auto", "size": int(size) if size else None,
             "label": f"{arch} ({weights or 'auto'} start{f', {size} px' if size else ''})"}
 
