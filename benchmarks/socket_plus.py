@@ -89,11 +89,11 @@ def settings(work: Path, rgbnir: Path) -> dict[str, dict]:
                              "ti_source": scenes / d / "ti" / "rgb", "ti_target": scenes / d / "ti" / "depth",
                              "eval_data": scenes / d / "depth"}
     out["synth kv1+kv2→rs"] = {**out["synth rs"], "sources": [work / "synth_kv1.pt", work / "synth_kv2.pt"]}
-    return out
+    return {name: {**inputs, "name": name} for name, inputs in out.items()}
 
 
-def prepare(work: Path, rgbnir: Path, quick: bool) -> list[tuple]:
-    """Scenes (once) and the source-training commands still to run."""
+def prepare(work: Path, rgbnir: Path, quick: bool, chosen: list[str]) -> list[tuple]:
+    """Scenes (once) and the source-training commands the chosen settings still need."""
     scenes = work / "scenes"
     if not scenes.exists():
         cli("synth", scenes, "--per-class", 8 if quick else 40, "--size", 64, "--domains", "kv1", "kv2", "rs", "-q")
@@ -107,7 +107,8 @@ def prepare(work: Path, rgbnir: Path, quick: bool) -> list[tuple]:
     for d in ("kv1", "kv2", "rs"):
         jobs.append((work / f"synth_{d}.pt", "--data", scenes / d / "rgb", "--arch", "mobilenet_v2", "--weights",
                      "imagenet", "--img-size", 64, "--epochs", epochs or 15))
-    return [j for j in jobs if not j[0].exists()]
+    needed = {src for inputs in settings(work, rgbnir).values() if inputs["name"] in chosen for src in inputs["sources"]}
+    return [j for j in jobs if not j[0].exists() and j[0] in needed]
 
 
 def train_source(job: tuple) -> str:
@@ -163,10 +164,11 @@ def done_keys(results: Path) -> set[str]:
     return {json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()}
 
 
-def jobs_to_run(work: Path, rgbnir: Path, results: Path, variants: list[str], seeds: tuple[int, ...]) -> list[tuple]:
+def jobs_to_run(work: Path, rgbnir: Path, results: Path, variants: list[str], seeds: tuple[int, ...],
+                chosen: list[str]) -> list[tuple]:
     done = done_keys(results)
     jobs = []
-    all_settings = settings(work, rgbnir)
+    all_settings = {k: v for k, v in settings(work, rgbnir).items() if k in chosen}
     for setting, inputs in all_settings.items():  # the unadapted ensembles first: one run each
         key = f"{setting}/unadapted/0"
         if key not in done:
@@ -189,11 +191,12 @@ def run(args: argparse.Namespace) -> None:
     work.mkdir(parents=True, exist_ok=True)
     (work / "runs").mkdir(exist_ok=True)
     pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
-    sources = prepare(work, args.rgbnir, args.quick)
+    chosen = args.settings or list(settings(work, args.rgbnir))
+    sources = prepare(work, args.rgbnir, args.quick, chosen)
     for done in as_completed([pool.submit(train_source, job) for job in sources]):
         print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)
     variants = args.variants or PRIORITY
-    jobs = jobs_to_run(work, args.rgbnir, args.results, variants, tuple(args.seeds))
+    jobs = jobs_to_run(work, args.rgbnir, args.results, variants, tuple(args.seeds), chosen)
     print(f"{len(jobs)} adaptation runs, {args.workers} workers", flush=True)
     pending = {}
     queue = list(jobs)
@@ -249,6 +252,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=float("inf"), help="start no run after this many seconds")
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all, in priority order")
     parser.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
+    parser.add_argument("--settings", nargs="*", help="default: all (rgbnir ones where the data are found)")
     parser.add_argument("--quick", action="store_true", help="1-epoch smoke test of the whole script")
     args = parser.parse_args()
     if args.action == "run":

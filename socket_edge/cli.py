@@ -100,6 +100,27 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from socket_edge.distill.config import DistillConfig
+    from socket_edge.distill.trainer import distill, run_folder_for
+
+    config = DistillConfig(
+        arch=args.arch, weights=args.weights, img_size=args.img_size, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, temperature=args.temperature, lambda_pl=args.lambda_pl, seed=args.seed, device=args.device,
+    )
+    result = distill(config, args.teacher, args.target, args.out, ti_target=args.ti_target, eval_data=args.eval_data,
+                     classes=args.classes, ti_classes=args.ti_classes, resume=args.resume, overwrite=args.overwrite,
+                     progress=not args.quiet)
+    acc = ""
+    if "accuracy" in result:
+        acc = f", accuracy {result['accuracy']:.1f}% (teacher {result['teacher_accuracy']:.1f}%)"
+    student = result["student"]
+    print(f"wrote {args.out} ({student['arch']}, {student['size'][0]} px, from {student['start']}): agreement with "
+          f"the teacher {result['agreement']:.1f}% on {result['target_n']} target images{acc} in "
+          f"{result['seconds']:.0f} s; run folder {run_folder_for(args.out)}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from socket_edge.evaluation import evaluate, plot_confusion
 
@@ -302,6 +323,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in the run folder")
     p.set_defaults(handler=cmd_adapt)
+
+    p = sub.add_parser("distill", parents=[common], help="one small student from an adapted ensemble, for the edge",
+                       description="Train one student network on the unlabeled target images (and TI target images) "
+                                   "to match the adapted ensemble's class probabilities: T²·KL at temperature T plus "
+                                   "λ_pl × cross-entropy on the ensemble's pseudo-labels. The student is an ordinary "
+                                   "model file with the target modality's contract (eval, export and run take it). "
+                                   "Writes a run folder OUT-run/ (config, metrics.jsonl, curves.png).")
+    p.add_argument("teacher", type=Path, help="adapted ensemble (.pt, the output of socket-edge adapt)")
+    p.add_argument("--target", type=Path, required=True,
+                   help="unlabeled target images (flat, or class folders whose labels are never read for training)")
+    p.add_argument("--ti-target", type=Path, help="more unlabeled target-modality images (e.g. the TI target images)")
+    p.add_argument("--out", type=Path, required=True, help="student artifact to write (.pt)")
+    p.add_argument("--arch", default="mobilenet_v3_small", help="student architecture (default mobilenet_v3_small)")
+    p.add_argument("--weights", choices=("auto", "teacher", "imagenet", "none"), default="auto",
+                   help="the student's start: a copy of the teacher member of the same architecture, torchvision's "
+                        "ImageNet weights (torch's cache, offline), or random; auto (default): teacher, else "
+                        "imagenet when cached, else none")
+    p.add_argument("--classes", type=_names, help="read only these class folders of --target and --eval-data")
+    p.add_argument("--ti-classes", type=_names, help="read only these class folders of --ti-target")
+    p.add_argument("--eval-data", type=Path,
+                   help="labelled target data to report accuracy per epoch (never used for training)")
+    p.add_argument("--epochs", type=_positive_int, default=30)
+    p.add_argument("--img-size", type=_positive_int, default=None,
+                   help="the student's input size (default: the teacher's)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--lr", type=_positive_float, default=1e-2,
+                   help="head lr; a pretrained backbone gets ×0.1 (default 0.01)")
+    p.add_argument("--temperature", type=_positive_float, default=2.0, help="KL temperature T (default 2)")
+    p.add_argument("--lambda-pl", type=float, default=0.5, help="pseudo-label cross-entropy weight (default 0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in the run folder")
+    p.set_defaults(handler=cmd_distill)
 
     p = sub.add_parser("eval", parents=[common], help="accuracy of a model on labelled images",
                        description="Accuracy, per-class accuracy and confusion matrix on ROOT/<class>/<image>. "

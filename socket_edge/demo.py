@@ -4,13 +4,14 @@
     2 train      an RGB source model on kv1/rgb and one on kv2/rgb
     3 adapt      both sources to rs depth: unadapted, DECISION (SHOT with learned ζ), SOCKET
     4 export     the SOCKET ensemble to ONNX, parity checked on the rs depth images
-    5 recording  held-out rs depth scenes written as a RealSense recording (software device)
-    6 run        the recording streamed through `run`'s pipeline (ONNX Runtime)
+    5 distill    one student from the SOCKET ensemble, exported too: accuracy, ONNX Runtime latency, size
+    6 recording  held-out rs depth scenes written as a RealSense recording (software device)
+    7 run        the recording streamed through `run`'s pipeline (ONNX Runtime)
 
 This is the top-level job, so it imports every stage (each inside the step that needs it).
 Every step leaves its artifacts in OUT and then a record OUT/steps/<step>.json (written last,
 atomically) with the numbers the summary needs: a re-run skips a step whose record and
-artifacts exist, and continues an interrupted adaptation from its last epoch (`adapt --resume`).
+artifacts exist, and continues an interrupted adaptation or distillation from its last epoch (`--resume`).
 OUT/demo.json holds the settings; another run into the same folder must use the same ones.
 """
 
@@ -46,6 +47,9 @@ class DemoConfig:
     weights: str = "auto"        # auto: ImageNet when torch's cache has it (offline), else none
     source_epochs: int = 15
     adapt_epochs: int = 10
+    student_arch: str = "mobilenet_v2"  # starts from the SOCKET member of its architecture (distill --weights auto)
+    student_scale: float = 0.75  # the student's input side, as a fraction of `size`
+    distill_epochs: int = 10
     batch_size: int = 32
     seed: int = 0
     threads: int = 2             # ONNX Runtime intra-op threads in the run step
@@ -53,7 +57,7 @@ class DemoConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> "DemoConfig":
         """A smoke run: small scenes, few epochs (under 2 minutes on 2 cores)."""
-        return cls(per_class=10, size=48, heldout_per_class=2, source_epochs=3, adapt_epochs=2, seed=seed)
+        return cls(per_class=10, size=48, heldout_per_class=2, source_epochs=3, adapt_epochs=2, distill_epochs=2, seed=seed)
 
 
 class Layout:
@@ -68,6 +72,8 @@ class Layout:
         self.ti_rgb = self.scenes / TARGET_DOMAIN / "ti" / "rgb"
         self.ti_depth = self.scenes / TARGET_DOMAIN / "ti" / "depth"
         self.onnx = out / "socket.onnx"
+        self.student = out / "student.pt"
+        self.student_onnx = out / "student.onnx"
         self.heldout = out / "heldout"
         self.run_jsonl = out / "run.jsonl"
         self.summary_json = out / "summary.json"
@@ -209,6 +215,33 @@ def step_export(layout: Layout, progress: bool) -> dict:
                     + "".join(f"; warning: {w}" for w in warnings)}
 
 
+def step_distill(layout: Layout, config: DemoConfig, progress: bool, may_resume: bool) -> dict:
+    from socket_edge.adapt.run_folder import RunFolder
+    from socket_edge.distill.config import DistillConfig
+    from socket_edge.distill.trainer import distill, run_folder_for
+    from socket_edge.export.exporter import export
+    from socket_edge.runtime.bench import bench
+
+    out = layout.student
+    resume = may_resume and RunFolder(run_folder_for(out)).checkpoint.is_file()  # an interrupted run goes on
+    settings = DistillConfig(arch=config.student_arch, img_size=round(config.size * config.student_scale),
+                             epochs=config.distill_epochs, batch_size=config.batch_size, seed=config.seed)
+    result = distill(settings, layout.adapted("socket"), layout.target, out, ti_target=layout.ti_depth,
+                     eval_data=layout.target, resume=resume, overwrite=not resume, progress=progress)
+    export(out, "onnx", out=layout.student_onnx, check_data=layout.target, progress=progress)
+    latency = {name: bench(path, threads=config.threads, providers="cpu")["inference"][0]["p50_ms"]
+               for name, path in (("ensemble", layout.onnx), ("student", layout.student_onnx))}
+    sizes = {"ensemble": layout.onnx.stat().st_size, "student": layout.student_onnx.stat().st_size}
+    ratio = latency["student"] / latency["ensemble"]
+    return {"arch": config.student_arch, "size": settings.img_size, "start": result["student"]["start"],
+            "accuracy": result["accuracy"], "teacher_accuracy": result["teacher_accuracy"],
+            "agreement": result["agreement"], "latency_p50_ms": latency, "onnx_bytes": sizes,
+            "note": f"{out.name}: {config.student_arch} at {settings.img_size} px from {result['student']['start']}: "
+                    f"accuracy {result['accuracy']:.1f}% (SOCKET {result['teacher_accuracy']:.1f}%), ONNX Runtime "
+                    f"p50 {latency['student']:.2f} ms against {latency['ensemble']:.2f} ms ({ratio:.2f}×); "
+                    f"curves in {run_folder_for(out).name}/"}
+
+
 def heldout_frames(config: DemoConfig, progress: bool = False) -> list[tuple[str, np.ndarray]]:
     """(class, depth) of rs scenes that `synth` did not render (indices from per_class on), one class
     after the other in turn, so that the first frames show every class."""
@@ -298,6 +331,7 @@ def report(config: DemoConfig, layout: Layout, steps: Steps, total_s: float) -> 
         "target": f"{TARGET_DOMAIN} depth, {config.per_class} images per class (transductive: the adaptation data)",
         "methods": methods,
         "export": {"file": layout.onnx.name, **r["export"]["parity"]},
+        "student": {"file": layout.student.name, **{k: v for k, v in r["distill"].items() if k not in ("note", "seconds")}},
         "runtime": {k: v for k, v in r["run"].items() if k not in ("note", "seconds")},
         "recording": r["recording"]["recording"],
         "step_seconds": {name: rec["seconds"] for name, rec in r.items()},
@@ -315,6 +349,7 @@ def table(summary: dict) -> str:
     lines += [
         f"export   {e['file']}: fp32 parity max |Δp| {e['max_abs_diff']:.1e} (goal ≤ {e['goal']:.0e}), "
         f"argmax agreement {e['argmax_agreement']:.1f}% on {e['n']} {TARGET_DOMAIN} depth images",
+        *student_lines(summary),
         f"runtime  {rt['frames']} frames of {summary['recording']} on {rt['backend']}: {rt['fps']:.1f} FPS; "
         f"inference p50 {rt['inference_ms']['p50']:.2f} ms, p95 {rt['inference_ms']['p95']:.2f} ms; "
         f"per frame (queued → probabilities) p50 {rt['frame_latency_ms']['p50']:.1f} ms, "
@@ -327,13 +362,27 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def student_lines(summary: dict) -> list[str]:
+    """The student beside the SOCKET ensemble: accuracy, ONNX Runtime latency (batch 1), ONNX size."""
+    s = summary["student"]
+    lat, size = s["latency_p50_ms"], s["onnx_bytes"]
+    return [
+        f"{'':<9}{'':<26}{'SOCKET ensemble':>16} {'student':>12}",
+        f"student  {'accuracy on ' + TARGET_DOMAIN + ' depth':<26}{s['teacher_accuracy']:>15.1f}% {s['accuracy']:>11.1f}%"
+        f"   ({s['file']}: {s['arch']} at {s['size']} px from {s['start']}; agreement {s['agreement']:.1f}%)",
+        f"{'':<9}{'ONNX Runtime p50 (batch 1)':<26}{lat['ensemble']:>13.2f} ms {lat['student']:>9.2f} ms"
+        f"   ({lat['student'] / lat['ensemble']:.2f}×)",
+        f"{'':<9}{'ONNX file':<26}{size['ensemble'] / 1e6:>13.1f} MB {size['student'] / 1e6:>9.1f} MB",
+    ]
+
+
 def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progress: bool = True) -> dict:
     """Run (or finish) the demo in `out`; returns the summary (also OUT/summary.json and summary.png)."""
     started = time.perf_counter()
     layout = prepare_out(Path(out), config, fresh)
     layout.recording()  # the recording step needs pyrealsense2: say so now, not after the training
     weights = resolve_weights(config)
-    steps = Steps(layout, 4 + len(SOURCE_DOMAINS) + len(METHODS))
+    steps = Steps(layout, 5 + len(SOURCE_DOMAINS) + len(METHODS))
     steps("synth", f"render the synthetic RGB-D scenes ({', '.join((*SOURCE_DOMAINS, TARGET_DOMAIN))})",
           [layout.scenes / "synth.json"], lambda: step_synth(layout, config, progress))
     for domain in SOURCE_DOMAINS:
@@ -345,6 +394,8 @@ def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progre
               [layout.adapted(method)], lambda m=method: step_adapt(layout, config, m, progress, not steps.ran))
     steps("export", "export the SOCKET ensemble to ONNX and check parity", [layout.onnx],
           lambda: step_export(layout, progress))
+    steps("distill", f"distil the SOCKET ensemble into one {config.student_arch}, export it, time both",
+          [layout.student, layout.student_onnx], lambda: step_distill(layout, config, progress, not steps.ran))
     heldout = steps("recording", "write held-out rs depth frames as a RealSense recording",
                     [layout.recording(), layout.heldout], lambda: step_recording(layout, config, progress))
     steps("run", "stream the recording through `run` (ONNX Runtime)", [layout.run_jsonl],

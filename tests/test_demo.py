@@ -12,7 +12,7 @@ from socket_edge.demo import METHODS, DemoConfig, run_demo
 from socket_edge.errors import UsageError
 
 TINY = DemoConfig(per_class=4, size=32, heldout_per_class=1, weights="none", source_epochs=1, adapt_epochs=1,
-                  batch_size=8)
+                  distill_epochs=1, batch_size=8)
 REPORTS = ("summary.json", "summary.png")  # rewritten by every run
 
 
@@ -26,6 +26,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def test_every_artifact_and_number_is_there(demo):
     out, summary = demo
     for name in ("demo.json", "scenes/synth.json", "source-kv1-rgb.pt", "source-kv2-rgb.pt", "socket.onnx",
+                 "student.pt", "student.onnx", "student-run/metrics.jsonl",
                  "run.jsonl", *REPORTS):
         assert (out / name).is_file(), name
     for method, _ in METHODS:
@@ -37,6 +38,10 @@ def test_every_artifact_and_number_is_there(demo):
     assert all(0 <= m["accuracy"] <= 100 for m in on_disk["methods"])
     assert on_disk["methods"][0]["zeta"] == [0.5, 0.5]  # unadapted: equal ζ
     assert on_disk["export"]["max_abs_diff"] <= 1e-4 and on_disk["export"]["ok"]
+    student = on_disk["student"]
+    assert student["size"] == 24 and student["accuracy"] >= 0 and student["start"].startswith("teacher member")
+    assert student["teacher_accuracy"] == pytest.approx(on_disk["methods"][-1]["accuracy"], abs=0.01)  # the SOCKET ensemble
+    assert min(student["latency_p50_ms"].values()) > 0 and min(student["onnx_bytes"].values()) > 0
     heldout = TINY.heldout_per_class * 6
     assert on_disk["runtime"]["frames"] == heldout == len(list((out / "heldout").rglob("*.png")))
     assert len((out / "run.jsonl").read_text().splitlines()) == heldout
@@ -49,13 +54,13 @@ def test_a_rerun_skips_finished_steps_and_redoes_an_unfinished_one(demo, capsys)
     capsys.readouterr()
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name not in REPORTS}
     run_demo(TINY, out, progress=False)
-    assert capsys.readouterr().out.count("skipped") == 9
+    assert capsys.readouterr().out.count("skipped") == 10
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
     (out / "steps" / "run.json").unlink()  # as if the run step had been interrupted
     run_demo(TINY, out, progress=False)
     printed = capsys.readouterr().out
-    assert printed.count("skipped") == 8 and "run.jsonl: 6 frames" in printed
+    assert printed.count("skipped") == 9 and "run.jsonl: 6 frames" in printed
     assert (out / "socket.onnx").stat().st_mtime_ns == before[out / "socket.onnx"]
 
 

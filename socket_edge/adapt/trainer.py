@@ -10,7 +10,6 @@ socket-plus  socket with the levers of AdaptConfig set by its preset (docs/bench
 from __future__ import annotations
 
 import copy
-import shutil
 import time
 from pathlib import Path
 
@@ -81,21 +80,6 @@ def _autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _check_run_folder(run: RunFolder, out: Path, resume: bool, overwrite: bool) -> None:
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name such as {out}/adapted.pt")
-    if resume:
-        if not run.checkpoint.is_file():
-            done = " (that run has finished)" if run.metrics.is_file() else ""
-            raise UsageError(f"nothing to resume: {run.checkpoint} does not exist{done}")
-        return
-    if run.root.exists() and any(run.root.iterdir()):
-        if not overwrite:
-            hint = "pass --resume to continue it" if run.checkpoint.is_file() else "pass --overwrite to replace it"
-            raise UsageError(f"run folder {run.root} already holds a run; {hint}, or choose another --out")
-        shutil.rmtree(run.root)
-
-
 def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, ti_source: Path | None = None,
           ti_target: Path | None = None, eval_data: Path | None = None, classes: list[str] | None = None,
           ti_classes: list[str] | None = None, resume: bool = False, overwrite: bool = False,
@@ -104,7 +88,7 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     started = time.time()
     out = Path(out)
     run = RunFolder(run_folder_for(out))
-    _check_run_folder(run, out, resume, overwrite)
+    run.prepare(out, resume, overwrite, example="adapted.pt")
     device = resolve_device(config.device)
     src = load_sources([Path(p) for p in sources], config.img_size)
     inputs = load_inputs(config, src, Path(target), ti_source and Path(ti_source), ti_target and Path(ti_target),
@@ -135,19 +119,10 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     steps_per_epoch = max(1, n // batch)
 
     if resume:
-        state = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
-        if state["settings"] != settings:
-            raise UsageError(
-                f"the run in {run.root} was started with other settings or inputs; resume with the same "
-                "command, or start a new run with --overwrite"
-            )
-        model.load_state_dict(state["model"])
+        history, first_epoch, extra = run.restore_checkpoint(settings, model, optimizer, generator)
         if teacher is not None:
-            teacher.load_state_dict(state["teacher"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history, first_epoch, best = state["history"], state["epoch"], state["best"]
+            teacher.load_state_dict(extra["teacher"])
+        best = extra["best"]
         last_scan = None
         print(f"resuming {run.root} after epoch {first_epoch}/{epochs}", flush=True)
     else:
@@ -189,12 +164,8 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
             best = {"epoch": entry["epoch"], "im": entry["im"],
                     "state": None if config.keep == "last" else _cpu_state(kept)}
         run.write_metrics(history)
-        artifact.atomic_torch_save({
-            "epoch": epoch + 1, "settings": settings, "model": model.state_dict(),
-            "teacher": teacher.state_dict() if teacher is not None else None,
-            "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(), "history": history, "best": best,
-        }, run.checkpoint)
+        run.save_checkpoint(epoch + 1, settings, model, optimizer, generator, history, extra={
+            "teacher": teacher.state_dict() if teacher is not None else None, "best": best})
         if progress:
             print(_describe(history[-1], epochs), flush=True)
 

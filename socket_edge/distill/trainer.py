@@ -1,0 +1,219 @@
+"""`socket-edge distill`: train one student to match an adapted ensemble's class probabilities on
+the unlabeled target images (and TI target images), with the ensemble's pseudo-labels.
+
+The teacher and the student see the same augmented view of each image (a consistent teacher):
+the teacher at its own input size, the student at its own (the view resized when they differ).
+Agreement (argmax student = argmax teacher on the un-augmented target images) needs no labels
+and is reported every epoch; accuracy too when --eval-data is given.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from socket_edge.adapt.run_folder import RunFolder, save_figure
+from socket_edge.distill.config import DistillConfig
+from socket_edge.distill.inputs import DistillInputs, load_inputs
+from socket_edge.distill.losses import KDLoss, PseudoLabelCE
+from socket_edge.distill.student import start_student
+from socket_edge.errors import UsageError
+from socket_edge.evaluation import metrics
+from socket_edge.models import artifact
+from socket_edge.models.ensemble import Ensemble
+from socket_edge.models.torch_utils import augment, lr_schedule, predict, resolve_device, seed_everything
+from socket_edge.models.zoo import parameter_groups
+from socket_edge.progress import bar
+
+LOSS_KEYS = ("loss", "l_kd", "l_pl")
+
+
+def run_folder_for(out: Path) -> Path:
+    """The default run folder beside the output: student.pt → student-run/."""
+    return out.with_name(out.stem + "-run")
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def student_view(view: torch.Tensor, size: tuple[int, int], nearest: bool) -> torch.Tensor:
+    """The teacher's augmented view at the student's input size (unchanged when they agree)."""
+    if tuple(view.shape[-2:]) == tuple(size):
+        return view
+    if nearest:  # depth holes (0) must not blend into readings
+        return F.interpolate(view, size=size, mode="nearest")
+    return F.interpolate(view, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti_target: Path | None = None,
+            eval_data: Path | None = None, classes: list[str] | None = None, ti_classes: list[str] | None = None,
+            resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
+    """Distil the teacher ensemble into one student; write the student artifact and the run folder."""
+    started = time.time()
+    out = Path(out)
+    run = RunFolder(run_folder_for(out))
+    run.prepare(out, resume, overwrite, example="student.pt")
+    device = resolve_device(config.device)
+    inputs = load_inputs(Path(teacher), Path(target), config.img_size, ti_target=ti_target and Path(ti_target),
+                         eval_data=eval_data and Path(eval_data), classes=classes, ti_classes=ti_classes,
+                         progress=progress)
+    seed_everything(config.seed)
+    start = start_student(config, inputs.teacher)
+    described = {"teacher": str(teacher), "target": str(target), "ti_target": str(ti_target),
+                 "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes}
+    settings = {"config": config.to_dict(), "inputs": described}
+
+    student = Ensemble(inputs.student_contract, [start.member], [1.0]).to(device)
+    teacher_model = inputs.teacher.to(device).eval()
+    reference = _teacher_reference(teacher_model, inputs, device)
+    kd_loss, pl_loss = KDLoss(config.temperature), PseudoLabelCE()
+    groups = parameter_groups(start.member, config.lr, backbone_factor=0.1 if start.pretrained else 1.0)
+    optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    pool = inputs.target.teacher if inputs.ti_target is None else \
+        np.concatenate([inputs.target.teacher, inputs.ti_target])
+    is_target = torch.arange(len(pool)) < len(inputs.target.teacher)
+    batch = min(config.batch_size, len(pool))
+    steps_per_epoch = max(1, len(pool) // batch)
+    nearest = inputs.student_contract.invalid_zero
+    size = tuple(inputs.student_contract.size)
+
+    if resume:
+        history, first_epoch, _ = run.restore_checkpoint(settings, student, optimizer, generator)
+        print(f"resuming {run.root} after epoch {first_epoch}/{config.epochs}", flush=True)
+    else:
+        run.write_json(run.config, {**settings, "student_start": start.note, "teacher_reference": reference["summary"]})
+        history, first_epoch = [_epoch_entry(0, student, inputs, reference, device, {}, started)], 0
+        run.write_metrics(history)
+        if progress:
+            print(f"student: {start.note}; {describe_entry(history[0], config.epochs)}", flush=True)
+
+    for epoch in range(first_epoch, config.epochs):
+        student.train()
+        order = torch.randperm(len(pool), generator=generator)
+        sums: dict[str, float] = {}
+        for step in bar(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", enabled=progress,
+                        leave=False):
+            lr_schedule(optimizer, (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch))
+            idx = order[step * batch:(step + 1) * batch]
+            view = augment(torch.from_numpy(pool[idx.numpy()]), generator, nearest=nearest).to(device)
+            with _autocast(device):
+                with torch.no_grad():
+                    teacher_probs = teacher_model(view).float()
+                logits = student.members[0](student.input(student_view(view, size, nearest)))
+                terms = {"l_kd": kd_loss(logits, teacher_probs)}
+                mask = is_target[idx].to(device)
+                loss = terms["l_kd"]
+                if config.lambda_pl > 0 and mask.any():
+                    terms["l_pl"] = pl_loss(logits[mask], teacher_probs[mask])
+                    loss = loss + config.lambda_pl * terms["l_pl"]
+            if not torch.isfinite(loss):
+                raise UsageError(f"the loss became {loss.item()} in epoch {epoch + 1}; lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key, value in {"loss": loss, **terms}.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+        losses = {k: round(v / steps_per_epoch, 5) for k, v in sums.items()}
+        history.append(_epoch_entry(epoch + 1, student, inputs, reference, device, losses, started))
+        run.write_metrics(history)
+        run.save_checkpoint(epoch + 1, settings, student, optimizer, generator, history)
+        if progress:
+            print(describe_entry(history[-1], config.epochs), flush=True)
+
+    final = history[-1]
+    result = {
+        "student": {"arch": config.arch, "start": start.note, "size": list(inputs.student_contract.size)},
+        "epochs": history, "agreement": final["agreement"], "seconds": round(time.time() - started, 1),
+        "target_n": len(inputs.target.teacher), "ti_n": 0 if inputs.ti_target is None else len(inputs.ti_target),
+        **reference["summary"],
+    }
+    if "accuracy" in final:
+        result["accuracy"] = final["accuracy"]
+    prov = artifact.provenance(
+        stage="distill", seed=config.seed, config=config.to_dict(), inputs=described, metrics=result,
+        teacher={"file": str(teacher), **{k: inputs.teacher_provenance.get(k) for k in ("stage", "method", "command",
+                                                                                      "created", "seed")},
+                 "members": [m.config.arch for m in inputs.teacher.members],
+                 "zeta": [float(z) for z in inputs.teacher.zeta]},
+        data=inputs.target_list.summary(), device=str(device), run_folder=str(run.root),
+    )
+    artifact.save(student.cpu().eval(), out, "ensemble", prov)
+    plot_curves(history, reference["summary"].get("teacher_accuracy"), run.curves,
+                f"distill {Path(teacher).name} → {config.arch} ({start.weights} start), T {config.temperature}")
+    run.checkpoint.unlink(missing_ok=True)
+    return result
+
+
+def _teacher_reference(teacher: Ensemble, inputs: DistillInputs, device: torch.device) -> dict:
+    """The teacher's predictions on the un-augmented target images (for agreement), and its
+    accuracy on the evaluation data: computed once, the teacher never changes."""
+    target_pred = predict(teacher, inputs.target.teacher, device).argmax(axis=1)
+    summary: dict = {"teacher_members": len(teacher.members)}
+    if inputs.eval_frames is not None:
+        probs = predict(teacher, inputs.eval_frames.teacher, device)
+        summary["teacher_accuracy"] = metrics(inputs.eval_labels, probs, teacher.contract.class_names)["accuracy"]
+    return {"target_pred": target_pred, "summary": summary}
+
+
+def _epoch_entry(epoch: int, student: Ensemble, inputs: DistillInputs, reference: dict, device: torch.device,
+                 losses: dict, started: float) -> dict:
+    """The epoch's metrics line: losses, agreement with the teacher on the target, accuracy."""
+    pred = predict(student, inputs.target.student, device).argmax(axis=1)
+    entry: dict = {"epoch": epoch, **losses,
+                   "agreement": round(100.0 * float((pred == reference["target_pred"]).mean()), 2)}
+    if inputs.eval_frames is not None:
+        probs = predict(student, inputs.eval_frames.student, device)
+        entry["accuracy"] = metrics(inputs.eval_labels, probs, inputs.student_contract.class_names)["accuracy"]
+    entry["elapsed_s"] = round(time.time() - started, 1)
+    return entry
+
+
+def describe_entry(entry: dict, epochs: int) -> str:
+    """One line per epoch for the log."""
+    parts = [f"epoch {entry['epoch']}/{epochs}" if entry["epoch"] else "before training"]
+    if "loss" in entry:
+        terms = ", ".join(f"{k[2:]} {entry[k]:.3f}" for k in LOSS_KEYS[1:] if k in entry)
+        parts.append(f"loss {entry['loss']:.3f} ({terms})")
+    parts.append(f"agreement with the teacher {entry['agreement']:.1f}%")
+    if "accuracy" in entry:
+        parts.append(f"accuracy {entry['accuracy']:.1f}%")
+    return parts[0] + ": " + ", ".join(parts[1:])
+
+
+def plot_curves(history: list[dict], teacher_accuracy: float | None, out: Path, title: str) -> Path:
+    """Loss terms, and agreement/accuracy per epoch (teacher's accuracy as a line), one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trained = [h for h in history if h["epoch"] > 0]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax = axes[0]
+    for key in LOSS_KEYS:
+        if trained and all(key in h for h in trained):
+            ax.plot([h["epoch"] for h in trained], [h[key] for h in trained], marker=".", label=key)
+    ax.set_title("loss terms")
+    ax.set_xlabel("epoch")
+    if trained:
+        ax.legend(fontsize=7)
+    ax = axes[1]
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["agreement"] for h in history], marker="o", label="agreement with the teacher (target)")
+    if all("accuracy" in h for h in history):
+        ax.plot(epochs, [h["accuracy"] for h in history], marker="o", label="student accuracy (eval data)")
+    if teacher_accuracy is not None:
+        ax.axhline(teacher_accuracy, color="grey", linestyle="--", label=f"teacher accuracy {teacher_accuracy:.1f}%")
+    ax.set_ylim(0, 102)
+    ax.set_xlabel("epoch (0 = the student's start)")
+    ax.set_title("%")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    return save_figure(fig, out)
