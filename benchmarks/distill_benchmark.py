@@ -70,8 +70,9 @@ def student_spec(text: str) -> dict:
 
 def distill_run(args: argparse.Namespace, student: dict, seed: int, work: Path) -> Path:
     """One distillation (skipped when recorded); returns the student file."""
-    key = f"{args.setting}/{student['label']}/{seed}"
-    out = work / f"{slug(args.setting)}_{slug(student['label'])}_{seed}.pt"
+    label = student["label"] + (f", lr {args.lr:g}" if args.lr else "")
+    key = f"{args.setting}/{label}/{seed}"
+    out = work / f"{slug(args.setting)}_{slug(label)}_{seed}.pt"
     if key in {r["key"] for r in rows()}:
         return out
     import torch
@@ -81,11 +82,12 @@ def distill_run(args: argparse.Namespace, student: dict, seed: int, work: Path) 
     options += ["--ti-target", args.ti_target] if args.ti_target else []
     options += ["--ti-classes", args.ti_classes] if args.ti_classes else []
     options += ["--img-size", student["size"]] if student["size"] else []
+    options += ["--lr", args.lr] if args.lr else []
     cli("distill", teacher, "--target", args.target, "--eval-data", args.eval_data, "--out", out, "--arch",
         student["arch"], "--weights", student["weights"], "--epochs", args.epochs, "--seed", seed, "--overwrite",
         "-q", *options)
     metrics = torch.load(out, weights_only=True)["provenance"]["metrics"]
-    record({"key": key, "kind": "accuracy", "setting": args.setting, "student": student["label"], "seed": seed,
+    record({"key": key, "kind": "accuracy", "setting": args.setting, "student": label, "seed": seed,
             "teacher": str(teacher), "teacher_members": metrics["teacher_members"],
             "teacher_accuracy": metrics["teacher_accuracy"], "accuracy": metrics["accuracy"],
             "agreement": metrics["agreement"], "start": metrics["student"]["start"], "epochs": args.epochs,
@@ -203,6 +205,7 @@ def main() -> None:
     parser.add_argument("--student", action="append", type=student_spec, default=[],
                         help="ARCH[:WEIGHTS[:SIZE]], e.g. mobilenet_v3_small:none or mobilenet_v2:teacher:96")
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--lr", type=float, help="the student's learning rate (default: distill's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "distill-bench")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "socket_plus.jsonl"
+CPU_RESULTS = ROOT / "benchmarks" / "results" / "socket_plus_cpu.jsonl"  # the supplement run on a 2-core CPU
 REPORT = ROOT / "docs" / "benchmarks" / "socket_plus.md"
 RGBNIR = ROOT.parent / "shared" / "data" / "rgbnir212"
 TR = "country,field,forest,indoor,mountain,oldbuilding"
@@ -260,7 +261,7 @@ def main() -> None:
     else:
         from socket_plus_report import report
 
-        report(rows(args.results))
+        report(rows(args.results), rows(CPU_RESULTS))
 
 
 if __name__ == "__main__":

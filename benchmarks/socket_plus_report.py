@@ -39,7 +39,27 @@ def label_free_choice(rows: list[dict]) -> tuple[str, dict[str, float]]:
     return min(scores, key=scores.get), scores
 
 
-def report(rows: list[dict]) -> None:
+def cpu_supplement(rows: list[dict]) -> list[str]:
+    """The levers the GPU time did not reach, run afterwards on this 2-core CPU for one setting
+    (its own source model trained on the CPU, so compare within this table only)."""
+    if not rows:
+        return []
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    lines = ["## Supplement: the remaining levers on the CPU", "",
+             "Run with `.venv/bin/python benchmarks/socket_plus.py run --work runs/socket_plus_cpu --results "
+             "benchmarks/results/socket_plus_cpu.jsonl --workers 1 --settings \"synth kv1\" --variants …` on this "
+             "2-core CPU (fp32, one thread per run). The source model was trained here, not on the GPU, so these "
+             "numbers compare with each other, not with the table above.", "",
+             "| variant | " + " | ".join(settings) + " | per seed |", "|---|" + "---|" * (len(settings) + 1)]
+    for variant in variants:
+        accs = [[r["accuracy"] for r in rows if r["variant"] == variant and r["setting"] == s] for s in settings]
+        seeds = ", ".join(f"{a:.1f}" for acc in accs for a in acc)
+        lines.append(f"| {variant} | " + " | ".join(mean_std(a) for a in accs) + f" | {seeds} |")
+    return lines + [""]
+
+
+def report(rows: list[dict], cpu_rows: list[dict] = ()) -> None:
     variants = ["unadapted"] + [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
     chosen, im_scores = label_free_choice(rows)
     lines = [
@@ -84,6 +104,7 @@ def report(rows: list[dict]) -> None:
                   f"history: it picks another epoch than the last in {changed} of {len(keep)} runs, mean change "
                   f"{statistics.mean(d for _, d in keep):+.2f} points: training minimises that objective, so "
                   "it almost always falls to the last epoch; the rule does not recover early peaks.", ""]
+    lines += cpu_supplement(list(cpu_rows))
     lines += conclusion(rows, chosen)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n")

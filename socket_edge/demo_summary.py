@@ -1,5 +1,6 @@
 """The demo's one-page summary PNG: held-out depth frames with `run`'s labels, accuracy per
-method, ζ of the SOCKET ensemble, and the export and runtime numbers (matplotlib, Agg)."""
+method and of the distilled student, ζ of the SOCKET ensemble, and the export, student and
+runtime numbers (matplotlib, Agg)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,11 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
                               bottom=0.08)
     methods = summary["methods"]
     ax = fig.add_subplot(bottom[0, 0])
-    names = [m["name"] for m in methods] + ["SOCKET .onnx in run\n(held-out frames)"]
-    values = [m["accuracy"] for m in methods] + [summary["runtime"]["accuracy"]]
-    colours = ["#9e9e9e", "#5b8fd1", "#e07b39", "#e0b090"]
+    student = summary["student"]
+    names = [m["name"] for m in methods] + [f"student ({student['arch']},\n{student['size']} px)",
+                                            "SOCKET .onnx in run\n(held-out frames)"]
+    values = [m["accuracy"] for m in methods] + [student["accuracy"], summary["runtime"]["accuracy"]]
+    colours = ["#9e9e9e", "#5b8fd1", "#e07b39", "#8c6bb1", "#e0b090"]
     rows = list(range(len(names)))[::-1]
     bars = ax.barh(rows, values, color=colours[:len(names)])
     ax.bar_label(bars, labels=[f"{v:.1f}%" for v in values], fontsize=9, padding=2)
@@ -70,6 +73,11 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
         f"export   {e['file']}",
         f"  max |Δp| {e['max_abs_diff']:.1e} (goal ≤ {e['goal']:.0e})",
         f"  argmax agreement {e['argmax_agreement']:.1f}%",
+        "",
+        f"student  {student['arch']}, {student['size']} px",
+        f"  agreement with SOCKET {student['agreement']:.1f}%",
+        f"  ORT p50 {student['latency_p50_ms']['student']:.2f} vs {student['latency_p50_ms']['ensemble']:.2f} ms",
+        f"  ONNX {student['onnx_bytes']['student'] / 1e6:.1f} vs {student['onnx_bytes']['ensemble'] / 1e6:.1f} MB",
         "",
         f"runtime  {rt['frames']} frames, {rt['fps']:.0f} FPS",
         f"  inference p50 {rt['inference_ms']['p50']:.1f} / p95 {rt['inference_ms']['p95']:.1f} ms",
