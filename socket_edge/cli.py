@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=15)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="bottleneck lr; backbone ×0.1 (default 0.01)")
-    p.add_argument("--lr-zeta", type=_positive_float, default=None, help="lr of the ζ weights (default: --lr; socket-plus: 1)")
+    p.add_argument("--lr-zeta", type=_positive_float, default=None,
+                   help="lr of the ζ weights (default: --lr; socket-plus: 1)")
     levers = p.add_argument_group("loss terms and levers (defaults: the paper's, or the socket-plus preset)")
     levers.add_argument("--lambda-pl", type=float, help="pseudo-label weight (default 0.3)")
     levers.add_argument("--lambda-ti", type=float, help="L_TI weight (default 0.1; paper 0.1–0.5)")
@@ -306,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="BatchNorm of TI batches: their own statistics (batch, default) or the running ones")
     levers.add_argument("--ti-augment", action=argparse.BooleanOptionalAction, default=None,
                         help="the same random crop and flip for both images of a TI pair (default off)")
-    levers.add_argument("--zeta-param", choices=ZETA_PARAMS, help="ζ from weights w: sigmoid (paper, default) or softmax")
+    levers.add_argument("--zeta-param", choices=ZETA_PARAMS,
+                        help="ζ from weights w: sigmoid (paper, default) or softmax")
     levers.add_argument("--ema", type=float, help="decay of a mean teacher that gives pseudo-labels and is kept "
                                                   "(default 0: none)")
     levers.add_argument("--lambda-nc", type=float, help="neighbourhood-consistency (AaD) weight (default 0)")
@@ -455,12 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_bench)
 
-    p = sub.add_parser("demo", parents=[common], help="the whole path on the built-in data, offline (under 10 minutes on 2 cores)",
+    p = sub.add_parser("demo", parents=[common], help="the whole path on the built-in data, offline",
                        description="Render the synthetic RGB-D scenes, train RGB source models on two sensor domains, "
                                    "adapt them to the third domain's depth (unadapted, SHOT/DECISION, SOCKET), export "
-                                   "the SOCKET ensemble to ONNX with a parity check, and stream held-out depth frames "
-                                   "as a RealSense recording through `run`. Prints one table; writes every artifact, "
-                                   "summary.json and a one-page summary.png into OUT. A re-run skips finished steps.")
+                                   "the SOCKET ensemble to ONNX with a parity check, distil it into one student, and "
+                                   "stream held-out depth frames as a RealSense recording through `run`. Prints one "
+                                   "table; writes every artifact, summary.json and a one-page summary.png into OUT. "
+                                   "A re-run skips finished steps.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="a smoke run: small scenes, few epochs (under 2 minutes)")
     p.add_argument("--seed", type=int, default=0)
