@@ -46,6 +46,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "socket, L_d layer mean": ("both", {"method": "socket", "bn_reduction": "mean"}),
     "socket, L_d first ¼ layers": ("both", {"method": "socket", "bn_reduction": "mean", "bn_layers": 0.25}),
     "socket, TI BN running": ("both", {"method": "socket", "ti_bn": "running"}),
+    "socket, L_d as Gaussian KL": ("both", {"method": "socket", "bn_distance": "kl"}),
     "socket, TI same crop": ("both", {"method": "socket", "ti_augment": True}),
     "socket −L_d, λ_TI 0.5": ("both", {"method": "socket", "lambda_d": 0, "lambda_ti": 0.5}),
     "base + EMA teacher": ("both", {"ema": 0.9}),

@@ -147,8 +147,20 @@ def conclusion(rows: list[dict], chosen: str) -> list[str]:
         "an uninformative source lose its weight (tests/test_socket_plus.py), but on the two real sources it "
         f"collapses to one of them within a few epochs (ζ ≈ 0.999/0.001): {gain('socket, ζ softmax lr 1')} on "
         "the two-source setting with the paper's SOCKET, where it picked kv2's source; in plus A it picked kv1's.",
-        "- **TI batches through BN with running statistics**: not reached by the GPU time (lesson 3 of the "
-        "calibration reports ~30 points worse on synthetic depth).",
+        "- **TI batches through BN with running statistics**, **L_TI as the norm**, **L_d as a per-layer mean**, "
+        "**AaD without or instead of the pseudo-labels** and **L_d as the Gaussian KL divergence** were not reached "
+        "by the GPU time; the CPU supplement above has them on synth kv1 (3 seeds each, one setting only).",
+        "- **The scale of L_d.** The paper's L_d sums squared differences of raw activation statistics. With a "
+        "poorly trained source (two ResNet-50 trained 4 epochs from scratch on synthetic scenes) it was 2.2e5 after "
+        "the first epoch and 2.3e13 after the third, ζ jumped to 0.01/0.99 and then 1/0, and the predictions became "
+        "NaN (on the GPU, at 224 px, it was inf in the first epoch: `benchmarks/adapt_gpu.py` could not time SOCKET). "
+        "`--bn-distance kl` (the Gaussian KL per channel, averaged over channels) stayed at 14.5–14.7 on the same "
+        "sources with ζ at 0.5/0.5; `adapt` now stops with a clear message instead of writing a NaN model. "
+        "Reproduce (CPU, one thread): `socket-edge synth r50/scenes --per-class 10 --size 64 --domains kv2`; "
+        "`socket-edge train-source --data r50/scenes/kv2/rgb --arch resnet50 --weights none --img-size 64 --epochs 4 "
+        "--out r50/src0.pt` (and `--seed 1 --out r50/src1.pt`); `socket-edge adapt --source r50/src0.pt --source "
+        "r50/src1.pt --target r50/scenes/kv2/depth --modality depth --method socket --epochs 3 --ti-source "
+        "r50/scenes/kv2/ti/rgb --ti-target r50/scenes/kv2/ti/depth --out r50/socket.pt [--bn-distance kl]`.",
         "",
         "Read with labels (which a user does not have), the most robust variant here is SOCKET without L_d "
         "(`--method socket --lambda-d 0`): its mean is at or above base on all six settings (gains above), "

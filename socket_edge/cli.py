@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from socket_edge import __version__
-from socket_edge.adapt.choices import DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES, ZETA_PARAMS
+from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES,
+                                       ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
 from socket_edge.errors import SocketEdgeError
 
@@ -81,11 +82,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     lr_zeta = args.lr_zeta if args.lr_zeta is not None else PRESETS.get(args.method, {}).get("lr_zeta", args.lr)
     config = AdaptConfig.for_method(
         args.method, modality=args.modality, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        lr_zeta=lr_zeta, lambda_pl=args.lambda_pl,
-        lambda_ti=args.lambda_ti, lambda_d=args.lambda_d, ti_distance=args.ti_distance,
-        bn_reduction=args.bn_reduction, bn_layers=args.bn_layers, ti_bn=args.ti_bn, ti_augment=args.ti_augment,
-        zeta_param=args.zeta_param, ema=args.ema, lambda_nc=args.lambda_nc, neighbours=args.neighbours,
-        keep=args.keep, img_size=args.img_size, depth_scale=args.depth_scale, depth_range=args.depth_range,
+        lr_zeta=lr_zeta, lambda_pl=args.lambda_pl, lambda_ti=args.lambda_ti, lambda_d=args.lambda_d,
+        ti_distance=args.ti_distance, bn_reduction=args.bn_reduction, bn_layers=args.bn_layers,
+        bn_distance=args.bn_distance, ti_bn=args.ti_bn, ti_augment=args.ti_augment, zeta_param=args.zeta_param,
+        ema=args.ema, lambda_nc=args.lambda_nc, neighbours=args.neighbours, keep=args.keep,
+        img_size=args.img_size, depth_scale=args.depth_scale, depth_range=args.depth_range,
         seed=args.seed, device=args.device,
     )
     result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source, ti_target=args.ti_target,
@@ -303,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     levers.add_argument("--bn-reduction", choices=REDUCTIONS, help="L_d over BN layers: sum (paper, default) or mean")
     levers.add_argument("--bn-layers", type=_positive_float,
                         help="fraction of BN layers, from the input, that L_d matches (default 1)")
+    levers.add_argument("--bn-distance", choices=BN_DISTANCES,
+                        help="L_d per layer: sq, the paper's squared differences (default), or kl, the Gaussian KL "
+                             "divergence averaged over channels (scale-free)")
     levers.add_argument("--ti-bn", choices=TI_BN_MODES,
                         help="BatchNorm of TI batches: their own statistics (batch, default) or the running ones")
     levers.add_argument("--ti-augment", action=argparse.BooleanOptionalAction, default=None,

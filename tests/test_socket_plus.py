@@ -1,6 +1,7 @@
 """The levers of socket-plus (issue 7): each on a hand-computed case, then the method end to end."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -140,3 +141,27 @@ def test_a_useless_source_loses_its_weight_with_fast_softmax_zeta(setup, tmp_pat
     assert abs(zetas["paper"][0] - 0.5) < 0.01  # 9 steps at lr 0.01: ζ hardly moves
     assert zetas["plus"][0] > 0.6, zetas  # the informative source gains weight in the same 9 steps
     assert zetas["plus"][0] - 0.5 > 20 * abs(zetas["paper"][0] - 0.5)
+
+
+def test_bn_loss_as_gaussian_kl_is_scale_free():
+    # one layer of two channels, one member: channel 1 agrees, channel 2 has mean 2 away and var ×4
+    batch = [[(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 4.0]))]]
+    source = [[(torch.tensor([0.0, 0.0]), torch.tensor([1.0, 1.0]))]]
+    zeta = torch.tensor([1.0])
+    kl_channel = 0.5 * (4 + 4 - 1 + math.log(1 / 4))  # 0.5·(σ²_t/σ²_s + Δμ²/σ²_s − 1 + ln σ²_s/σ²_t)
+    assert BNStatsLoss([[0]], distance="kl")(batch, source, zeta).item() == pytest.approx(kl_channel / 2, rel=1e-4)
+    # scaling every activation by 100 multiplies the paper's distance by 10⁴…
+    scaled_b = [[(m * 100, v * 1e4) for m, v in batch[0]]]
+    scaled_s = [[(m * 100, v * 1e4) for m, v in source[0]]]
+    sq, sq_scaled = (BNStatsLoss([[0]])(b, s, zeta).item() for b, s in ((batch, source), (scaled_b, scaled_s)))
+    assert sq_scaled > 1e4 * sq * 0.99
+    # …and leaves the KL unchanged
+    assert BNStatsLoss([[0]], distance="kl")(scaled_b, scaled_s, zeta).item() == pytest.approx(kl_channel / 2, rel=1e-3)
+
+
+def test_predictions_that_are_not_numbers_stop_the_run():
+    from socket_edge.adapt.trainer import require_finite
+
+    require_finite(torch.tensor([[0.5, 0.5]]), 1)
+    with pytest.raises(UsageError, match="became NaN/inf after epoch 2.*--bn-distance kl"):
+        require_finite(torch.tensor([[float("nan"), 0.5]]), 2)

@@ -8,7 +8,9 @@ import math
 import torch
 from torch import nn
 
-from socket_edge.adapt.choices import REDUCTIONS
+from socket_edge.adapt.choices import BN_DISTANCES, REDUCTIONS
+
+EPS = 1e-5
 
 
 class BNStatsLoss(nn.Module):
@@ -25,17 +27,32 @@ class BNStatsLoss(nn.Module):
     different BN layout (other architectures) form their own group, weighted by the
     group's share of ζ. reduction "sum" over layers is the paper's; "mean" divides by
     the number of layers used. fraction < 1 uses only the first ⌈fraction·L⌉ layers (from the
-    input), where the modalities' low-level statistics differ most."""
+    input), where the modalities' low-level statistics differ most. distance "sq" is the paper's
+    squared difference summed over channels, on the scale of the activations: with a poorly
+    trained source it reaches 1e5 and more and swamps every other term; "kl" is the Gaussian KL
+    divergence per channel, averaged over channels: scale-free, zero when the statistics agree."""
 
-    def __init__(self, groups: list[list[int]], reduction: str = "sum", fraction: float = 1.0) -> None:
+    def __init__(self, groups: list[list[int]], reduction: str = "sum", fraction: float = 1.0,
+                 distance: str = "sq") -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        if distance not in BN_DISTANCES:
+            raise ValueError(f"distance must be one of {BN_DISTANCES}, got {distance!r}")
         self.groups = groups
         self.reduction = reduction
         self.fraction = fraction
+        self.distance = distance
+
+    def _distance(self, mean_t: torch.Tensor, var_t: torch.Tensor, mean_s: torch.Tensor,
+                  var_s: torch.Tensor) -> torch.Tensor:
+        if self.distance == "sq":
+            return ((mean_t - mean_s) ** 2).sum() + ((var_t - var_s) ** 2).sum()
+        var_t, var_s = var_t + EPS, var_s + EPS  # "kl": KL(N(μ_t, σ²_t) ‖ N(μ_s, σ²_s)), mean over channels
+        kl = 0.5 * (var_t / var_s + (mean_t - mean_s) ** 2 / var_s - 1 + torch.log(var_s / var_t))
+        return kl.mean()
 
     def forward(self, batch_stats: list[list[tuple[torch.Tensor, torch.Tensor]]],
                 source_stats: list[list[tuple[torch.Tensor, torch.Tensor]]], zeta: torch.Tensor) -> torch.Tensor:
@@ -46,10 +63,9 @@ class BNStatsLoss(nn.Module):
             layers = math.ceil(self.fraction * len(source_stats[group[0]]))
             group_loss = 0
             for layer in range(layers):
-                for which in (0, 1):  # mean, variance
-                    target = sum(w * batch_stats[k][layer][which] for w, k in zip(weights, group))
-                    source = sum(w * source_stats[k][layer][which] for w, k in zip(weights, group))
-                    group_loss = group_loss + ((target - source) ** 2).sum()
+                mean_t, var_t = (sum(w * batch_stats[k][layer][i] for w, k in zip(weights, group)) for i in (0, 1))
+                mean_s, var_s = (sum(w * source_stats[k][layer][i] for w, k in zip(weights, group)) for i in (0, 1))
+                group_loss = group_loss + self._distance(mean_t, var_t, mean_s, var_s)
             if self.reduction == "mean":
                 group_loss = group_loss / max(1, layers)
             total = total + share * group_loss

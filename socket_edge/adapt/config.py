@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from socket_edge.adapt.choices import (DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, SOCKET_METHODS, TI_BN_MODES,
-                                       ZETA_PARAMS)
+from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, SOCKET_METHODS,
+                                       TI_BN_MODES, ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_RANGE, DEFAULT_DEPTH_SCALE, MODALITIES
 from socket_edge.errors import UsageError
 
@@ -25,6 +25,8 @@ class AdaptConfig:
 
     The levers beyond the paper (issue 7), each off or at the paper's choice by default:
     bn_layers   fraction of BatchNorm layers (from the input) that L_d matches
+    bn_distance L_d per layer: "sq", the paper's squared differences, or "kl", the Gaussian KL
+                divergence averaged over channels (scale-free)
     ti_bn       "batch": TI batches are normalised with their own statistics (never updating the
                 running ones); "running": with the running statistics
     ti_augment  the same random crop and flip for both images of each TI pair (ψ recomputed per
@@ -49,6 +51,7 @@ class AdaptConfig:
     ti_distance: str = "mean_sq"
     bn_reduction: str = "sum"
     bn_layers: float = 1.0
+    bn_distance: str = "sq"
     ti_bn: str = "batch"
     ti_augment: bool = False
     zeta_param: str = "sigmoid"
@@ -64,7 +67,7 @@ class AdaptConfig:
 
     def __post_init__(self) -> None:
         choices = {"method": METHODS, "modality": MODALITIES, "ti_distance": DISTANCES,
-                   "bn_reduction": REDUCTIONS, "ti_bn": TI_BN_MODES, "zeta_param": ZETA_PARAMS, "keep": KEEP_RULES}
+                   "bn_reduction": REDUCTIONS, "bn_distance": BN_DISTANCES, "ti_bn": TI_BN_MODES, "zeta_param": ZETA_PARAMS, "keep": KEEP_RULES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 flag = "--" + name.replace("_", "-")

@@ -206,7 +206,7 @@ class Losses:
         self.ti = TIAlignmentLoss(config.ti_distance)
         self.nc = NeighbourhoodConsistencyLoss(config.neighbours)
         self.bn = BNStatsLoss(group_by_layout([m.encoder for m in model.members]), config.bn_reduction,
-                              config.bn_layers)
+                              config.bn_layers, config.bn_distance)
         self.source_stats = [[(m.to(device), v.to(device)) for m, v in running_stats(s)] for s in src.members]
         self.source_encoders = None
         self.psi = None
@@ -274,6 +274,15 @@ class Losses:
             return model.encode(target.to(device)), psi
 
 
+def require_finite(probs: torch.Tensor, epoch: int) -> None:
+    """Refuse to go on (and to write a model) once the ensemble's predictions are not numbers."""
+    if not torch.isfinite(probs).all():
+        raise UsageError(
+            f"the ensemble's predictions on the target became NaN/inf after epoch {epoch}: a loss term exploded "
+            "(the paper's L_d does with poorly trained sources); use --bn-distance kl, or lower --lambda-d or --lr"
+        )
+
+
 def _scan_target(model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInputs, device: torch.device) -> tuple:
     """(features per member, ensemble probabilities, clustering pseudo-labels) of the target set."""
     feats, probs = scan(model, inputs.target, device)
@@ -287,6 +296,7 @@ def _epoch_entry(epoch: int, model: AdaptiveEnsemble, config: AdaptConfig, input
     data, when given), and the target scan, which the next epoch's pseudo-labels reuse."""
     entry: dict = {"epoch": epoch, **losses, "zeta": [round(float(z), 5) for z in model.zeta().detach().cpu()]}
     scanned = _scan_target(model, config, inputs, device)
+    require_finite(scanned[1], epoch)
     entry.update(target_scores(scanned[1], scanned[2]))
     if inputs.eval_frames is not None:
         probs = scanned[1] if inputs.eval_frames is inputs.target else scan(model, inputs.eval_frames, device)[1]
