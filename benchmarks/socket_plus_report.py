@@ -56,6 +56,10 @@ def cpu_supplement(rows: list[dict]) -> list[str]:
         accs = [[r["accuracy"] for r in rows if r["variant"] == variant and r["setting"] == s] for s in settings]
         seeds = ", ".join(f"{a:.1f}" for acc in accs for a in acc)
         lines.append(f"| {variant} | " + " | ".join(mean_std(a) for a in accs) + f" | {seeds} |")
+    winners = [v for v in variants if v != "base" and all(meets_goal(rows, v, s) for s in settings)]
+    if winners:
+        lines += ["", f"Here {' and '.join(winners)} beat base by ≥ 3 points with less spread: on one setting "
+                      "only, so they are candidates for the next run of the whole grid, not results."]
     return lines + [""]
 
 
