@@ -58,7 +58,7 @@ def cpu_supplement(rows: list[dict]) -> list[str]:
         lines.append(f"| {variant} | " + " | ".join(mean_std(a) for a in accs) + f" | {seeds} |")
     winners = [v for v in variants if v != "base" and all(meets_goal(rows, v, s) for s in settings)]
     if winners:
-        lines += ["", f"Here {' and '.join(winners)} beat base by ≥ 3 points with less spread: on one setting "
+        lines += ["", f"Here these beat base by ≥ 3 points with less spread: {'; '.join(winners)}. On one setting "
                       "only, so they are candidates for the next run of the whole grid, not results."]
     return lines + [""]
 
