@@ -77,7 +77,8 @@ def cmd_train_source(args: argparse.Namespace) -> int:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from socket_edge.adapt.config import PRESETS, AdaptConfig
-    from socket_edge.adapt.trainer import adapt, run_folder_for
+    from socket_edge.adapt.run_folder import run_folder_for
+    from socket_edge.adapt.trainer import adapt
 
     lr_zeta = args.lr_zeta if args.lr_zeta is not None else PRESETS.get(args.method, {}).get("lr_zeta", args.lr)
     config = AdaptConfig.for_method(
@@ -103,7 +104,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from socket_edge.distill.config import DistillConfig
-    from socket_edge.distill.trainer import distill, run_folder_for
+    from socket_edge.adapt.run_folder import run_folder_for
+    from socket_edge.distill.trainer import distill
 
     config = DistillConfig(
         arch=args.arch, weights=args.weights, img_size=args.img_size, epochs=args.epochs, batch_size=args.batch_size,

@@ -184,8 +184,8 @@ def step_train(layout: Layout, config: DemoConfig, domain: str, weights: tuple[s
 
 def step_adapt(layout: Layout, config: DemoConfig, method: str, progress: bool, may_resume: bool) -> dict:
     from socket_edge.adapt.config import AdaptConfig
-    from socket_edge.adapt.run_folder import RunFolder
-    from socket_edge.adapt.trainer import adapt, run_folder_for
+    from socket_edge.adapt.run_folder import RunFolder, run_folder_for
+    from socket_edge.adapt.trainer import adapt
 
     out = layout.adapted(method)
     resume = may_resume and RunFolder(run_folder_for(out)).checkpoint.is_file()  # an interrupted run goes on
@@ -217,9 +217,9 @@ def step_export(layout: Layout, progress: bool) -> dict:
 
 
 def step_distill(layout: Layout, config: DemoConfig, progress: bool, may_resume: bool) -> dict:
-    from socket_edge.adapt.run_folder import RunFolder
+    from socket_edge.adapt.run_folder import RunFolder, run_folder_for
     from socket_edge.distill.config import DistillConfig
-    from socket_edge.distill.trainer import distill, run_folder_for
+    from socket_edge.distill.trainer import distill
     from socket_edge.export.exporter import export
     from socket_edge.runtime.bench import bench
 

@@ -66,8 +66,8 @@ class AdaptConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        choices = {"method": METHODS, "modality": MODALITIES, "ti_distance": DISTANCES,
-                   "bn_reduction": REDUCTIONS, "bn_distance": BN_DISTANCES, "ti_bn": TI_BN_MODES, "zeta_param": ZETA_PARAMS, "keep": KEEP_RULES}
+        choices = {"method": METHODS, "modality": MODALITIES, "ti_distance": DISTANCES, "bn_reduction": REDUCTIONS,
+                   "bn_distance": BN_DISTANCES, "ti_bn": TI_BN_MODES, "zeta_param": ZETA_PARAMS, "keep": KEEP_RULES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 flag = "--" + name.replace("_", "-")

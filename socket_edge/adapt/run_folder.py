@@ -13,6 +13,11 @@ from socket_edge.errors import UsageError
 LOSS_KEYS = ("loss", "l_ent", "l_div", "l_pl", "l_ti", "l_d")
 
 
+
+def run_folder_for(out: Path) -> Path:
+    """The default run folder beside a trainer's output: adapted.pt → adapted-run/."""
+    return out.with_name(out.stem + "-run")
+
 class RunFolder:
     """Paths and writers of one run."""
 

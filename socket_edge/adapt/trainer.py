@@ -23,23 +23,18 @@ from socket_edge.adapt.inputs import AdaptInputs, Sources, load_inputs, load_sou
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
 from socket_edge.adapt.neighbourhood import NeighbourhoodConsistencyLoss, ensemble_features
 from socket_edge.adapt.pseudo_labels import PseudoLabelLoss, cluster_pseudo_labels
-from socket_edge.adapt.run_folder import RunFolder, plot_curves
+from socket_edge.adapt.run_folder import RunFolder, plot_curves, run_folder_for
 from socket_edge.adapt.selection import better, target_scores
 from socket_edge.adapt.ti_alignment import TIAlignmentLoss
 from socket_edge.errors import UsageError
 from socket_edge.evaluation import metrics
 from socket_edge.models import artifact
 from socket_edge.models.input_module import InputNormalizer
-from socket_edge.models.torch_utils import augment, lr_schedule, resolve_device, seed_everything
+from socket_edge.models.torch_utils import augment, autocast, lr_schedule, resolve_device, seed_everything
 from socket_edge.models.zoo import parameter_groups
 from socket_edge.progress import bar
 
 SCAN_BATCH = 128
-
-
-def run_folder_for(out: Path) -> Path:
-    """The default run folder beside the output: adapted.pt → adapted-run/."""
-    return out.with_name(out.stem + "-run")
 
 
 @torch.no_grad()
@@ -50,7 +45,7 @@ def scan(model: AdaptiveEnsemble, frames: np.ndarray, device: torch.device) -> t
     probs = []
     for start in range(0, len(frames), SCAN_BATCH):
         raw = torch.from_numpy(frames[start:start + SCAN_BATCH]).to(device)
-        with _autocast(device):
+        with autocast(device):
             f, p = model(raw)
         for k, fk in enumerate(f):
             feats[k].append(fk.float().cpu())
@@ -69,15 +64,11 @@ def source_ti_features(inputs: AdaptInputs, device: torch.device) -> list[torch.
         feats = []
         for start in range(0, len(inputs.ti_source), SCAN_BATCH):
             raw = torch.from_numpy(inputs.ti_source[start:start + SCAN_BATCH]).to(device)
-            with _autocast(device):
+            with autocast(device):
                 feats.append(member.encoder(normalise(raw)).float())
         out.append(torch.cat(feats))
         member.cpu()
     return out
-
-
-def _autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, ti_source: Path | None = None,
@@ -231,7 +222,7 @@ class Losses:
         raw = augment(torch.from_numpy(self.inputs.target[idx.numpy()]), generator,
                       nearest=self.inputs.target_contract.invalid_zero).to(device)
         terms = {}
-        with _autocast(device):
+        with autocast(device):
             with model.recording_bn_stats() as batch_stats:
                 feats, probs_k = model(raw)
             zeta = model.zeta()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from socket_edge.adapt.run_folder import RunFolder, save_figure
+from socket_edge.adapt.run_folder import RunFolder, run_folder_for, save_figure
 from socket_edge.distill.config import DistillConfig
 from socket_edge.distill.inputs import DistillInputs, load_inputs
 from socket_edge.distill.losses import KDLoss, PseudoLabelCE
@@ -25,20 +25,12 @@ from socket_edge.errors import UsageError
 from socket_edge.evaluation import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
-from socket_edge.models.torch_utils import augment, lr_schedule, predict, resolve_device, seed_everything
+from socket_edge.models.torch_utils import (augment, autocast, lr_schedule, predict, resolve_device,
+                                            seed_everything)
 from socket_edge.models.zoo import parameter_groups
 from socket_edge.progress import bar
 
 LOSS_KEYS = ("loss", "l_kd", "l_pl")
-
-
-def run_folder_for(out: Path) -> Path:
-    """The default run folder beside the output: student.pt → student-run/."""
-    return out.with_name(out.stem + "-run")
-
-
-def _autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 def student_view(view: torch.Tensor, size: tuple[int, int], nearest: bool) -> torch.Tensor:
@@ -103,7 +95,7 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
             lr_schedule(optimizer, (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch))
             idx = order[step * batch:(step + 1) * batch]
             view = augment(torch.from_numpy(pool[idx.numpy()]), generator, nearest=nearest).to(device)
-            with _autocast(device):
+            with autocast(device):
                 with torch.no_grad():
                     teacher_probs = teacher_model(view).float()
                 logits = student.members[0](student.input(student_view(view, size, nearest)))
