@@ -15,6 +15,7 @@ a variant or an epoch are evaluated on the same runs. The report is docs/benchma
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -55,6 +56,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "socket + NC": ("both", {"method": "socket", "lambda_nc": 1.0}),
     "socket, NC instead of L_pl": ("both", {"method": "socket", "lambda_nc": 1.0, "lambda_pl": 0}),
     "socket, ζ softmax lr 1": ("two", {"method": "socket", "zeta_param": "softmax", "lr_zeta": 1.0}),
+    "socket −L_d, λ_TI 1": ("both", {"method": "socket", "lambda_d": 0, "lambda_ti": 1.0}),
+    "socket −L_d + EMA teacher": ("both", {"method": "socket", "lambda_d": 0, "ema": 0.9}),
+    "socket −L_d, λ_TI 0.5 + EMA teacher": ("both", {"method": "socket", "lambda_d": 0, "lambda_ti": 0.5, "ema": 0.9}),
+    "socket, L_d as Gaussian KL + EMA teacher": ("both", {"method": "socket", "bn_distance": "kl", "ema": 0.9}),
     "plus A": ("both", {"method": "socket", "bn_reduction": "mean", "bn_layers": 0.25, "ti_augment": True,
                         "ema": 0.9, "lambda_nc": 1.0, "zeta_param": "softmax", "lr_zeta": 1.0}),
     "plus B": ("both", {"method": "socket", "lambda_d": 0, "ti_augment": True, "ema": 0.9, "lambda_nc": 1.0,
@@ -65,7 +70,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 PRIORITY = ["base", "socket (paper)", "plus A", "plus B", "plus C", "socket + NC", "socket + EMA teacher",
             "socket −L_d", "socket, L_d first ¼ layers", "socket, TI same crop", "base + NC", "base + EMA teacher",
             "socket, ζ softmax lr 1", "socket, NC instead of L_pl", "socket −L_TI", "socket, L_TI norm",
-            "socket, L_d layer mean", "socket −L_d, λ_TI 0.5", "socket, TI BN running"]
+            "socket, L_d layer mean", "socket −L_d, λ_TI 0.5", "socket, TI BN running", "socket −L_d, λ_TI 1",
+            "socket −L_d + EMA teacher", "socket −L_d, λ_TI 0.5 + EMA teacher", "socket, L_d as Gaussian KL + EMA teacher"]
 
 
 def cli(*argv: object) -> None:
@@ -139,7 +145,8 @@ def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, opt
     config = AdaptConfig.for_method(method, modality=inputs["modality"], seed=seed, epochs=epochs, **options)
     uses_ti = config.uses_ti
     started = time.time()
-    result = adapt(config, inputs["sources"], inputs["target"], work / "runs" / f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt",
+    out = work / "runs" / f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    result = adapt(config, inputs["sources"], inputs["target"], out,
                    ti_source=inputs["ti_source"] if uses_ti else None, ti_target=inputs["ti_target"] if uses_ti else None,
                    eval_data=inputs["eval_data"], classes=inputs.get("classes"),
                    ti_classes=inputs.get("ti_classes") if uses_ti else None, overwrite=True, progress=False)
@@ -151,7 +158,22 @@ def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, opt
         "agree": [h.get("agree") for h in history], "zeta": result["zeta"],
         "seconds": round(time.time() - started, 1), "device": str(_device()),
         "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+        "probs": eval_probs(out, inputs["eval_data"], inputs.get("classes")),
     }
+
+
+def eval_probs(model_path: Path, data: Path, classes: list[str] | None) -> dict:
+    """The adapted model's class probabilities on the eval images (rounded) and their labels, so that
+    ensembles of runs and label-free choices among runs can be scored afterwards."""
+    from socket_edge.data.folders import class_folders
+    from socket_edge.data.loading import load_frames
+    from socket_edge.evaluation import contract_labels, open_model
+
+    model = open_model(model_path)
+    images = class_folders(data, "evaluation data", classes)
+    frames = load_frames(images.files, model.contract, progress=False)
+    probs = model.predict(frames, 64, False)
+    return {"labels": contract_labels(images, model.contract, "eval").tolist(), "probs": probs.astype("float64").round(4).tolist()}
 
 
 def _device() -> str:
@@ -216,18 +238,40 @@ def run(args: argparse.Namespace) -> None:
             entry = finished.result()
         except Exception as error:  # one failed run must not stop the others: record it
             entry = {"key": key, "error": f"{type(error).__name__}: {error}"}
+        probs = entry.pop("probs", None)
         with args.results.open("a") as f:
             f.write(json.dumps(entry) + "\n")
+        if probs is not None:
+            with gzip.open(probs_file(args.results), "at") as f:  # appends a gzip member
+                f.write(json.dumps({"key": key, **probs}) + "\n")
         print(f"[{time.time() - started:5.0f} s] {key}: {entry.get('accuracy', entry.get('error'))} "
               f"({entry.get('seconds', '?')} s)", flush=True)
     pool.shutdown(cancel_futures=True)
 
 
+def probs_file(results: Path) -> Path:
+    """Where the per-run eval probabilities of a results file go (beside it, gzipped JSON lines)."""
+    return results.with_name(results.stem + "_probs.jsonl.gz")
+
+
 def rows(results: Path = RESULTS) -> list[dict]:
+    """The recorded runs; a key recorded twice (a later grid re-ran it) keeps its last record."""
     if not results.exists():
         return []
-    return [r for r in (json.loads(line) for line in results.read_text().splitlines() if line.strip())
-            if "error" not in r]
+    latest = {}
+    for line in results.read_text().splitlines():
+        if line.strip() and "error" not in (record := json.loads(line)):
+            latest[record["key"]] = record
+    return list(latest.values())
+
+
+def probabilities(results: Path = RESULTS) -> dict[str, tuple[list[int], list[list[float]]]]:
+    """key → (eval labels, class probabilities) of the runs whose probabilities were recorded."""
+    path = probs_file(results)
+    if not path.exists():
+        return {}
+    with gzip.open(path, "rt") as f:
+        return {r["key"]: (r["labels"], r["probs"]) for r in map(json.loads, f)}
 
 
 def min_im_accuracy(row: dict) -> float:

@@ -284,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ti-source", type=Path, help="TI images in the sources' modality (paired by relative path)")
     p.add_argument("--ti-target", type=Path, help="the same TI scenes in the target modality")
     p.add_argument("--method", choices=METHODS, default="socket",
-                   help="socket (the paper, default), socket-plus (socket with the levers below chosen without "
-                        "target labels, docs/benchmarks.md#socket-plus), shot, decision, or none (unadapted)")
+                   help="socket (the paper, default), socket-plus (socket with L_d as the Gaussian KL, "
+                        "docs/benchmarks/socket_plus.md), shot, decision, or none (unadapted)")
     p.add_argument("--out", type=Path, required=True, help="ensemble artifact to write (.pt)")
     p.add_argument("--classes", type=_names, help="read only these class folders of --target and --eval-data")
     p.add_argument("--ti-classes", type=_names, help="read only these class folders of the TI roots")
@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="bottleneck lr; backbone ×0.1 (default 0.01)")
     p.add_argument("--lr-zeta", type=_positive_float, default=None,
-                   help="lr of the ζ weights (default: --lr; socket-plus: 1)")
+                   help="lr of the ζ weights (default: --lr)")
     levers = p.add_argument_group("loss terms and levers (defaults: the paper's, or the socket-plus preset)")
     levers.add_argument("--lambda-pl", type=float, help="pseudo-label weight (default 0.3)")
     levers.add_argument("--lambda-ti", type=float, help="L_TI weight (default 0.1; paper 0.1–0.5)")

@@ -96,8 +96,10 @@ def test_ti_batches_can_use_the_running_statistics(setup):
 
 
 def test_presets_and_explicit_options():
-    config = AdaptConfig.for_method("socket-plus", modality="nir", ema=None, lambda_nc=0.5)
-    assert config.ema == PRESETS["socket-plus"]["ema"] and config.lambda_nc == 0.5 and config.modality == "nir"
+    config = AdaptConfig.for_method("socket-plus", modality="nir", bn_distance=None, lambda_nc=0.5)
+    assert config.bn_distance == PRESETS["socket-plus"]["bn_distance"] == "kl"
+    assert config.lambda_nc == 0.5 and config.modality == "nir"
+    assert AdaptConfig.for_method("socket-plus", bn_distance="sq").bn_distance == "sq"  # explicit beats the preset
     assert config.uses_ti and config.uses_bn_stats and config.learns_zeta
     assert AdaptConfig.for_method("socket") == AdaptConfig(method="socket")  # the paper's stays unchanged
     for bad, words in (({"bn_layers": 0}, "--bn-layers"), ({"ema": 1.0}, "--ema"), ({"keep": "best"}, "--keep"),
@@ -110,12 +112,12 @@ def test_socket_plus_end_to_end_keeps_the_min_im_epoch(setup, tmp_path, capsys):
     out = tmp_path / "plus.pt"
     argv = adapt_argv(setup, out, "socket", epochs=3, ti_source=str(setup["ti_rgb"]), ti_target=str(setup["ti_depth"]))
     argv[argv.index("socket")] = "socket-plus"
-    assert main(argv + ["--keep", "min-im"]) == 0
+    assert main(argv + ["--keep", "min-im", "--lambda-nc", "1"]) == 0
     _, data = artifact.load(out)
     history = [json.loads(line) for line in (tmp_path / "plus-run" / "metrics.jsonl").read_text().splitlines()]
     assert {"l_nc", "l_ti", "l_d", "l_pl", "im", "agree"} <= set(history[-1])
     config = json.loads((tmp_path / "plus-run" / "config.json").read_text())["config"]
-    assert config["method"] == "socket-plus" and config["ema"] == 0.9 and config["lr_zeta"] == 1.0
+    assert config["method"] == "socket-plus" and config["bn_distance"] == "kl" and config["ema"] == 0.0
     metrics = data["provenance"]["metrics"]
     kept = min(range(len(history)), key=lambda e: history[e]["im"])
     assert metrics["kept_epoch"] == kept
@@ -126,7 +128,7 @@ def test_socket_plus_end_to_end_keeps_the_min_im_epoch(setup, tmp_path, capsys):
 
 def test_a_useless_source_loses_its_weight_with_fast_softmax_zeta(setup, tmp_path):
     """A source whose classifier outputs uniform probabilities carries no information: with the
-    socket-plus ζ (softmax, lr 1) it loses its weight; with the paper's (sigmoid, lr 0.01) ζ hardly moves."""
+    softmax ζ at lr 1 it loses its weight; with the paper's (sigmoid, lr 0.01) ζ hardly moves."""
     model, data = artifact.load(setup["a"])
     with torch.no_grad():
         model.members[0].classifier.parametrizations.weight.original0.zero_()  # weight-norm gain g = 0
