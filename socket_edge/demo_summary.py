@@ -1,5 +1,5 @@
 """The demo's one-page summary PNG: held-out depth frames with `run`'s labels, accuracy per
-method and of the distilled student, ζ of the SOCKET ensemble, and the export, student and
+method and of the distilled student, ζ of the deployed ensemble, and the export, student and
 runtime numbers (matplotlib, Agg)."""
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
     fig.text(0.04, 0.9, f"held-out {summary['recording']} frames through `run` (depth 0–{top:.1f} m, holes black; "
                           "green: correct)", fontsize=9)
 
-    bottom = fig.add_gridspec(1, 3, width_ratios=(1.5, 0.7, 1.2), wspace=0.3, left=0.15, right=0.98, top=0.44,
+    bottom = fig.add_gridspec(1, 3, width_ratios=(1.5, 0.7, 1.2), wspace=0.3, left=0.17, right=0.98, top=0.44,
                               bottom=0.08)
     methods = summary["methods"]
     ax = fig.add_subplot(bottom[0, 0])
     student = summary["student"]
     names = [m["name"] for m in methods] + [f"student ({student['arch']},\n{student['size']} px)",
-                                            "SOCKET .onnx in run\n(held-out frames)"]
+                                            f"{summary['deployed']} .onnx in run\n(held-out frames)"]
     values = [m["accuracy"] for m in methods] + [student["accuracy"], summary["runtime"]["accuracy"]]
-    colours = ["#9e9e9e", "#5b8fd1", "#e07b39", "#8c6bb1", "#e0b090"]
+    colours = ["#9e9e9e", "#5b8fd1", "#f0b27a", "#e07b39", "#8c6bb1", "#e0b090"]
     rows = list(range(len(names)))[::-1]
     bars = ax.barh(rows, values, color=colours[:len(names)])
     ax.bar_label(bars, labels=[f"{v:.1f}%" for v in values], fontsize=9, padding=2)
@@ -50,7 +50,7 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
     ax.set_xlabel("accuracy (%)")
     ax.set_title("accuracy on rs depth (dotted: chance)", fontsize=10)
 
-    socket = next(m for m in methods if m["method"] == "socket")
+    socket = next(m for m in methods if m["method"] == summary["deployed"])
     domains = [s for s in summary["sources"]]
     ax = fig.add_subplot(bottom[0, 1])
     bars = ax.bar(range(len(domains)), socket["zeta"], color="#e07b39")
@@ -58,7 +58,7 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
     ax.set_xticks(range(len(domains)), [f"{d} source" for d in domains], fontsize=8)
     ax.set_ylim(0, 1)
     ax.axhline(1 / len(domains), color="k", lw=0.6, ls=":")
-    ax.set_title("SOCKET ζ (dotted: equal)", fontsize=10)
+    ax.set_title(f"{summary['deployed']} ζ (dotted: equal)", fontsize=10)
 
     ax = fig.add_subplot(bottom[0, 2])
     ax.axis("off")
@@ -75,7 +75,7 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
         f"  argmax agreement {e['argmax_agreement']:.1f}%",
         "",
         f"student  {student['arch']}, {student['size']} px",
-        f"  agreement with SOCKET {student['agreement']:.1f}%",
+        f"  agreement with {summary['deployed']} {student['agreement']:.1f}%",
         f"  ORT p50 {student['latency_p50_ms']['student']:.2f} vs {student['latency_p50_ms']['ensemble']:.2f} ms",
         f"  ONNX {student['onnx_bytes']['student'] / 1e6:.1f} vs {student['onnx_bytes']['ensemble'] / 1e6:.1f} MB",
         "",
