@@ -9,8 +9,10 @@ batch-1 ONNX Runtime latency. Teachers are inputs (adapted ensembles made anywhe
     .venv/bin/python benchmarks/distill_benchmark.py --report
 
 Seed i distils teacher i (the teachers cycle when fewer are given): one `socket-edge distill` call,
-final epoch, no target label chooses anything. `--student ARCH[:WEIGHTS[:SIZE]]` (repeatable) picks
-the student, its start (auto, teacher, imagenet, none) and input size (default: the teacher's).
+final epoch, no target label chooses anything. `--student ARCH[:WEIGHTS[:SIZE[:DROP]]]` (repeatable)
+picks the student, its start (auto, teacher, imagenet, none), input size (default: the teacher's)
+and the residual blocks a mobilenet_v2 student leaves out (DROP: N as `distill --drop-blocks N`, or
+features=I,J as `--drop-features I,J`; e.g. mobilenet_v2:teacher:56:5).
 Latency, once per setting and student: the first teacher and the seed-0 student exported to ONNX with
 the exporter, and a two-member ensemble of the teacher's first member (the goal's reference when the
 teacher has one member), each timed by `socket-edge bench` (batch 1, 2 threads, CPU provider) in its
@@ -64,10 +66,20 @@ def cli(*argv: object) -> None:
 
 
 def student_spec(text: str) -> dict:
+    """ARCH[:WEIGHTS[:SIZE[:DROP]]]; DROP is N (distill --drop-blocks N) or features=I,J (--drop-features)."""
     parts = text.split(":")
-    arch, weights, size = parts[0], (parts[1:2] or ["auto"])[0], (parts[2:3] or [""])[0]
-    return {"arch": arch, "weights": weights or "auto", "size": int(size) if size else None,
-            "label": f"{arch} ({weights or 'auto'} start{f', {size} px' if size else ''})"}
+    arch, weights, size, drop = (parts + ["", "", ""])[:4]
+    label = f"{arch} ({weights or 'auto'} start{f', {size} px' if size else ''}"
+    if drop.startswith("features="):
+        options = ["--drop-features", drop.removeprefix("features=")]
+        label += f", without features {drop.removeprefix('features=')}"
+    elif drop:
+        options = ["--drop-blocks", str(int(drop))]
+        label += f", {int(drop)} residual blocks dropped"
+    else:
+        options = []
+    return {"arch": arch, "weights": weights or "auto", "size": int(size) if size else None, "options": options,
+            "label": label + ")"}
 
 
 def distill_run(args: argparse.Namespace, student: dict, seed: int, work: Path) -> Path:
@@ -86,6 +98,7 @@ def distill_run(args: argparse.Namespace, student: dict, seed: int, work: Path) 
     options += ["--ti-classes", args.ti_classes] if args.ti_classes else []
     options += ["--img-size", student["size"]] if student["size"] else []
     options += ["--lr", args.lr] if args.lr else []
+    options += student["options"]
     cli("distill", teacher, "--target", args.target, "--eval-data", args.eval_data, "--out", out, "--arch",
         student["arch"], "--weights", student["weights"], "--epochs", args.epochs, "--seed", seed, "--overwrite",
         "-q", *options)
@@ -220,7 +233,8 @@ def main() -> None:
     parser.add_argument("--ti-target", type=Path)
     parser.add_argument("--ti-classes")
     parser.add_argument("--student", action="append", type=student_spec, default=[],
-                        help="ARCH[:WEIGHTS[:SIZE]], e.g. mobilenet_v3_small:none or mobilenet_v2:teacher:96")
+                        help="ARCH[:WEIGHTS[:SIZE[:DROP]]], e.g. mobilenet_v3_small:none, mobilenet_v2:teacher:96 "
+                             "or mobilenet_v2:teacher:56:5 (5 residual blocks dropped)")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--lr", type=float, help="the student's learning rate (default: distill's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -39,6 +39,13 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _indices(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 6,13,16, got {text!r}") from None
+
+
 def _range(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in text.split(":"))
@@ -106,10 +113,13 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from socket_edge.distill.config import DistillConfig
     from socket_edge.adapt.run_folder import run_folder_for
     from socket_edge.distill.trainer import distill
+    from socket_edge.models.zoo import blocks_to_drop
 
+    dropped = args.drop_features or (blocks_to_drop(args.arch, args.drop_blocks) if args.drop_blocks else ())
     config = DistillConfig(
-        arch=args.arch, weights=args.weights, img_size=args.img_size, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, temperature=args.temperature, lambda_pl=args.lambda_pl, seed=args.seed, device=args.device,
+        arch=args.arch, weights=args.weights, img_size=args.img_size, dropped_blocks=dropped, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, temperature=args.temperature, lambda_pl=args.lambda_pl,
+        seed=args.seed, device=args.device,
     )
     result = distill(config, args.teacher, args.target, args.out, ti_target=args.ti_target, eval_data=args.eval_data,
                      classes=args.classes, ti_classes=args.ti_classes, resume=args.resume, overwrite=args.overwrite,
@@ -355,6 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=30)
     p.add_argument("--img-size", type=_positive_int, default=None,
                    help="the student's input size (default: the teacher's)")
+    drop = p.add_mutually_exclusive_group()
+    drop.add_argument("--drop-blocks", type=int, metavar="N",
+                      help="a shallower mobilenet_v2 student: leave out N of its 10 residual blocks (stride 1, "
+                           "input = output channels), the last one of each stage first, deepest stage first "
+                           "(features 16, 13, 10, 6, 3, then 15, 12, 9, 5, then 8); the student starts from its "
+                           "start's weights minus those blocks'. Fewer operators: at small inputs, lower latency")
+    drop.add_argument("--drop-features", type=_indices, metavar="I,J",
+                      help="the same with the residual blocks named by their mobilenet_v2 features index "
+                           "(3, 5, 6, 8, 9, 10, 12, 13, 15, 16)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2,
                    help="head lr; a pretrained backbone gets ×0.1 (default 0.01)")

@@ -103,6 +103,26 @@ def test_the_student_is_an_ordinary_artifact_with_the_targets_contract(setup, tm
     assert OnnxModel(onnx, providers="cpu").contract == student.contract
 
 
+def test_a_student_with_dropped_blocks_is_an_ordinary_artifact(setup, tmp_path, capsys):
+    out = tmp_path / "short.pt"
+    assert main(distill_argv(setup["adapted"], setup["depth"], out, "--arch", "mobilenet_v2", "--weights", "none",
+                             "--drop-blocks", "5", "--img-size", "24", "--epochs", "1", "--eval-data",
+                             str(setup["depth"]))) == 0
+    student, data = artifact.load(out)
+    assert student.members[0].config.dropped_blocks == (3, 6, 10, 13, 16) and data["format_version"] == 2
+    metrics = data["provenance"]["metrics"]
+    assert metrics["student"]["dropped_blocks"] == [3, 6, 10, 13, 16]
+    assert metrics["student"]["start"] == "random mobilenet_v2 without features 3, 6, 10, 13, 16"
+    capsys.readouterr()
+    assert main(["eval", str(out), "--data", str(setup["depth"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(metrics["accuracy"], abs=0.01)
+    onnx = tmp_path / "short.onnx"
+    assert main(["export", str(out), "--out", str(onnx), "--check-data", str(setup["depth"]), "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["parity"][0]["ok"]
+    assert main(["eval", str(onnx), "--data", str(setup["depth"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(metrics["accuracy"], abs=0.01)
+
+
 def test_where_the_student_starts(setup, tmp_path, capsys):
     from socket_edge.distill.config import DistillConfig
     from socket_edge.distill.student import start_student

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from socket_edge.errors import UsageError
-from socket_edge.models.zoo import ARCHITECTURES
+from socket_edge.models.zoo import ARCHITECTURES, check_dropped_blocks
 
 # where the student's weights start: see socket_edge.distill.student
 INITS = ("auto", "teacher", "imagenet", "none")
@@ -19,6 +19,7 @@ class DistillConfig:
     arch: str = "mobilenet_v3_small"
     weights: str = "auto"
     img_size: int | None = None   # None: the teacher's input size
+    dropped_blocks: tuple[int, ...] = ()   # residual blocks the student leaves out (features indices)
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-2
@@ -33,11 +34,12 @@ class DistillConfig:
             raise UsageError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if self.weights not in INITS:
             raise UsageError(f"--weights must be one of {', '.join(INITS)}, got {self.weights!r}")
+        object.__setattr__(self, "dropped_blocks", check_dropped_blocks(self.arch, self.dropped_blocks))
         if not self.temperature > 0:
             raise UsageError(f"--temperature must be positive, got {self.temperature}")
         if self.lambda_pl < 0:
             raise UsageError(f"--lambda-pl must be non-negative, got {self.lambda_pl}")
 
     def to_dict(self) -> dict:
-        """Plain data."""
-        return asdict(self)
+        """Plain data (lists, as JSON and the checkpoint hold them)."""
+        return {**asdict(self), "dropped_blocks": list(self.dropped_blocks)}

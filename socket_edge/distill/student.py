@@ -7,12 +7,14 @@ here that holds for mobilenet_v2, not for mobilenet_v3_small. So `--weights auto
 2. `imagenet`: torchvision's ImageNet weights, when cached;
 3. `none`: random initialisation (and says so).
 `--weights imagenet` without a cached file is an error naming the fix, as in train-source.
+A student with dropped blocks (`dropped_blocks`) starts from any of these minus those blocks' weights.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import torch
 
 from socket_edge.distill.config import DistillConfig
 from socket_edge.errors import UsageError
@@ -36,8 +38,10 @@ class StudentStart:
 
 def start_student(config: DistillConfig, teacher: Ensemble) -> StudentStart:
     """Build the student member as `config.weights` says (see the module docstring)."""
-    wanted = ModelConfig(config.arch, len(teacher.contract.class_names))
-    matching = [k for k, m in enumerate(teacher.members) if m.config == wanted]
+    wanted = ModelConfig(config.arch, len(teacher.contract.class_names), dropped_blocks=config.dropped_blocks)
+    full = replace(wanted, dropped_blocks=())
+    matching = [k for k, m in enumerate(teacher.members) if m.config == full]
+    dropped = f" without features {', '.join(map(str, config.dropped_blocks))}" if config.dropped_blocks else ""
     choice = config.weights
     if choice == "auto":
         choice = "teacher" if matching else "imagenet" if cached_imagenet(config.arch) else "none"
@@ -49,10 +53,21 @@ def start_student(config: DistillConfig, teacher: Ensemble) -> StudentStart:
                 f"(the teacher has: {archs}); pass --weights imagenet or none, or --arch {teacher.members[0].config.arch}"
             )
         k = max(matching, key=lambda i: float(teacher.zeta[i]))
-        return StudentStart(copy.deepcopy(teacher.members[k]), "teacher",
-                            f"teacher member {k + 1} ({config.arch}, ζ {float(teacher.zeta[k]):.3f})")
+        return StudentStart(copy_kept(teacher.members[k], wanted), "teacher",
+                            f"teacher member {k + 1} ({config.arch}, ζ {float(teacher.zeta[k]):.3f}){dropped}")
     state = load_pretrained(config.arch, choice)  # imagenet: a clear error when the file is not cached
-    note = f"ImageNet {config.arch}" if state is not None else f"random {config.arch}"
+    note = (f"ImageNet {config.arch}" if state is not None else f"random {config.arch}") + dropped
     if state is None and config.weights == "auto":
         note += " (no teacher member of this architecture, no ImageNet file for it in torch's cache)"
     return StudentStart(build(wanted, state), choice, note)
+
+
+def copy_kept(member: SourceModel, config: ModelConfig) -> SourceModel:
+    """A new member built from `config` holding a copy of `member`'s weights for every parameter
+    and buffer it keeps (all of them but the dropped blocks'). Building draws no random numbers
+    from torch's seeded generator, so training goes on as from a plain copy."""
+    with torch.random.fork_rng(devices=[]):
+        student = build(config)
+    source = member.state_dict()
+    student.load_state_dict({name: source[name].detach().clone() for name in student.state_dict()})
+    return student

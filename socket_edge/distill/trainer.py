@@ -121,7 +121,8 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
 
     final = history[-1]
     result = {
-        "student": {"arch": config.arch, "start": start.note, "size": list(inputs.student_contract.size)},
+        "student": {"arch": config.arch, "start": start.note, "size": list(inputs.student_contract.size),
+                    "dropped_blocks": list(config.dropped_blocks)},
         "epochs": history, "agreement": final["agreement"], "seconds": round(time.time() - started, 1),
         "target_n": len(inputs.target.teacher), "ti_n": 0 if inputs.ti_target is None else len(inputs.ti_target),
         **reference["summary"],

@@ -4,6 +4,9 @@ torch.load(weights_only=True), written atomically.
     {"format": "socket-edge-model", "format_version": 1, "kind": "source" | "ensemble",
      "contract": {...}, "zeta": [...], "members": [{"config": {...}, "state_dict": {...}}],
      "provenance": {...}}
+
+Version 2 adds a member config's `dropped_blocks`; an artifact without dropped blocks is still
+written as version 1, so that older socket-edge reads it, and refuses the others by name.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.zoo import ModelConfig, SourceModel, build
 
 FORMAT = "socket-edge-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KINDS = ("source", "ensemble")
 
 
@@ -76,7 +79,7 @@ def to_artifact(model: Ensemble, kind: str, prov: dict) -> dict:
         raise ValueError(f"kind must be one of {KINDS}")
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if any(m.config.dropped_blocks for m in model.members) else 1,
         "kind": kind,
         "contract": model.contract.to_dict(),
         "zeta": [float(z) for z in model.zeta],

@@ -5,6 +5,10 @@ Heads:
   → BatchNorm1d(256); g = weight-normalised Linear(256, classes).
 - "native": a classifier brought from elsewhere: f = everything before its last
   Linear, g = that Linear.
+
+A MobileNetV2 may leave out some of its residual inverted-residual blocks (`dropped_blocks`, indices
+into `features`): each is replaced by nn.Identity, so shapes and the other blocks' parameter names
+stay as they are and a full MobileNetV2's weights load into it minus the dropped blocks'.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from socket_edge.errors import ArtifactError, UsageError
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
 HEADS = ("paper", "native")
 BOTTLENECK = 256
+# MobileNetV2 `features` indices of the blocks with an identity skip (stride 1, channels in = out),
+# by stage (24, 32, 64, 96, 160 channels): leaving one out keeps every shape valid
+RESIDUAL_BLOCKS = {"mobilenet_v2": ((3,), (5, 6), (8, 9, 10), (12, 13), (15, 16))}
 
 
 @dataclass(frozen=True)
@@ -32,16 +39,67 @@ class ModelConfig:
     num_classes: int
     head: str = "paper"
     bottleneck: int = BOTTLENECK
+    dropped_blocks: tuple[int, ...] = ()   # `features` indices replaced by nn.Identity (mobilenet_v2)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise UsageError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if self.head not in HEADS:
             raise UsageError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        object.__setattr__(self, "dropped_blocks", check_dropped_blocks(self.arch, self.dropped_blocks))
 
     def to_dict(self) -> dict:
-        """Plain data for the artifact."""
-        return asdict(self)
+        """Plain data for the artifact (no `dropped_blocks` key when none are: such an artifact is
+        the same as before the field existed)."""
+        data = asdict(self)
+        if self.dropped_blocks:
+            data["dropped_blocks"] = list(self.dropped_blocks)
+        else:
+            del data["dropped_blocks"]
+        return data
+
+
+def residual_blocks(arch: str) -> tuple[int, ...]:
+    """The `features` indices of `arch` that may be dropped, in order (empty: none may)."""
+    return tuple(i for stage in RESIDUAL_BLOCKS.get(arch, ()) for i in stage)
+
+
+def check_dropped_blocks(arch: str, dropped: object) -> tuple[int, ...]:
+    """`dropped` as a sorted tuple of distinct indices, or a UsageError naming the allowed ones."""
+    allowed = residual_blocks(arch)
+    blocks = tuple(dropped)  # an artifact stores a list
+    if not blocks:
+        return ()
+    if not allowed:
+        raise UsageError(f"only {', '.join(RESIDUAL_BLOCKS)} can drop blocks, not {arch}")
+    bad = [b for b in blocks if not isinstance(b, int) or b not in allowed]
+    if bad or len(set(blocks)) != len(blocks):
+        wrong = f"{bad[0]!r} is not one" if bad else "an index is repeated"
+        raise UsageError(f"dropped blocks must be distinct residual blocks of {arch} "
+                         f"(features {', '.join(map(str, allowed))}); {wrong}")
+    return tuple(sorted(blocks))
+
+
+def drop_order(arch: str) -> tuple[int, ...]:
+    """The order in which `--drop-blocks N` drops residual blocks: the last residual block of each
+    stage first (deepest stage first), then the last remaining one of each stage, and so on: a
+    stage's last block sees the stage's most refined features and usually adds the least."""
+    stages = [list(stage) for stage in reversed(RESIDUAL_BLOCKS.get(arch, ()))]
+    order: list[int] = []
+    while any(stages):
+        order += [stage.pop() for stage in stages if stage]
+    return tuple(order)
+
+
+def blocks_to_drop(arch: str, count: int) -> tuple[int, ...]:
+    """The first `count` blocks of `drop_order(arch)` (sorted), or a UsageError when there are fewer."""
+    order = drop_order(arch)
+    if count and not order:
+        raise UsageError(f"only {', '.join(RESIDUAL_BLOCKS)} can drop blocks, not {arch}")
+    if not 0 <= count <= len(order):
+        raise UsageError(f"--drop-blocks {count}: {arch} has {len(order)} residual blocks that can be dropped "
+                         f"(0 to {len(order)})")
+    return tuple(sorted(order[:count]))
 
 
 class SourceModel(nn.Module):
@@ -74,7 +132,8 @@ def _split(model: nn.Module, arch: str) -> tuple[nn.Module, nn.Linear]:
 
 
 def build(config: ModelConfig, backbone_state: dict | None = None) -> SourceModel:
-    """Build a member; `backbone_state` is a full torchvision state dict (e.g. ImageNet)."""
+    """Build a member; `backbone_state` is a full torchvision state dict (e.g. ImageNet), loaded
+    before the dropped blocks are left out."""
     native_classes = config.num_classes if config.head == "native" else 1000
     if backbone_state is not None:
         native_classes = _fc_classes(backbone_state, config.arch)
@@ -90,6 +149,8 @@ def build(config: ModelConfig, backbone_state: dict | None = None) -> SourceMode
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise ArtifactError(f"the weights do not fit {config.arch}: {first}") from None
+    for index in config.dropped_blocks:
+        model.features[index] = nn.Identity()
     backbone, last = _split(model, config.arch)
     if config.head == "native":
         return SourceModel(config, backbone, last)
