@@ -113,11 +113,13 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from socket_edge.distill.config import DistillConfig
     from socket_edge.adapt.run_folder import run_folder_for
     from socket_edge.distill.trainer import distill
+    from socket_edge.distill.student import teacher_arch
     from socket_edge.models.zoo import blocks_to_drop
 
-    dropped = args.drop_features or (blocks_to_drop(args.arch, args.drop_blocks) if args.drop_blocks else ())
+    arch = args.arch or teacher_arch(args.teacher)
+    dropped = args.drop_features or (blocks_to_drop(arch, args.drop_blocks) if args.drop_blocks else ())
     config = DistillConfig(
-        arch=args.arch, weights=args.weights, img_size=args.img_size, dropped_blocks=dropped, epochs=args.epochs,
+        arch=arch, weights=args.weights, img_size=args.img_size, dropped_blocks=dropped, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, temperature=args.temperature, lambda_pl=args.lambda_pl,
         seed=args.seed, device=args.device,
     )
@@ -353,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unlabeled target images (flat, or class folders whose labels are never read for training)")
     p.add_argument("--ti-target", type=Path, help="more unlabeled target-modality images (e.g. the TI target images)")
     p.add_argument("--out", type=Path, required=True, help="student artifact to write (.pt)")
-    p.add_argument("--arch", default="mobilenet_v3_small", help="student architecture (default mobilenet_v3_small)")
+    p.add_argument("--arch", help="student architecture (default: that of the teacher member with the largest ζ, "
+                                  "which the student then starts from)")
     p.add_argument("--weights", choices=("auto", "teacher", "imagenet", "none"), default="auto",
                    help="the student's start: a copy of the teacher member of the same architecture, torchvision's "
                         "ImageNet weights (torch's cache, offline), or random; auto (default): teacher, else "

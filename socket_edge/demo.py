@@ -52,8 +52,10 @@ class DemoConfig:
     source_epochs: int = 15
     adapt_epochs: int = 10
     student_arch: str = "mobilenet_v2"  # starts from the deployed member of its architecture (distill --weights auto)
-    student_scale: float = 0.875  # the student's input side as a fraction of `size` (docs/benchmarks/distill.md: ⅞ kept
-    # the synthetic two-source accuracy within 1 point, at 0.45× the ensemble's latency; ¾ lost 1.1 points)
+    student_scale: float = 0.875  # the student's input side as a fraction of `size`
+    student_drop_blocks: int = 5  # residual blocks the student leaves out (distill --drop-blocks). On the synthetic
+    # two-source benchmark (docs/benchmarks/distill.md) ⅞ without 5 blocks stayed within 1 point (+0.4 ± 2.2) at 0.23×
+    # the ensemble's latency; the full ⅞ student at 0.45× (64 px inputs: per-operator overhead, not FLOPs)
     distill_epochs: int = 10
     batch_size: int = 32
     seed: int = 0
@@ -225,11 +227,13 @@ def step_distill(layout: Layout, config: DemoConfig, progress: bool, may_resume:
     from socket_edge.distill.config import DistillConfig
     from socket_edge.distill.trainer import distill
     from socket_edge.export.exporter import export
+    from socket_edge.models.zoo import blocks_to_drop
     from socket_edge.runtime.bench import bench
 
     out = layout.student
     resume = may_resume and RunFolder(run_folder_for(out)).checkpoint.is_file()  # an interrupted run goes on
     settings = DistillConfig(arch=config.student_arch, img_size=round(config.size * config.student_scale),
+                             dropped_blocks=blocks_to_drop(config.student_arch, config.student_drop_blocks),
                              epochs=config.distill_epochs, batch_size=config.batch_size, seed=config.seed)
     result = distill(settings, layout.adapted(DEPLOYED), layout.target, out, ti_target=layout.ti_depth,
                      eval_data=layout.target, resume=resume, overwrite=not resume, progress=progress)
@@ -238,7 +242,8 @@ def step_distill(layout: Layout, config: DemoConfig, progress: bool, may_resume:
                for name, path in (("ensemble", layout.onnx), ("student", layout.student_onnx))}
     sizes = {"ensemble": layout.onnx.stat().st_size, "student": layout.student_onnx.stat().st_size}
     ratio = latency["student"] / latency["ensemble"]
-    return {"arch": config.student_arch, "size": settings.img_size, "start": result["student"]["start"],
+    return {"arch": config.student_arch, "size": settings.img_size, "dropped_blocks": list(settings.dropped_blocks),
+            "start": result["student"]["start"],
             "accuracy": result["accuracy"], "teacher_accuracy": result["teacher_accuracy"],
             "agreement": result["agreement"], "latency_p50_ms": latency, "onnx_bytes": sizes,
             "note": f"{out.name}: {config.student_arch} at {settings.img_size} px from {result['student']['start']}: "

@@ -37,7 +37,8 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
     methods = summary["methods"]
     ax = fig.add_subplot(bottom[0, 0])
     student = summary["student"]
-    names = [m["name"] for m in methods] + [f"student ({student['arch']},\n{student['size']} px)",
+    shallower = f" −{len(student['dropped_blocks'])} blocks" if student.get("dropped_blocks") else ""
+    names = [m["name"] for m in methods] + [f"student ({student['arch']}{shallower},\n{student['size']} px)",
                                             f"{summary['deployed']} .onnx in run\n(held-out frames)"]
     values = [m["accuracy"] for m in methods] + [student["accuracy"], summary["runtime"]["accuracy"]]
     colours = ["#9e9e9e", "#5b8fd1", "#f0b27a", "#e07b39", "#8c6bb1", "#e0b090"]
@@ -74,7 +75,7 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
         f"  max |Δp| {e['max_abs_diff']:.1e} (goal ≤ {e['goal']:.0e})",
         f"  argmax agreement {e['argmax_agreement']:.1f}%",
         "",
-        f"student  {student['arch']}, {student['size']} px",
+        f"student  {student['arch']}{shallower}, {student['size']} px",
         f"  agreement with {summary['deployed']} {student['agreement']:.1f}%",
         f"  ORT p50 {student['latency_p50_ms']['student']:.2f} vs {student['latency_p50_ms']['ensemble']:.2f} ms",
         f"  ONNX {student['onnx_bytes']['student'] / 1e6:.1f} vs {student['onnx_bytes']['ensemble'] / 1e6:.1f} MB",

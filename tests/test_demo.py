@@ -10,6 +10,7 @@ import pytest
 
 from socket_edge.demo import METHODS, DemoConfig, run_demo
 from socket_edge.errors import UsageError
+from socket_edge.models import artifact
 
 TINY = DemoConfig(per_class=4, size=32, heldout_per_class=1, weights="none", source_epochs=1, adapt_epochs=1,
                   distill_epochs=1, batch_size=8)
@@ -40,6 +41,8 @@ def test_every_artifact_and_number_is_there(demo):
     assert on_disk["export"]["max_abs_diff"] <= 1e-4 and on_disk["export"]["ok"]
     student = on_disk["student"]
     assert student["size"] == 28 and student["accuracy"] >= 0 and student["start"].startswith("teacher member")
+    assert student["dropped_blocks"] == [3, 6, 10, 13, 16]  # DemoConfig.student_drop_blocks = 5
+    assert artifact.load(out / "student.pt")[0].members[0].config.dropped_blocks == (3, 6, 10, 13, 16)
     assert on_disk["deployed"] == on_disk["methods"][-1]["method"] == "socket-plus"
     assert student["teacher_accuracy"] == pytest.approx(on_disk["methods"][-1]["accuracy"], abs=0.01)
     plus = json.loads((out / "adapt-socket-plus-run" / "config.json").read_text())["config"]

@@ -88,6 +88,7 @@ def test_the_student_is_an_ordinary_artifact_with_the_targets_contract(setup, tm
     prov = data["provenance"]
     assert prov["stage"] == "distill" and prov["teacher"]["members"] == ["mobilenet_v3_small"] * 2
     assert prov["metrics"]["student"]["start"].startswith("teacher member")  # auto: same architecture
+    assert student.members[0].config.arch == "mobilenet_v3_small"  # no --arch: the teacher's
     run = tmp_path / "student-run"
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG" and not (run / "checkpoint.pt").exists()
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
@@ -201,3 +202,15 @@ def test_kd_loss_is_zero_at_the_teacher_and_soften_keeps_the_order():
     torch.testing.assert_close(soften(probs, 1.0), probs)
     soft = soften(probs, 4.0)
     assert torch.equal(soft.argmax(1), probs.argmax(1)) and (soft.max(1).values < probs.max(1).values).all()
+
+
+def test_the_default_student_architecture_is_the_heaviest_weighted_teacher_members(setup, tmp_path):
+    from socket_edge.distill.student import teacher_arch
+    from socket_edge.models.zoo import ModelConfig, build
+
+    contract = artifact.load(setup["adapted"])[0].contract
+    members = [build(ModelConfig(arch, len(contract.class_names))) for arch in ("mobilenet_v3_small", "resnet18")]
+    for zeta, expected in (([0.3, 0.7], "resnet18"), ([0.7, 0.3], "mobilenet_v3_small")):
+        path = artifact.save(Ensemble(contract, members, zeta), tmp_path / "mixed.pt", "ensemble",
+                             artifact.provenance(stage="test"))
+        assert teacher_arch(path) == expected

@@ -16,7 +16,7 @@ class DistillConfig:
     """L = T²·KL(teacher_T ‖ student_T) + λ_pl·CE(student, teacher's argmax) on the target images
     (the KL term alone on TI target images). SGD with SHOT's schedule, as train-source and adapt."""
 
-    arch: str = "mobilenet_v3_small"
+    arch: str = "mobilenet_v2"
     weights: str = "auto"
     img_size: int | None = None   # None: the teacher's input size
     dropped_blocks: tuple[int, ...] = ()   # residual blocks the student leaves out (features indices)

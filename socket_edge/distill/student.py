@@ -13,11 +13,13 @@ A student with dropped blocks (`dropped_blocks`) starts from any of these minus 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
 from socket_edge.distill.config import DistillConfig
 from socket_edge.errors import UsageError
+from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.zoo import ModelConfig, SourceModel, build, cached_imagenet, load_pretrained
 
@@ -60,6 +62,13 @@ def start_student(config: DistillConfig, teacher: Ensemble) -> StudentStart:
     if state is None and config.weights == "auto":
         note += " (no teacher member of this architecture, no ImageNet file for it in torch's cache)"
     return StudentStart(build(wanted, state), choice, note)
+
+
+def teacher_arch(teacher: Path) -> str:
+    """The architecture of the teacher's member with the largest ζ (the student's default)."""
+    data = artifact.read(teacher)
+    k = max(range(len(data["members"])), key=lambda i: float(data["zeta"][i]))
+    return data["members"][k]["config"]["arch"]
 
 
 def copy_kept(member: SourceModel, config: ModelConfig) -> SourceModel:
