@@ -38,7 +38,7 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
     ax = fig.add_subplot(bottom[0, 0])
     student = summary["student"]
     shallower = f" −{len(student['dropped_blocks'])} blocks" if student.get("dropped_blocks") else ""
-    names = [m["name"] for m in methods] + [f"student ({student['arch']}{shallower},\n{student['size']} px)",
+    names = [m["name"] for m in methods] + [f"student ({student['arch']},\n{student['size']} px{shallower})",
                                             f"{summary['deployed']} .onnx in run\n(held-out frames)"]
     values = [m["accuracy"] for m in methods] + [student["accuracy"], summary["runtime"]["accuracy"]]
     colours = ["#9e9e9e", "#5b8fd1", "#f0b27a", "#e07b39", "#8c6bb1", "#e0b090"]
