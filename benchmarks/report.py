@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = (  # (file, script that writes it)
     ("adapt.md", "benchmarks/adapt_benchmark.py"),
+    ("socket_plus.md", "benchmarks/socket_plus.py"),
     ("distill.md", "benchmarks/distill_benchmark.py"),
     ("export.md", "benchmarks/export_latency.py"),
     ("run.md", "benchmarks/run_fps.py"),
