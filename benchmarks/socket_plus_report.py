@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from functools import partial
 
 import numpy as np
 from socket_plus import REPORT, ROOT, SEEDS, VARIANTS, mean_std, min_im_accuracy, probabilities
@@ -16,7 +17,8 @@ CHOSEN = "socket, L_d as Gaussian KL"
 
 
 def _acc(rows: list[dict], variant: str, setting: str, seeds: tuple[int, ...] = SEEDS) -> list[float]:
-    """Final accuracies of a variant on a setting, for the given seeds (default: the grid's 0/1/2)."""
+    """Final accuracies of a variant on a setting, for the given seeds (default: the grid's 0/1/2;
+    an empty tuple: every seed run)."""
     return [r["accuracy"] for r in rows if r["variant"] == variant and r["setting"] == setting
             and (not seeds or r["seed"] in seeds)]
 
@@ -27,10 +29,9 @@ def _score(rows: list[dict], variant: str, key: str) -> float | None:
     return statistics.mean(values) if values else None
 
 
-def meets_goal(rows: list[dict], variant: str, setting: str, seeds: tuple[int, ...] = SEEDS) -> bool | None:
-    """Issue 7's goal on one setting: mean ≥ base + 3 points AND a smaller std over the seeds."""
-    acc, base = _acc(rows, variant, setting, seeds), _acc(rows, "base", setting, seeds)
-    return goal(acc, base)
+def meets_goal(rows: list[dict], variant: str, setting: str) -> bool | None:
+    """Issue 7's goal on one setting: mean ≥ base + 3 points AND a smaller std over seeds 0/1/2."""
+    return goal(_acc(rows, variant, setting), _acc(rows, "base", setting))
 
 
 def goal(acc: list[float], base: list[float]) -> bool | None:
@@ -290,8 +291,7 @@ def conclusion(rows: list[dict], chosen: str, im_pick: str, cpu_rows: list[dict]
     met = {v: sum(bool(meets_goal(rows, v, s)) for s in SETTINGS) for v in VARIANTS if v != "base"}
     best = max(met, key=met.get)
 
-    def gain(variant: str, seeds: tuple[int, ...] = SEEDS) -> str:
-        return gains(rows, variant, seeds)
+    gain = partial(gains, rows)
 
     return [
         "## What moves the number, and why", "",
