@@ -9,11 +9,16 @@ EXTRAS ?= cpu,dev,realsense
 DEMO ?= runs/demo
 SE := $(BIN)/socket-edge
 
-.PHONY: install demo test clean-demo
+.PHONY: install system-deps demo test clean-demo
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+# the Debian packages the venv and the extras need (libusb-1.0-0 for pyrealsense2): installed as
+# root, else one `sudo apt-get install` line; checked on every install, even of a finished venv
+system-deps:
+	@PYTHON=$(PYTHON) bash tools/system_deps.sh
+
+$(VENV)/.installed: pyproject.toml Makefile | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)

@@ -190,6 +190,19 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def shown_path(recorded: str) -> str:
+    """A data path recorded in a provenance block, as the docs show it: without the machine's prefix
+    (relative to the repository, e.g. runs/bench/scenes/kv1/rgb, or to ../shared, e.g. data/rgbnir212/nir)."""
+    path = Path(recorded)
+    for base in (ROOT, ROOT.parent / "shared"):
+        if path.is_relative_to(base):
+            return path.relative_to(base).as_posix()
+    for anchor, shown in (("/runs/", "runs/"), ("/shared/", "")):  # recorded in another clone
+        if anchor in recorded:
+            return shown + recorded.split(anchor, 1)[1]
+    return path.name
+
+
 def source_table(work: Path) -> list[str]:
     """Held-out accuracy of each source model (from its provenance), the starting point."""
     import torch
@@ -199,7 +212,7 @@ def source_table(work: Path) -> list[str]:
     for path in sorted(work.glob("*source*.pt")) + sorted(work.glob("synth_*_rgb.pt")):
         prov = torch.load(path, weights_only=True)["provenance"]
         m, c = prov["metrics"], prov["config"]
-        lines.append(f"| {path.stem} | {prov['data']['root'].split('/shared/')[-1]} | {c['img_size']} px | "
+        lines.append(f"| {path.stem} | {shown_path(prov['data']['root'])} | {c['img_size']} px | "
                      f"{c['epochs']} | {m.get('val_accuracy', '–')} ({m['val_n']}) |")
     return lines + [""]
 

@@ -489,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Render the synthetic RGB-D scenes, train RGB source models on two sensor domains, "
                                    "adapt them to the third domain's depth (unadapted, SHOT/DECISION, SOCKET), export "
                                    "the SOCKET ensemble to ONNX with a parity check, distil it into one student, and "
-                                   "stream held-out depth frames as a RealSense recording through `run`. Prints one "
+                                   "stream held-out depth frames as a RealSense recording (a 16-bit video where "
+                                   "pyrealsense2 cannot load) through `run`. Prints one "
                                    "table; writes every artifact, summary.json and a one-page summary.png into OUT. "
                                    "A re-run skips finished steps.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")

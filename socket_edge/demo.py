@@ -5,13 +5,16 @@
     3 adapt      both sources to rs depth: unadapted, DECISION (SHOT with learned ζ), the paper's SOCKET, socket-plus
     4 export     the socket-plus ensemble to ONNX, parity checked on the rs depth images
     5 distill    one student from the socket-plus ensemble, exported too: accuracy, ONNX Runtime latency, size
-    6 recording  held-out rs depth scenes written as a RealSense recording (software device)
-    7 run        the recording streamed through `run`'s pipeline (ONNX Runtime)
+    6 recording  held-out rs depth scenes written as a RealSense recording (software device), or, where
+                 pyrealsense2 cannot load (not installed, or no libusb), as a lossless 16-bit FFV1 video
+    7 run        the recording (or video) streamed through `run`'s pipeline (ONNX Runtime)
 
 This is the top-level job, so it imports every stage (each inside the step that needs it).
 Every step leaves its artifacts in OUT and then a record OUT/steps/<step>.json (written last,
 atomically) with the numbers the summary needs: a re-run skips a step whose record and
 artifacts exist, and continues an interrupted adaptation or distillation from its last epoch (`--resume`).
+The recording step is also redone when the source it wrote is not the one this machine can use now
+(a video written before libusb was installed becomes a RealSense recording, and `run` runs again).
 OUT/demo.json holds the settings; another run into the same folder must use the same ones.
 """
 
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from socket_edge.errors import UsageError
+from socket_edge.errors import MissingDependencyError, UsageError, require
 from socket_edge.modelfile import atomic_write
 from socket_edge.progress import bar
 
@@ -38,6 +41,7 @@ METHODS = (("none", "unadapted"), ("decision", "SHOT/DECISION"), ("socket", "SOC
 # the ensemble exported, distilled and run: socket-plus beat the paper's SOCKET by 7.8 points on this setting
 # (kv1 + kv2 → rs, 3 seeds on a GPU: docs/benchmarks/socket_plus.md)
 DEPLOYED = "socket-plus"
+DEPTH_SCALE = 0.001  # metres per unit of the held-out depth frames (synth writes millimetres)
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,42 @@ class Layout:
     def adapted(self, method: str) -> Path:
         return self.out / f"adapt-{method}.pt"
 
-    def recording(self) -> Path:
+    def recording(self, source: HeldoutSource) -> Path:
+        """The held-out frames as the file `run` streams: a RealSense recording or a 16-bit video."""
+        if source.kind == "video":
+            return self.out / "heldout.mkv"
         from socket_edge.runtime.recording import recording_suffix
 
         return self.out / f"heldout{recording_suffix()}"
+
+    def recordings(self) -> list[Path]:
+        """Every name a recording step may have written (to remove the one of another source)."""
+        return [self.out / f"heldout{suffix}" for suffix in (".bag", ".db3", ".mkv")]
+
+
+@dataclass(frozen=True)
+class HeldoutSource:
+    """How the held-out frames reach `run`: kind 'realsense' (a recording) or 'video' (where
+    pyrealsense2 cannot load; `fix` says how to enable it)."""
+
+    kind: str
+    problem: str = ""
+    fix: str = ""
+
+    @classmethod
+    def detect(cls) -> "HeldoutSource":
+        """A RealSense recording where pyrealsense2 loads, else the 16-bit FFV1 video."""
+        try:
+            require("pyrealsense2", "realsense")
+        except MissingDependencyError as exc:
+            return cls("video", str(exc), exc.fix)
+        return cls("realsense")
+
+    def note(self, name: str) -> str:
+        """One line: the file `run` streamed, and how to get the RealSense recording instead."""
+        if self.kind == "realsense":
+            return f"{name}: a RealSense recording (pyrealsense2 software device)"
+        return f"{name}: a 16-bit FFV1 video, as pyrealsense2 cannot load; for a RealSense recording: {self.fix}"
 
 
 def write_json(path: Path, data: dict) -> Path:
@@ -113,12 +149,14 @@ class Steps:
         self.seconds: dict[str, float] = {}  # this invocation's time per step
         self.records: dict[str, dict] = {}
 
-    def __call__(self, name: str, title: str, artifacts: list[Path], work: Callable[[], dict]) -> dict:
+    def __call__(self, name: str, title: str, artifacts: list[Path], work: Callable[[], dict],
+                 expect: dict | None = None) -> dict:
+        """Run `work` or skip it; `expect`: values the earlier record must hold to be kept."""
         self.number += 1
         record_path = self.layout.steps / f"{name}.json"
         heading = f"[{self.number}/{self.total}] {title}"
-        if not self.ran and record_path.is_file() and all(p.exists() for p in artifacts):
-            record = json.loads(record_path.read_text())
+        record = self.earlier(record_path, artifacts, expect or {})
+        if record is not None:
             print(f"{heading}: done before ({record['seconds']:.0f} s then), skipped", flush=True)
             self.seconds[name] = 0.0
         else:
@@ -132,6 +170,13 @@ class Steps:
             print(f"    {record['note']} ({record['seconds']:.0f} s)", flush=True)
         self.records[name] = record
         return record
+
+    def earlier(self, record_path: Path, artifacts: list[Path], expect: dict) -> dict | None:
+        """The earlier record of a step that may be skipped, else None."""
+        if self.ran or not record_path.is_file() or not all(p.exists() for p in artifacts):
+            return None
+        record = json.loads(record_path.read_text())
+        return record if all(record.get(key) == value for key, value in expect.items()) else None
 
 
 def prepare_out(out: Path, config: DemoConfig, fresh: bool) -> Layout:
@@ -263,9 +308,9 @@ def heldout_frames(config: DemoConfig, progress: bool = False) -> list[tuple[str
             for c, index in bar(jobs, desc="held-out scenes", enabled=progress)]
 
 
-def step_recording(layout: Layout, config: DemoConfig, progress: bool) -> dict:
+def step_recording(layout: Layout, config: DemoConfig, source: HeldoutSource, progress: bool) -> dict:
     from socket_edge.data.images import write_image
-    from socket_edge.runtime.recording import write_recording
+    from socket_edge.runtime.recording import write_depth_video, write_recording
 
     frames = heldout_frames(config, progress)
     partial = layout.out / ".heldout.partial"
@@ -276,15 +321,23 @@ def step_recording(layout: Layout, config: DemoConfig, progress: bool) -> dict:
         write_image(partial / files[-1], depth, atomic=False)
     shutil.rmtree(layout.heldout, ignore_errors=True)
     partial.rename(layout.heldout)
-    recording = layout.recording()
+    recording = layout.recording(source)
     tmp = recording.with_name(f".partial-{recording.name}")
-    write_recording(tmp, [depth for _, depth in frames], depth_scale=0.001)
+    if source.kind == "video":
+        write_depth_video(tmp, [depth for _, depth in frames])
+    else:
+        write_recording(tmp, [depth for _, depth in frames], depth_scale=DEPTH_SCALE)
     tmp.replace(recording)
-    return {"recording": recording.name, "frames": [{"frame": i, "class": c, "file": f"heldout/{f}"}
-                                                    for i, ((c, _), f) in enumerate(zip(frames, files))],
+    for other in layout.recordings():  # one held-out file: the one `run` streams
+        if other != recording:
+            other.unlink(missing_ok=True)
+    kind = "16-bit FFV1 video" if source.kind == "video" else "RealSense recording, Z16"
+    return {"source": source.kind, "recording": recording.name,
+            "frames": [{"frame": i, "class": c, "file": f"heldout/{f}"}
+                       for i, ((c, _), f) in enumerate(zip(frames, files))],
             "note": f"{recording.name}: {len(frames)} held-out {TARGET_DOMAIN} depth frames "
-                    f"({config.size}×{config.size}, Z16, depth scale 0.001) and the same frames as PNGs in "
-                    f"{layout.heldout.name}/"}
+                    f"({config.size}×{config.size}, {kind}, depth scale {DEPTH_SCALE}) and the same frames as "
+                    f"PNGs in {layout.heldout.name}/"}
 
 
 def step_run(layout: Layout, config: DemoConfig, heldout: dict) -> dict:
@@ -294,9 +347,11 @@ def step_run(layout: Layout, config: DemoConfig, heldout: dict) -> dict:
     from socket_edge.runtime.uri import parse_source
 
     backend = open_backend(layout.onnx, threads=config.threads)
+    recording = layout.out / heldout["recording"]
+    uri = f"{recording}?depth_scale={DEPTH_SCALE}" if heldout["source"] == "video" else str(recording)
     tmp = layout.run_jsonl.with_name(f".{layout.run_jsonl.name}.partial")
     with tmp.open("w") as stream:
-        summary = run(backend, parse_source(str(layout.recording())), [LinePrinter(True, stream)])
+        summary = run(backend, parse_source(uri), [LinePrinter(True, stream)])
     tmp.replace(layout.run_jsonl)
     print(summary.describe(), flush=True)
     records = [json.loads(line) for line in layout.run_jsonl.read_text().splitlines()]
@@ -325,7 +380,7 @@ def samples(layout: Layout, heldout: dict, count: int = 6) -> list[tuple[np.ndar
             for f in heldout["frames"][:count]]
 
 
-def report(config: DemoConfig, layout: Layout, steps: Steps, total_s: float) -> dict:
+def report(config: DemoConfig, layout: Layout, steps: Steps, source: HeldoutSource, total_s: float) -> dict:
     """summary.json: every number of the run."""
     from socket_edge.data.synth import TASK_CLASSES
 
@@ -344,6 +399,8 @@ def report(config: DemoConfig, layout: Layout, steps: Steps, total_s: float) -> 
         "student": {"file": layout.student.name, **{k: v for k, v in r["distill"].items() if k not in ("note", "seconds")}},
         "runtime": {k: v for k, v in r["run"].items() if k not in ("note", "seconds")},
         "recording": r["recording"]["recording"],
+        "source": {"kind": r["recording"]["source"], "note": source.note(r["recording"]["recording"]),
+                   **({"problem": source.problem} if source.kind == "video" else {})},
         "step_seconds": {name: rec["seconds"] for name, rec in r.items()},
         "this_run_seconds": {**steps.seconds, "total": round(total_s, 1)},
     }
@@ -365,6 +422,7 @@ def table(summary: dict) -> str:
         f"per frame (queued → probabilities) p50 {rt['frame_latency_ms']['p50']:.1f} ms, "
         f"p95 {rt['frame_latency_ms']['p95']:.1f} ms",
         f"         accuracy on the held-out frames {rt['accuracy']:.1f}% ({rt['correct']}/{rt['frames']})",
+        f"source   {summary['source']['note']}",
     ]
     seconds = summary["this_run_seconds"]
     spent = ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items() if name != "total" and s)
@@ -390,7 +448,9 @@ def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progre
     """Run (or finish) the demo in `out`; returns the summary (also OUT/summary.json and summary.png)."""
     started = time.perf_counter()
     layout = prepare_out(Path(out), config, fresh)
-    layout.recording()  # the recording step needs pyrealsense2: say so now, not after the training
+    source = HeldoutSource.detect()
+    if source.kind == "video":  # say so now, not after the training
+        print(f"the held-out frames will go through `run` as a 16-bit FFV1 video: {source.problem}", flush=True)
     weights = resolve_weights(config)
     steps = Steps(layout, 5 + len(SOURCE_DOMAINS) + len(METHODS))
     steps("synth", f"render the synthetic RGB-D scenes ({', '.join((*SOURCE_DOMAINS, TARGET_DOMAIN))})",
@@ -406,14 +466,15 @@ def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progre
           lambda: step_export(layout, progress))
     steps("distill", f"distil the {DEPLOYED} ensemble into one {config.student_arch}, export it, time both",
           [layout.student, layout.student_onnx], lambda: step_distill(layout, config, progress, not steps.ran))
-    heldout = steps("recording", "write held-out rs depth frames as a RealSense recording",
-                    [layout.recording(), layout.heldout], lambda: step_recording(layout, config, progress))
-    steps("run", "stream the recording through `run` (ONNX Runtime)", [layout.run_jsonl],
-          lambda: step_run(layout, config, heldout))
+    what = "a RealSense recording" if source.kind == "realsense" else "a 16-bit FFV1 video (no pyrealsense2)"
+    heldout = steps("recording", f"write held-out rs depth frames as {what}", [layout.recording(source), layout.heldout],
+                    lambda: step_recording(layout, config, source, progress), expect={"source": source.kind})
+    steps("run", f"stream the {'recording' if source.kind == 'realsense' else 'video'} through `run` (ONNX Runtime)",
+          [layout.run_jsonl], lambda: step_run(layout, config, heldout))
 
     from socket_edge.demo_summary import write_png
 
-    summary = report(config, layout, steps, time.perf_counter() - started)
+    summary = report(config, layout, steps, source, time.perf_counter() - started)
     write_json(layout.summary_json, summary)
     write_png(layout.summary_png, summary, samples(layout, heldout))
     print("\n" + table(summary))

@@ -31,6 +31,8 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
         ax.set_title(f"run: {label}\ntrue: {truth}", fontsize=9, color="darkgreen" if ok else "firebrick")
     fig.text(0.04, 0.9, f"held-out {summary['recording']} frames through `run` (depth 0–{top:.1f} m, holes black; "
                           "green: correct)", fontsize=9)
+    fig.text(0.04, 0.87, f"source: {summary['source']['note']}", fontsize=8,
+             color="black" if summary["source"]["kind"] == "realsense" else "firebrick")
 
     bottom = fig.add_gridspec(1, 3, width_ratios=(1.5, 0.7, 1.2), wspace=0.3, left=0.17, right=0.98, top=0.44,
                               bottom=0.08)

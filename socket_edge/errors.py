@@ -3,6 +3,9 @@ message on one line and exits with its exit code, without a traceback."""
 
 from __future__ import annotations
 
+import importlib
+import re
+
 
 class SocketEdgeError(Exception):
     """A failure the user can fix; the message says what, what was received, and how."""
@@ -29,16 +32,41 @@ class UsageError(SocketEdgeError):
 
 
 class MissingDependencyError(SocketEdgeError):
-    """An optional dependency is not installed; the message names the extra."""
+    """An optional dependency is missing or cannot load; the message names the fix (`fix`: the fix alone)."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+# Debian packages of the shared libraries that the extras' wheels load (tools/system_deps.sh installs them)
+SYSTEM_PACKAGES = {"libusb-1.0.so.0": "libusb-1.0-0", "libudev.so.1": "libudev1"}
+# how the dynamic loader names a library it cannot open: "libusb-1.0.so.0: cannot open shared object file…"
+_MISSING_LIBRARY = re.compile(r"([\w.+-]+\.so[.\d]*): (?:cannot open shared object file|file too short)")
 
 
 def require(module: str, extra: str):
-    """Import an optional module, or fail with one line naming the extra to install."""
-    import importlib
-
+    """Import an optional module, or fail with one line saying how to fix it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(
-            f"{module} is not installed ({exc}); install it with: pip install 'socket-edge[{extra}]'"
-        ) from None
+        problem, fix = import_failure(module, extra, exc)
+        raise MissingDependencyError(f"{problem}; {fix}", fix) from None
+
+
+def import_failure(module: str, extra: str, exc: ImportError) -> tuple[str, str]:
+    """(what went wrong, the fix) for an import of `module` that raised `exc`: the extra to install
+    when the module is not installed; the system library when it is installed but cannot load it
+    (pyrealsense2 without libusb)."""
+    missing = isinstance(exc, ModuleNotFoundError) and exc.name is not None
+    if missing and (module == exc.name or module.startswith(exc.name + ".")):
+        return f"{module} is not installed", f"install it with: pip install 'socket-edge[{extra}]'"
+    found = _MISSING_LIBRARY.search(str(exc))
+    if found is None:
+        return (f"{module} is installed but cannot load ({exc})",
+                f"reinstall it: pip install --force-reinstall --no-deps {module}")
+    library = found.group(1)
+    package = SYSTEM_PACKAGES.get(library)
+    fix = (f"sudo apt-get install {package} (or run `make install` / tools/system_deps.sh as root)" if package
+           else f"install the system package that provides {library}")
+    return f"{module} is installed but cannot load the system library {library} ({exc})", fix

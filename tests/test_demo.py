@@ -1,13 +1,16 @@
 """`socket-edge demo` end to end at a tiny size: every artifact, the summary, and a re-run that
-skips finished steps (and redoes only an unfinished one)."""
+skips finished steps (and redoes only an unfinished one). It runs with and without RealSense:
+where pyrealsense2 cannot load, the held-out frames go through `run` as a 16-bit FFV1 video."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import LOADER_ERROR, REALSENSE_PROBLEM, unloadable_realsense
 from socket_edge.demo import METHODS, DemoConfig, run_demo
 from socket_edge.errors import UsageError
 from socket_edge.models import artifact
@@ -15,11 +18,12 @@ from socket_edge.models import artifact
 TINY = DemoConfig(per_class=4, size=32, heldout_per_class=1, weights="none", source_epochs=1, adapt_epochs=1,
                   distill_epochs=1, batch_size=8)
 REPORTS = ("summary.json", "summary.png")  # rewritten by every run
+STEPS = 5 + 2 + len(METHODS)  # synth, export, distill, recording, run; two sources; the adapt methods
+SOURCE = "realsense" if REALSENSE_PROBLEM is None else "video"  # what this machine streams
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    pytest.importorskip("pyrealsense2", reason="the recording step needs pyrealsense2 (the realsense extra)")
     out = tmp_path_factory.mktemp("demo") / "run"
     return out, run_demo(TINY, out, progress=False)
 
@@ -53,6 +57,13 @@ def test_every_artifact_and_number_is_there(demo):
     assert len((out / "run.jsonl").read_text().splitlines()) == heldout
     assert on_disk["runtime"]["fps"] > 0 and 0 <= on_disk["runtime"]["accuracy"] <= 100
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    source = on_disk["source"]
+    assert source["kind"] == SOURCE and (out / on_disk["recording"]).is_file()
+    assert [p.name for p in out.glob("heldout.*")] == [on_disk["recording"]]
+    if SOURCE == "video":  # which source, and how to get the RealSense recording
+        assert on_disk["recording"] == "heldout.mkv" and source["problem"] == REALSENSE_PROBLEM
+        assert source["note"].startswith("heldout.mkv: a 16-bit FFV1 video, as pyrealsense2 cannot load; "
+                                         "for a RealSense recording: ")
 
 
 def test_a_rerun_skips_finished_steps_and_redoes_an_unfinished_one(demo, capsys):
@@ -60,8 +71,10 @@ def test_a_rerun_skips_finished_steps_and_redoes_an_unfinished_one(demo, capsys)
     capsys.readouterr()
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name not in REPORTS}
     run_demo(TINY, out, progress=False)
-    steps = 5 + 2 + len(METHODS)  # synth, export, distill, recording, run; two sources; the adapt methods
-    assert capsys.readouterr().out.count("skipped") == steps
+    steps = STEPS
+    printed = capsys.readouterr().out
+    assert printed.count("skipped") == steps
+    assert printed.count("\nsource   heldout.") == 1  # the table names the source
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
     (out / "steps" / "run.json").unlink()  # as if the run step had been interrupted
@@ -79,3 +92,32 @@ def test_other_settings_or_a_foreign_folder_are_refused(demo, tmp_path):
     with pytest.raises(UsageError, match="not a demo folder"):
         run_demo(TINY, tmp_path, fresh=True, progress=False)
     assert (tmp_path / "mine.txt").is_file()
+
+
+def test_without_realsense_the_same_frames_go_through_run_as_a_video(demo, tmp_path, monkeypatch, capsys):
+    """pyrealsense2 that cannot load (libusb missing): the recording step writes a 16-bit FFV1 video
+    and `run` streams it with the same labels; once pyrealsense2 loads again, a re-run redoes those
+    two steps with a RealSense recording."""
+    out = tmp_path / "run"
+    shutil.copytree(demo[0], out)
+    labels = (out / "run.jsonl").read_text().splitlines()
+    unloadable_realsense(monkeypatch, tmp_path)
+    capsys.readouterr()
+    summary = run_demo(TINY, out, progress=False)
+    printed = capsys.readouterr().out
+    assert printed.count("skipped") == STEPS - (2 if SOURCE == "realsense" else 0)  # recording and run
+    assert f"as a 16-bit FFV1 video: pyrealsense2 is installed but cannot load the system library libusb-1.0.so.0 " \
+           f"({LOADER_ERROR}); sudo apt-get install libusb-1.0-0" in printed
+    assert "\nsource   heldout.mkv: a 16-bit FFV1 video, as pyrealsense2 cannot load; for a RealSense recording: " \
+           "sudo apt-get install libusb-1.0-0 (or run `make install` / tools/system_deps.sh as root)" in printed
+    assert summary["source"]["kind"] == "video" and summary["recording"] == "heldout.mkv"
+    assert [p.name for p in out.glob("heldout.*")] == ["heldout.mkv"]
+    assert summary["runtime"]["frames"] == TINY.heldout_per_class * 6
+    # lossless: the video gives `run` the very frames of the recording, hence the same labels
+    assert [json.loads(line)["label"] for line in (out / "run.jsonl").read_text().splitlines()] == \
+           [json.loads(line)["label"] for line in labels]
+
+    monkeypatch.undo()  # pyrealsense2 loads again (where it is installed with its libusb)
+    summary = run_demo(TINY, out, progress=False)
+    assert capsys.readouterr().out.count("skipped") == STEPS - (2 if SOURCE == "realsense" else 0)
+    assert summary["source"]["kind"] == SOURCE and [p.name for p in out.glob("heldout.*")] == [summary["recording"]]

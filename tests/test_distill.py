@@ -45,28 +45,58 @@ def distill_argv(teacher: Path, target: Path, out: Path, *options: str) -> list[
     return ["distill", str(teacher), "--target", str(target), "--out", str(out), "--batch-size", "8", "-q", *options]
 
 
+def centroid_teacher(depth: Path, seeds=(0, 1), zeta=(0.6, 0.4), sharpness: float = 10.0) -> Ensemble:
+    """A stand-in for a good adapted ensemble that no training decides, so every CPU gets the same
+    teacher: ImageNet MobileNetV2 members whose heads are set to the nearest class centroid of
+    their features on the depth images (logits −½·sharpness·‖f − c_k‖² + const: confident and varied)."""
+    from socket_edge.contract import InputContract
+    from socket_edge.data.folders import class_folders
+    from socket_edge.models.zoo import ModelConfig, build, load_pretrained
+
+    images = class_folders(depth)
+    contract = InputContract.for_modality("depth", images.class_names, 32)
+    labels = torch.tensor(images.labels)
+    members = []
+    for seed in seeds:
+        torch.manual_seed(seed)  # the bottleneck's initial weights
+        member = build(ModelConfig("mobilenet_v2", len(images.class_names)), load_pretrained("mobilenet_v2", "imagenet"))
+        members.append(member.eval())
+    teacher = Ensemble(contract, members, list(zeta)).eval()
+    raw = torch.from_numpy(_frames(depth, contract))
+    with torch.no_grad():
+        for member in members:
+            features = member.encoder(teacher.input(raw))
+            centroids = torch.stack([features[labels == k].mean(0) for k in range(len(images.class_names))])
+            member.classifier.weight = sharpness * centroids  # weight norm: sets its gain and direction
+            member.classifier.bias.copy_(-0.5 * sharpness * (centroids**2).sum(1))
+    return teacher
+
+
 @needs_imagenet
-def test_the_student_learns_a_confident_teacher(setup, tmp_path, capsys):
-    # A stand-in for a good adapted ensemble: two ImageNet MobileNetV2 trained on the depth images
-    # themselves (confident, varied predictions), saved as an adapt stage would save them.
-    depth = setup["depth"]
-    members = [artifact.load(train(tmp_path / f"d{seed}.pt", depth, "--modality", "depth", "--arch", "mobilenet_v2",
-                                   "--weights", "imagenet", "--epochs", "3", "--seed", str(seed)))[0] for seed in (0, 1)]
-    teacher = Ensemble(members[0].contract, [m.members[0] for m in members], [0.6, 0.4])
+def test_the_student_learns_a_confident_teacher(tmp_path, capsys):
+    depth = write_class_folders(tmp_path / "depth", "depth", per_class=16, seed=3)
+    teacher = centroid_teacher(depth)
     artifact.save(teacher, tmp_path / "teacher.pt", "ensemble", artifact.provenance(stage="adapt", method="stand-in"))
+    with torch.no_grad():
+        teacher_probs = teacher(torch.from_numpy(_frames(depth, teacher.contract)))
+    teacher_pred = teacher_probs.argmax(1)
+    # preconditions, no training involved: the teacher predicts every class, and confidently
+    assert len(set(teacher_pred.tolist())) == 3, f"the stand-in teacher predicts only {set(teacher_pred.tolist())}"
+    assert float(teacher_probs.max(1).values.median()) > 0.9, "the stand-in teacher is not confident"
     out = tmp_path / "student.pt"
     assert main(distill_argv(tmp_path / "teacher.pt", depth, out, "--arch", "mobilenet_v2", "--weights", "imagenet",
-                             "--img-size", "24", "--epochs", "4", "--eval-data", str(depth))) == 0
+                             "--img-size", "24", "--epochs", "6", "--eval-data", str(depth))) == 0
     assert "agreement with the teacher" in capsys.readouterr().out
     history = [json.loads(line) for line in (tmp_path / "student-run" / "metrics.jsonl").read_text().splitlines()]
-    assert [h["epoch"] for h in history] == [0, 1, 2, 3, 4]
-    teacher_pred = teacher.eval()(torch.from_numpy(_frames(depth, teacher.contract))).argmax(1)
-    assert len(set(teacher_pred.tolist())) == 3  # the teacher is not a constant
-    # 24 images: the bound leaves room for the float noise of thread counts (1 and 2 threads differ)
-    assert history[-1]["agreement"] >= 75.0 and history[-1]["agreement"] >= history[0]["agreement"] + 40
+    assert [h["epoch"] for h in history] == list(range(7))
+    # where 36 steps on 48 images end depends on float noise (CPU, threads): over data seeds 3/7/11 × student
+    # seeds 0/1 × 1/2 threads the student went from 17–33 % to 83–100 % agreement
+    start, end = history[0]["agreement"], history[-1]["agreement"]
+    assert end >= 70.0 and end >= start + 40, [h["agreement"] for h in history]
     student, data = artifact.load(out)
-    student_pred = student(torch.from_numpy(_frames(depth, student.contract))).argmax(1)
-    assert 100.0 * float((student_pred == teacher_pred).float().mean()) == pytest.approx(history[-1]["agreement"], abs=0.01)
+    with torch.no_grad():
+        student_pred = student(torch.from_numpy(_frames(depth, student.contract))).argmax(1)
+    assert 100.0 * float((student_pred == teacher_pred).float().mean()) == pytest.approx(end, abs=0.01)
     assert student.contract.size == (24, 24) and data["provenance"]["metrics"]["teacher_accuracy"] > 0
 
 

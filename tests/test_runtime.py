@@ -20,7 +20,7 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from conftest import pattern
+from conftest import needs_realsense, pattern
 from test_import_rules import run_without_torch
 from socket_edge.cli import main
 from socket_edge.contract import InputContract
@@ -37,6 +37,7 @@ from socket_edge.runtime.backends import open_backend
 from socket_edge.runtime.bench import bench
 from socket_edge.runtime.capture import END, Capture
 from socket_edge.runtime.onnx_model import OnnxModel
+from socket_edge.runtime.recording import write_depth_video
 from socket_edge.runtime.sources import Frame, ImageSource, Source, SourceLost
 from socket_edge.runtime.uri import parse_source
 
@@ -44,14 +45,6 @@ CLASSES = ("bars", "blob", "ring")
 H, W = 48, 64
 N = 12
 REC_SCALE = 0.0001  # the recording's depth unit: 0.1 mm, converted to the model's millimetres
-
-
-def realsense():
-    try:
-        import pyrealsense2  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"pyrealsense2 cannot be imported ({exc}); pip install 'socket-edge[realsense]' and "
-                    "apt-get install libusb-1.0-0")
 
 
 def linear_onnx(path: Path, modality: str) -> Path:
@@ -101,7 +94,7 @@ def depth_frames(unit: float = 0.001, n: int = N) -> list[np.ndarray]:
 
 @pytest.fixture(scope="session")
 def recording(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
-    realsense()
+    """A real RealSense recording (use it from a test marked needs_realsense)."""
     from socket_edge.runtime.recording import recording_suffix, write_recording
 
     depth = depth_frames(REC_SCALE)
@@ -150,6 +143,7 @@ def test_uri_parser(tmp_path):
             parse_source(bad)
 
 
+@needs_realsense
 def test_recording_labels_equal_eval_on_the_saved_frames(models, recording, tmp_path, capsys):
     path, depth = recording
     code, lines, err = run_cli([models["depth"], "--source", path], capsys)
@@ -168,6 +162,7 @@ def test_recording_labels_equal_eval_on_the_saved_frames(models, recording, tmp_
     assert confusion == [sum(r["label"] == c for r in lines) for c in CLASSES]
 
 
+@needs_realsense
 def test_infrared_stream_runs_an_ir_model_and_is_refused_by_a_depth_model(models, recording, capsys):
     path, _ = recording
     code, lines, err = run_cli([models["ir"], "--source", f"{path}?stream=infrared", "--max-frames", "5"], capsys)
@@ -181,12 +176,7 @@ def test_infrared_stream_runs_an_ir_model_and_is_refused_by_a_depth_model(models
 def test_ffv1_video_and_png_sequence_give_eval_labels(models, tmp_path, capsys):
     frames = depth_frames(0.001)
     files = save_pngs(tmp_path / "png" / CLASSES[0], frames)
-    video = tmp_path / "depth.mkv"
-    writer = cv2.VideoWriter(str(video), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 30, (W, H),
-                             [cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U, cv2.VIDEOWRITER_PROP_IS_COLOR, 0])
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+    video = write_depth_video(tmp_path / "depth.mkv", frames)
     labels = eval_labels(models["depth"], files, None)
     for source in (video, f"{files[0].parent}/*.png", files[0].parent):
         code, lines, err = run_cli([models["depth"], "--source", source], capsys)

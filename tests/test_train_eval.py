@@ -31,7 +31,9 @@ def test_imagenet_source_learns_and_eval_reports_it(tmp_path, capsys):
     test = write_class_folders(tmp_path / "test", "rgb", per_class=10, size=48, seed=5)
     assert main(["eval", str(out), "--data", str(test), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["n"] == 30 and result["accuracy"] >= 70.0  # chance is 33.3
+    # chance is 33.3; 3 epochs on 36 images end where float noise (CPU, threads) takes them: over data seeds
+    # 0/4 and training seeds 1/2/3 on 1 and 2 threads at 76.7–100 %, so the bound is well below that
+    assert result["n"] == 30 and result["accuracy"] >= 60.0
 
 
 def test_eval_json_equals_a_hand_computed_accuracy(trained_rgb, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Write a real RealSense recording without a camera: a pyrealsense2 software device with a depth
 (Z16, a known depth scale) and an infrared (Y8, index 1) stream, recorded by `rs.recorder`.
-Used by the tests and the benchmark; playback is sources.RealSenseSource.
+Used by the tests and the benchmark; playback is sources.RealSenseSource. Where pyrealsense2 cannot
+load, `write_depth_video` writes the same depth frames as a lossless 16-bit FFV1 video (sources.OpenCVSource).
 
 pyrealsense2 before 2.58 writes rosbag1 (`.bag`); 2.58 and newer write rosbag2 (`.db3`) and
 refuse another suffix: `recording_suffix()` says which. rs.recorder compresses frames unless
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from socket_edge.errors import UsageError, require
+from socket_edge.errors import DataError, UsageError, require
 
 
 def recording_suffix() -> str:
@@ -67,4 +69,20 @@ def write_recording(path: str | Path, depth: list[np.ndarray], infrared: list[np
     sensor.stop()
     sensor.close()
     del recorder  # flushes and closes the file
+    return path
+
+
+def write_depth_video(path: str | Path, depth: list[np.ndarray], fps: int = 30) -> Path:
+    """Write H×W uint16 depth frames as a lossless 16-bit grey FFV1 video (`.mkv`), which `run` plays
+    back unchanged with `?depth_scale=…`. Returns the path written."""
+    path = Path(path)
+    height, width = depth[0].shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), fps, (width, height),
+                             [cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U, cv2.VIDEOWRITER_PROP_IS_COLOR, 0])
+    if not writer.isOpened():
+        raise DataError(f"cannot write the 16-bit FFV1 video {path}: this OpenCV has no FFmpeg writer for FFV1")
+    for image in depth:
+        writer.write(np.ascontiguousarray(image, np.uint16))
+    writer.release()
     return path
