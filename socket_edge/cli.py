@@ -182,7 +182,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from socket_edge.inspection import describe, summarize
+    from socket_edge.backends import summarize
+    from socket_edge.inspection import describe
 
     summary = summarize(args.model)
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
@@ -197,21 +198,21 @@ def _smooth(text: str) -> float:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from socket_edge.runtime.backends import open_backend
+    from socket_edge.backends import open_model
     from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window
     from socket_edge.runtime.pipeline import run
     from socket_edge.runtime.uri import parse_source
 
     spec = parse_source(args.source, depth_scale=args.depth_scale)
-    backend = open_backend(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
-                           device=args.device)
-    modality = backend.contract.modality
+    model = open_model(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
+                       device=args.device)
+    modality = model.contract.modality
     outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
     if args.show:
         outputs.append(Window(modality))
     if args.save:
         outputs.append(VideoSaver(args.save, modality))
-    summary = run(backend, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
+    summary = run(model, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
                   backoff_s=args.reopen_backoff)
     print(summary.describe(), file=sys.stderr, flush=True)
     if args.save and summary.frames:

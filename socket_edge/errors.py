@@ -32,13 +32,13 @@ class MissingDependencyError(SocketEdgeError):
     """An optional dependency is not installed; the message names the extra."""
 
 
-def require(module: str, extra: str):
-    """Import an optional module, or fail with one line naming the extra to install."""
+def require(module: str, extra: str, needed_by: str | None = None):
+    """Import an optional module, or fail with one line naming the extra to install (and, where
+    given, what needs it: a command, a file)."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(
-            f"{module} is not installed ({exc}); install it with: pip install 'socket-edge[{extra}]'"
-        ) from None
+        what = f"{needed_by} needs {module}, which is not installed here" if needed_by else f"{module} is not installed"
+        raise MissingDependencyError(f"{what} ({exc}); install it with: pip install 'socket-edge[{extra}]'") from None

@@ -21,7 +21,7 @@ from socket_edge.modelfile import ModelInfo
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.zoo import ModelConfig, build
-from socket_edge.runtime.onnx_model import OnnxModel
+from socket_edge.backends.onnx import OnnxModel
 
 CLASSES = ("bars", "blob", "ring")
 
@@ -107,7 +107,7 @@ def test_runtime_model_runs_without_torch(pair):
 
     code = f"""
 import numpy as np
-from socket_edge.runtime.onnx_model import OnnxModel
+from socket_edge.backends.onnx import OnnxModel
 model = OnnxModel({str(pair[1])!r}, providers="cpu", threads=1)
 probs = model.predict(np.full((2, 1, 32, 32), 1500, np.float32))
 assert probs.shape == (2, 3) and abs(float(probs.sum()) - 2) < 1e-4
