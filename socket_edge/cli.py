@@ -1,5 +1,6 @@
 """The `socket-edge` command. Each subcommand imports its stage only when it runs, so
-`socket-edge --help` and the runtime commands work without torch."""
+`socket-edge --help` and the runtime commands work without torch; a training command on an
+install without the `train` extra stops with one line naming it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from socket_edge import __version__
 from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES,
                                        ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
-from socket_edge.errors import SocketEdgeError
+from socket_edge.errors import SocketEdgeError, require
 
 
 current_argv: list[str] | None = None  # the arguments of the running command, for provenance
@@ -56,6 +57,12 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _require_train(command: str, *more: str) -> None:
+    """Refuse a command that needs the training stack where the `train` extra is not installed."""
+    for module in ("torch", "torchvision", *more):
+        require(module, "train", needed_by=f"socket-edge {command}")
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from socket_edge.data import synth
 
@@ -69,6 +76,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train_source(args: argparse.Namespace) -> int:
+    _require_train("train-source")
     from socket_edge.models.train import TrainConfig, train_source
 
     config = TrainConfig(
@@ -83,6 +91,7 @@ def cmd_train_source(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
+    _require_train("adapt")
     from socket_edge.adapt.config import PRESETS, AdaptConfig
     from socket_edge.adapt.run_folder import run_folder_for
     from socket_edge.adapt.trainer import adapt
@@ -110,6 +119,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
+    _require_train("distill")
     from socket_edge.distill.config import DistillConfig
     from socket_edge.adapt.run_folder import run_folder_for
     from socket_edge.distill.trainer import distill
@@ -169,6 +179,7 @@ def _batch_range(text: str) -> tuple[int, int, int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    _require_train("export", "onnx")
     from socket_edge.export.exporter import describe, export
 
     summary = export(args.model, args.format, out=args.out, opset=args.opset, batch=args.batch,
@@ -232,6 +243,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _require_train("demo", "onnx", "matplotlib")
     from socket_edge.demo import DemoConfig, run_demo
 
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
