@@ -147,6 +147,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.plot:  # before evaluating, not after
+        require("matplotlib", "plot", needed_by="eval --plot")
     from socket_edge.evaluation import evaluate, plot_confusion
 
     result = evaluate(args.model, args.data, modality=args.modality, depth_scale=args.depth_scale, batch_size=args.batch_size,

@@ -85,11 +85,12 @@ grep -q "onnxruntime (CPU) .* FPS (pure inference" bench.edge || fail "bench tim
 grep -q "pipeline on .*: $FRAMES frames" bench.edge || fail "bench's pipeline did not run $FRAMES frames"
 sed -n 2,3p bench.edge
 
-step "edge: a .pt and a training command name the train extra in one line"
-for command in "eval m.pt --data $DATA" "export m.pt"; do
+step "edge: a .pt, a training command and a plot name their extra in one line"
+for case in "train:eval m.pt --data $DATA" "train:export m.pt" "plot:eval m.onnx --data $DATA --plot cm.png"; do
+    extra="${case%%:*}" command="${case#*:}"
     # shellcheck disable=SC2086  # the command's words
-    if "$EDGE/socket-edge" $command 2>err.txt; then fail "socket-edge $command succeeded without torch"; fi
-    [ "$(wc -l <err.txt)" -eq 1 ] && grep -q "pip install 'socket-edge\[train\]'" err.txt \
+    if "$EDGE/socket-edge" $command 2>err.txt; then fail "socket-edge $command succeeded without the $extra extra"; fi
+    [ "$(wc -l <err.txt)" -eq 1 ] && grep -q "pip install 'socket-edge\[$extra\]'" err.txt \
         || fail "socket-edge $command: $(cat err.txt)"
     cat err.txt
 done

@@ -41,7 +41,8 @@ class TorchModel:
     def predict(self, raw: np.ndarray, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
         """Class probabilities (N×classes, float32) of raw frames (N×C×H×W in contract units)."""
         frames = np.ascontiguousarray(raw, dtype=np.float32)
-        return predict(self.ensemble, frames, self.device, batch_size or BATCH, progress=progress).astype(np.float32)
+        probs = predict(self.ensemble, frames, self.device, batch_size or BATCH, progress=progress)
+        return probs.astype(np.float32, copy=False)
 
 
 def open_model(path: Path, options: Options) -> TorchModel:
