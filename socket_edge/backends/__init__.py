@@ -23,9 +23,6 @@ import numpy as np
 from socket_edge.contract import InputContract
 from socket_edge.errors import ArtifactError, require
 
-SUFFIXES = (".onnx", ".engine", ".pt")
-
-
 @dataclass(frozen=True)
 class Options:
     """How to open a model. providers, threads, spinning: ONNX Runtime only (see backends.onnx);
