@@ -56,7 +56,7 @@ def worker(backend: str, model: str, threads: int, runs: int, warmup: int) -> di
             with torch.inference_mode():
                 ensemble(torch.from_numpy(x))
     else:
-        from socket_edge.runtime.onnx_model import OnnxModel
+        from socket_edge.backends.onnx import OnnxModel
 
         onnx_model = OnnxModel(model, providers="cpu", threads=threads)
         contract = onnx_model.contract

@@ -97,9 +97,9 @@ def worker(model: str, recordings: dict[str, str], frames: int, threads: int, re
     nothing: the overhead of the loop itself); the host-side preprocessing of one frame alone."""
     import time
 
+    from socket_edge.backends import open_model
     from socket_edge.data.preprocess import prepare
     from socket_edge.runtime import pipeline
-    from socket_edge.runtime.backends import open_backend
     from socket_edge.runtime.bench import bench, time_inference
     from socket_edge.runtime.sources import Source, open_source
     from socket_edge.runtime.uri import parse_source
@@ -111,8 +111,8 @@ def worker(model: str, recordings: dict[str, str], frames: int, threads: int, re
             for spinning in (False, True):
                 runs = result["bench"].setdefault(f"{kind}/{'spin' if spinning else 'sleep'}", [])
                 runs.append(bench(model, spec, frames=frames, threads=threads, spinning=spinning, providers="cpu"))
-    backend = open_backend(model, providers="cpu", threads=threads)
-    source = open_source(specs["compressed"], backend.contract.modality)
+    loaded = open_model(model, providers="cpu", threads=threads)
+    source = open_source(specs["compressed"], loaded.contract.modality)
     source.open()
     decoded = [frame for frame in iter(source.read, None)]
     source.close()
@@ -123,14 +123,14 @@ def worker(model: str, recordings: dict[str, str], frames: int, threads: int, re
         def read(self):
             return decoded.pop(0) if decoded else None
 
-    raw = prepare(decoded[0].image, backend.contract, source_unit=decoded[0].unit)
-    before = time_inference(backend, raw, frames)
+    raw = prepare(decoded[0].image, loaded.contract, source_unit=decoded[0].unit)
+    before = time_inference(loaded, raw, frames)
     started = time.perf_counter()
     for _ in range(100):
-        prepare(decoded[0].image, backend.contract, source_unit=decoded[0].unit)
+        prepare(decoded[0].image, loaded.contract, source_unit=decoded[0].unit)
     result["preprocess_alone_ms"] = round(1000.0 * (time.perf_counter() - started) / 100, 3)
-    summary = pipeline.run(backend, specs["compressed"], [], max_frames=frames, source=Preloaded(specs["compressed"]))
-    after = time_inference(backend, raw, frames)
+    summary = pipeline.run(loaded, specs["compressed"], [], max_frames=frames, source=Preloaded(specs["compressed"]))
+    after = time_inference(loaded, raw, frames)
     pure = (before["fps"] + after["fps"]) / 2
     result["preloaded"] = {"pipeline": summary.to_dict(), "pure_fps": round(pure, 2),
                            "overhead_pct": round(100.0 * (1.0 - summary.fps / pure), 2)}

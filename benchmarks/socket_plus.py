@@ -165,9 +165,9 @@ def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, opt
 def eval_probs(model_path: Path, data: Path, classes: list[str] | None) -> dict:
     """The adapted model's class probabilities on the eval images (rounded) and their labels, so that
     ensembles of runs and label-free choices among runs can be scored afterwards."""
-    from socket_edge.data.folders import class_folders
+    from socket_edge.backends import open_model
+    from socket_edge.data.folders import class_folders, contract_labels
     from socket_edge.data.loading import load_frames
-    from socket_edge.evaluation import contract_labels, open_model
 
     model = open_model(model_path)
     images = class_folders(data, "evaluation data", classes)

@@ -1,5 +1,6 @@
 """The `socket-edge` command. Each subcommand imports its stage only when it runs, so
-`socket-edge --help` and the runtime commands work without torch."""
+`socket-edge --help` and the runtime commands work without torch; a training command on an
+install without the `train` extra stops with one line naming it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from socket_edge import __version__
 from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES,
                                        ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
-from socket_edge.errors import SocketEdgeError
+from socket_edge.errors import SocketEdgeError, require
 
 
 current_argv: list[str] | None = None  # the arguments of the running command, for provenance
@@ -56,6 +57,12 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _require_train(command: str, *more: str) -> None:
+    """Refuse a command that needs the training stack where the `train` extra is not installed."""
+    for module in ("torch", "torchvision", *more):
+        require(module, "train", needed_by=f"socket-edge {command}")
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from socket_edge.data import synth
 
@@ -69,6 +76,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train_source(args: argparse.Namespace) -> int:
+    _require_train("train-source")
     from socket_edge.models.train import TrainConfig, train_source
 
     config = TrainConfig(
@@ -83,6 +91,7 @@ def cmd_train_source(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
+    _require_train("adapt")
     from socket_edge.adapt.config import PRESETS, AdaptConfig
     from socket_edge.adapt.run_folder import run_folder_for
     from socket_edge.adapt.trainer import adapt
@@ -110,6 +119,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
+    _require_train("distill")
     from socket_edge.distill.config import DistillConfig
     from socket_edge.adapt.run_folder import run_folder_for
     from socket_edge.distill.trainer import distill
@@ -137,6 +147,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.plot:  # before evaluating, not after
+        require("matplotlib", "plot", needed_by="eval --plot")
     from socket_edge.evaluation import evaluate, plot_confusion
 
     result = evaluate(args.model, args.data, modality=args.modality, depth_scale=args.depth_scale, batch_size=args.batch_size,
@@ -169,6 +181,7 @@ def _batch_range(text: str) -> tuple[int, int, int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    _require_train("export", "onnx")
     from socket_edge.export.exporter import describe, export
 
     summary = export(args.model, args.format, out=args.out, opset=args.opset, batch=args.batch,
@@ -182,7 +195,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from socket_edge.inspection import describe, summarize
+    from socket_edge.backends import summarize
+    from socket_edge.inspection import describe
 
     summary = summarize(args.model)
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
@@ -197,21 +211,21 @@ def _smooth(text: str) -> float:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from socket_edge.runtime.backends import open_backend
+    from socket_edge.backends import open_model
     from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window
     from socket_edge.runtime.pipeline import run
     from socket_edge.runtime.uri import parse_source
 
     spec = parse_source(args.source, depth_scale=args.depth_scale)
-    backend = open_backend(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
-                           device=args.device)
-    modality = backend.contract.modality
+    model = open_model(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
+                       device=args.device)
+    modality = model.contract.modality
     outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
     if args.show:
         outputs.append(Window(modality))
     if args.save:
         outputs.append(VideoSaver(args.save, modality))
-    summary = run(backend, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
+    summary = run(model, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
                   backoff_s=args.reopen_backoff)
     print(summary.describe(), file=sys.stderr, flush=True)
     if args.save and summary.frames:
@@ -231,6 +245,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _require_train("demo", "onnx", "matplotlib")
     from socket_edge.demo import DemoConfig, run_demo
 
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)

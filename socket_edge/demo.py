@@ -341,17 +341,17 @@ def step_recording(layout: Layout, config: DemoConfig, source: HeldoutSource, pr
 
 
 def step_run(layout: Layout, config: DemoConfig, heldout: dict) -> dict:
-    from socket_edge.runtime.backends import open_backend
+    from socket_edge.backends import open_model
     from socket_edge.runtime.outputs import LinePrinter
     from socket_edge.runtime.pipeline import percentile_ms, run
     from socket_edge.runtime.uri import parse_source
 
-    backend = open_backend(layout.onnx, threads=config.threads)
+    model = open_model(layout.onnx, threads=config.threads)
     recording = layout.out / heldout["recording"]
     uri = f"{recording}?depth_scale={DEPTH_SCALE}" if heldout["source"] == "video" else str(recording)
     tmp = layout.run_jsonl.with_name(f".{layout.run_jsonl.name}.partial")
     with tmp.open("w") as stream:
-        summary = run(backend, parse_source(uri), [LinePrinter(True, stream)])
+        summary = run(model, parse_source(uri), [LinePrinter(True, stream)])
     tmp.replace(layout.run_jsonl)
     print(summary.describe(), flush=True)
     records = [json.loads(line) for line in layout.run_jsonl.read_text().splitlines()]

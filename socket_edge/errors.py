@@ -45,22 +45,24 @@ SYSTEM_PACKAGES = {"libusb-1.0.so.0": "libusb-1.0-0", "libudev.so.1": "libudev1"
 _MISSING_LIBRARY = re.compile(r"([\w.+-]+\.so[.\d]*): (?:cannot open shared object file|file too short)")
 
 
-def require(module: str, extra: str):
-    """Import an optional module, or fail with one line saying how to fix it."""
+def require(module: str, extra: str, needed_by: str | None = None):
+    """Import an optional module, or fail with one line saying how to fix it (and, where given,
+    what needs it: a command, a file)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        problem, fix = import_failure(module, extra, exc)
+        problem, fix = import_failure(module, extra, exc, needed_by)
         raise MissingDependencyError(f"{problem}; {fix}", fix) from None
 
 
-def import_failure(module: str, extra: str, exc: ImportError) -> tuple[str, str]:
+def import_failure(module: str, extra: str, exc: ImportError, needed_by: str | None = None) -> tuple[str, str]:
     """(what went wrong, the fix) for an import of `module` that raised `exc`: the extra to install
     when the module is not installed; the system library when it is installed but cannot load it
     (pyrealsense2 without libusb)."""
     missing = isinstance(exc, ModuleNotFoundError) and exc.name is not None
     if missing and (module == exc.name or module.startswith(exc.name + ".")):
-        return f"{module} is not installed", f"install it with: pip install 'socket-edge[{extra}]'"
+        what = f"{needed_by} needs {module}, which is not installed here" if needed_by else f"{module} is not installed"
+        return what, f"install it with: pip install 'socket-edge[{extra}]'"
     found = _MISSING_LIBRARY.search(str(exc))
     if found is None:
         return (f"{module} is installed but cannot load ({exc})",

@@ -129,7 +129,7 @@ def test_the_student_is_an_ordinary_artifact_with_the_targets_contract(setup, tm
     assert main(["export", str(out), "--out", str(onnx), "--check-data", str(setup["depth"]), "--json", "-q"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["parity"][0]["ok"]
-    from socket_edge.runtime.onnx_model import OnnxModel
+    from socket_edge.backends.onnx import OnnxModel
 
     assert OnnxModel(onnx, providers="cpu").contract == student.contract
 

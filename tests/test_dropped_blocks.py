@@ -18,7 +18,7 @@ from socket_edge.export.parity import generated_frames
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.zoo import ModelConfig, blocks_to_drop, build, drop_order, residual_blocks
-from socket_edge.runtime.onnx_model import OnnxModel
+from socket_edge.backends.onnx import OnnxModel
 
 CLASSES = ("bars", "blob", "ring")
 DROPPED = (3, 6, 10, 13, 16)  # --drop-blocks 5: the last residual block of each stage

@@ -21,7 +21,7 @@ from socket_edge.modelfile import ModelInfo
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.zoo import ModelConfig, build
-from socket_edge.runtime.onnx_model import OnnxModel
+from socket_edge.backends.onnx import OnnxModel
 
 CLASSES = ("bars", "blob", "ring")
 
@@ -102,22 +102,32 @@ def test_onnx_graph_equals_the_ensemble_in_onnx_runtime(pair, depth_data):
     assert session.info == info
 
 
-def test_runtime_model_runs_without_torch(pair):
+def test_the_onnx_backend_eval_and_inspect_need_no_torch(pair, tmp_path, capsys):
+    """The edge path through the backends layer: an exported .onnx opened, evaluated and inspected
+    with torch blocked gives the numbers the workstation gives."""
     from test_import_rules import run_without_torch
 
+    data = write_class_folders(tmp_path / "depth", "depth", per_class=3)
+    assert main(["eval", str(pair[1]), "--data", str(data), "--json", "-q"]) == 0
+    expected = json.loads(capsys.readouterr().out)
     code = f"""
+import json
 import numpy as np
-from socket_edge.runtime.onnx_model import OnnxModel
-model = OnnxModel({str(pair[1])!r}, providers="cpu", threads=1)
+from socket_edge.backends import open_model
+from socket_edge.cli import main
+model = open_model({str(pair[1])!r}, providers="cpu", threads=1)
 probs = model.predict(np.full((2, 1, 32, 32), 1500, np.float32))
 assert probs.shape == (2, 3) and abs(float(probs.sum()) - 2) < 1e-4
-assert model.contract.modality == "depth" and model.providers == ["CPUExecutionProvider"]
+assert (model.backend, model.detail, model.contract.modality) == ("onnxruntime", "CPU", "depth")
+assert main(["inspect", {str(pair[1])!r}]) == 0
+assert main(["eval", {str(pair[1])!r}, "--data", {str(data)!r}, "--json", "-q"]) == 0
 assert "torch" not in sys.modules
-print("ok")
 """
     result = run_without_torch(code)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    inspected, evaluated = result.stdout.rsplit("\n{", 1)
+    assert "classes       3: bars, blob, ring" in inspected and "ζ=0.750  resnet18" in inspected
+    assert json.loads("{" + evaluated) == expected and expected["n"] == 9
 
 
 def test_prune_zeta_drops_the_small_member_and_reports_accuracy(pair, tmp_path, capsys):

@@ -14,7 +14,7 @@ from socket_edge.contract import InputContract
 from socket_edge.errors import ArtifactError, MissingDependencyError, UsageError
 from socket_edge.export import formats
 from socket_edge.modelfile import KEY_TENSORRT, BatchSpec, ModelInfo, read_engine, read_engine_header, write_engine
-from socket_edge.runtime.onnx_model import choose_providers
+from socket_edge.backends.onnx import choose_providers
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 CAN_BUILD = HAS_TENSORRT and torch.cuda.is_available()

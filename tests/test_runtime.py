@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -22,21 +21,20 @@ from onnx import helper, numpy_helper
 
 from conftest import needs_realsense, pattern
 from test_import_rules import run_without_torch
+from socket_edge.backends import open_model
+from socket_edge.backends.onnx import OnnxModel
 from socket_edge.cli import main
 from socket_edge.contract import InputContract
 from socket_edge.data.loading import load_frames
 from socket_edge.errors import UsageError
-from socket_edge.evaluation import open_model
 from socket_edge.export import exporter
 from socket_edge.modelfile import BatchSpec, ModelInfo
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.zoo import ModelConfig, build
 from socket_edge.runtime import pipeline
-from socket_edge.runtime.backends import open_backend
 from socket_edge.runtime.bench import bench
 from socket_edge.runtime.capture import END, Capture
-from socket_edge.runtime.onnx_model import OnnxModel
 from socket_edge.runtime.recording import write_depth_video
 from socket_edge.runtime.sources import Frame, ImageSource, Source, SourceLost
 from socket_edge.runtime.uri import parse_source
@@ -215,7 +213,7 @@ def test_a_camera_that_disappears_is_reopened_and_the_run_goes_on(models, tmp_pa
     spec = parse_source(str(tmp_path / "cam"))
     warnings: list[str] = []
     source = FlakySource(spec, fail_at=5)
-    summary = pipeline.run(open_backend(models["depth"]), spec, [], backoff_s=0.01, warn=warnings.append,
+    summary = pipeline.run(open_model(models["depth"]), spec, [], backoff_s=0.01, warn=warnings.append,
                            source=source)
     assert summary.frames == N and summary.reopens == 1 and source.opens == 3
     assert "delivered no frame; reopening" in warnings[0] and "not found" in warnings[1]
@@ -337,24 +335,24 @@ def test_pt_backend_gives_the_onnx_labels_and_bench_reports_overhead(models, tmp
     assert "pure inference" in capsys.readouterr().out
 
 
-def session_settings(backend) -> tuple[int, int, list[str]]:
-    from socket_edge.runtime.onnx_model import SPIN_KEYS
+def session_settings(model: OnnxModel) -> tuple[int, int, list[str]]:
+    from socket_edge.backends.onnx import SPIN_KEYS
 
-    options = backend.runner.session.get_session_options()
+    options = model.session.get_session_options()
     return (options.intra_op_num_threads, options.inter_op_num_threads,
             [options.get_session_config_entry(key) for key in SPIN_KEYS])
 
 
 def test_onnx_threads_spin_unless_told_not_to_and_bench_uses_the_same_options(models, tmp_path, capsys):
-    assert session_settings(open_backend(models["depth"], providers="cpu", threads=2)) == (2, 1, ["1", "1"])
-    sleeping = open_backend(models["depth"], providers="cpu", threads=1, spinning=False)
+    assert session_settings(open_model(models["depth"], providers="cpu", threads=2)) == (2, 1, ["1", "1"])
+    sleeping = open_model(models["depth"], providers="cpu", threads=1, spinning=False)
     assert session_settings(sleeping) == (1, 1, ["0", "0"])
     seen = []
     original = OnnxModel.__init__
 
     def spy(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        seen.append(session_settings(SimpleNamespace(runner=self)))
+        seen.append(session_settings(self))
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(OnnxModel, "__init__", spy)

@@ -10,11 +10,11 @@ import numpy as np
 
 from socket_edge.adapt.config import AdaptConfig
 from socket_edge.contract import InputContract
-from socket_edge.data.folders import ImageList, check_ti_disjoint, class_folders, ti_pairs, unlabeled_images
+from socket_edge.data.folders import (ImageList, check_ti_disjoint, class_folders, contract_labels, ti_pairs,
+                                      unlabeled_images)
 from socket_edge.data.loading import intensity_dtype, load_frames
 from socket_edge.data.preprocess import check_class_names
 from socket_edge.errors import ContractError, DataError, UsageError
-from socket_edge.evaluation import contract_labels
 from socket_edge.models import artifact
 from socket_edge.models.zoo import SourceModel
 

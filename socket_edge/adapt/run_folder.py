@@ -92,14 +92,12 @@ class RunFolder:
 
 def plot_curves(history: list[dict], out: Path, title: str) -> Path:
     """Loss terms, ζ and (when known) accuracy per epoch, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from socket_edge.plotting import figure, save_png
 
     trained = [h for h in history if h["epoch"] > 0]
     has_acc = any("accuracy" in h for h in history)
-    fig, axes = plt.subplots(1, 3 if has_acc else 2, figsize=(13 if has_acc else 9, 3.4))
+    fig = figure((13 if has_acc else 9, 3.4))
+    axes = fig.subplots(1, 3 if has_acc else 2)
     ax = axes[0]
     for key in LOSS_KEYS:
         values = [h.get(key) for h in trained]
@@ -124,16 +122,5 @@ def plot_curves(history: list[dict], out: Path, title: str) -> Path:
         ax.set_title("target accuracy (%), eval data")
         ax.set_xlabel("epoch (0 = unadapted)")
     fig.suptitle(title, fontsize=9)
-    return save_figure(fig, out)
+    return save_png(fig, out)
 
-
-def save_figure(fig, out: Path) -> Path:
-    """Write a matplotlib figure as a PNG atomically, and close it."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out

@@ -27,7 +27,7 @@ from socket_edge.adapt.run_folder import RunFolder, plot_curves, run_folder_for
 from socket_edge.adapt.selection import better, target_scores
 from socket_edge.adapt.ti_alignment import TIAlignmentLoss
 from socket_edge.errors import UsageError
-from socket_edge.evaluation import metrics
+from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.input_module import InputNormalizer
 from socket_edge.models.torch_utils import augment, autocast, lr_schedule, resolve_device, seed_everything

@@ -6,7 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from socket_edge.contract import InputContract
 from socket_edge.data.images import IMAGE_SUFFIXES, is_image
+from socket_edge.data.preprocess import check_class_names
 from socket_edge.errors import DataError
 
 
@@ -84,6 +88,13 @@ def unlabeled_images(root: str | Path, what: str = "target") -> ImageList:
     if not files:
         raise DataError(f"{what} folder {root} is empty; expected images in {root} or {root}/<class>/")
     return ImageList(root, tuple(files), tuple([-1] * len(files)), ())
+
+
+def contract_labels(images: ImageList, contract: InputContract, what: str) -> np.ndarray:
+    """Labels of class-folder images as indices into the contract's class names, refusing class
+    folders the model does not know."""
+    check_class_names(contract.class_names, images.class_names, what)
+    return np.array([contract.class_names.index(images.class_names[i]) for i in images.labels], dtype=np.int64)
 
 
 @dataclass(frozen=True)

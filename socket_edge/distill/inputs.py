@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from socket_edge.contract import InputContract
-from socket_edge.data.folders import ImageList, class_folders, unlabeled_images
+from socket_edge.data.folders import ImageList, class_folders, contract_labels, unlabeled_images
 from socket_edge.data.images import sniff_modality
 from socket_edge.data.loading import load_frames
 from socket_edge.data.preprocess import check_class_names
 from socket_edge.errors import ArtifactError, ContractError, DataError
-from socket_edge.evaluation import contract_labels
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 

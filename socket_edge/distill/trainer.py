@@ -16,13 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from socket_edge.adapt.run_folder import RunFolder, run_folder_for, save_figure
+from socket_edge.adapt.run_folder import RunFolder, run_folder_for
 from socket_edge.distill.config import DistillConfig
 from socket_edge.distill.inputs import DistillInputs, load_inputs
 from socket_edge.distill.losses import KDLoss, PseudoLabelCE
 from socket_edge.distill.student import start_student
 from socket_edge.errors import UsageError
-from socket_edge.evaluation import metrics
+from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.torch_utils import (augment, autocast, lr_schedule, predict, resolve_device,
@@ -182,13 +182,11 @@ def describe_entry(entry: dict, epochs: int) -> str:
 
 def plot_curves(history: list[dict], teacher_accuracy: float | None, out: Path, title: str) -> Path:
     """Loss terms, and agreement/accuracy per epoch (teacher's accuracy as a line), one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from socket_edge.plotting import figure, save_png
 
     trained = [h for h in history if h["epoch"] > 0]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = figure((9, 3.4))
+    axes = fig.subplots(1, 2)
     ax = axes[0]
     for key in LOSS_KEYS:
         if trained and all(key in h for h in trained):
@@ -209,4 +207,4 @@ def plot_curves(history: list[dict], teacher_accuracy: float | None, out: Path, 
     ax.set_title("%")
     ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=9)
-    return save_figure(fig, out)
+    return save_png(fig, out)

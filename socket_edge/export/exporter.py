@@ -15,10 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from socket_edge.backends.engine import EngineModel
+from socket_edge.backends.onnx import OnnxModel
 from socket_edge.errors import ArtifactError, UsageError
 from socket_edge.export import formats, onnx_graph, parity
 from socket_edge.export.onnx_graph import DEFAULT_OPSET
 from socket_edge.modelfile import KEY_TENSORRT, BatchSpec, ModelInfo, atomic_write, write_engine
+from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 
@@ -53,8 +56,6 @@ def _torch_probs(model: Ensemble, frames: np.ndarray) -> np.ndarray:
 
 
 def _accuracy(probs: np.ndarray, check: parity.CheckFrames, model: Ensemble) -> float | None:
-    from socket_edge.evaluation import metrics
-
     return None if check.labels is None else metrics(check.labels, probs, model.contract.class_names)["accuracy"]
 
 
@@ -72,14 +73,12 @@ def _prune_report(model: Ensemble, pruned: Ensemble, dropped: list[int], thresho
     }
 
 
-def _onnx_runner(proto, precision: str):
-    """The graph in ONNX Runtime on CPU: the same class the runtime and eval use."""
-    from socket_edge.runtime.onnx_model import OnnxModel
-
+def _onnx_runner(proto, precision: str) -> OnnxModel:
+    """The graph in ONNX Runtime on CPU: the backend that eval, inspect, run and bench use."""
     return OnnxModel(proto.SerializeToString(), providers="cpu", name=f"the exported {precision} graph")
 
 
-def _parity(runner, precision: str, reference: np.ndarray, check: parity.CheckFrames) -> dict:
+def _parity(runner: OnnxModel | EngineModel, precision: str, reference: np.ndarray, check: parity.CheckFrames) -> dict:
     """Compare a runner's probabilities (OnnxModel or EngineModel) with PyTorch's; refuse NaN."""
     probs = runner.predict(check.frames, 32)
     result = {"precision": precision, "frames": check.source, **parity.compare(reference, probs)}
@@ -137,14 +136,11 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         prune_report = _prune_report(model, pruned, dropped, prune_zeta, check, reference, after)
         model, reference = pruned, after
     kept = [i for i in range(len(data["members"])) if i not in dropped]
-
-    from socket_edge.inspection import member_summary
-
     graph = onnx_graph.trace(model, opset=opset, batch=spec)
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     info = ModelInfo(
         contract=model.contract, zeta=tuple(float(z) for z in model.zeta),
-        members=tuple(member_summary(data["members"][i]) for i in kept), provenance={},
+        members=tuple(artifact.member_summary(data["members"][i]) for i in kept), provenance={},
         source=model_path.name, precision=precision, batch=spec,
     )
     fp32 = onnx_graph.with_metadata(graph.proto, dataclasses.replace(info, precision="fp32").to_props())
@@ -160,7 +156,7 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         calibration = parity.check_frames(model.contract, calib, progress=progress).frames if int8 else None
         engine = tensorrt.build_engine(fp32.SerializeToString(), model.contract.input_shape, spec, fp16=fp16,
                                        calibration=calibration)
-        runner = tensorrt.EngineModel(engine=engine, header=info.to_props())
+        runner = EngineModel(engine=engine, header=info.to_props())
         results.append(_parity(runner, f"tensorrt {precision}", reference, check))
 
     left = onnx_graph.count_ops(graph.proto, "BatchNormalization")

@@ -54,9 +54,8 @@ def check_frames(contract: InputContract, data: str | Path | None, *, progress: 
     """Frames for parity (and pruning) checks: `data` read as evaluation reads it, else generated."""
     if data is None:
         return CheckFrames(generated_frames(contract), None, f"{GENERATED} generated {contract.modality} frames")
-    from socket_edge.data.folders import unlabeled_images
+    from socket_edge.data.folders import contract_labels, unlabeled_images
     from socket_edge.data.loading import load_frames
-    from socket_edge.evaluation import contract_labels
 
     images = unlabeled_images(data, "check data")
     labels = contract_labels(images, contract, f"check data {images.root}") if images.class_names else None

@@ -1,9 +1,10 @@
-"""TensorRT 10: build a serialized engine from the exported ONNX graph, and run one.
+"""TensorRT 10: build a serialized engine from the exported ONNX graph (running one is
+socket_edge.backends.engine).
 
 tensorrt is imported inside the functions (it exists only on machines with an NVIDIA GPU and
-its libraries); device buffers are torch CUDA tensors, so no pycuda or cuda-python is needed.
-NOT RUN on the project's machines (no GPU, no TensorRT): the tests that build and run an
-engine skip there with the reason.
+its libraries); the calibrator's device buffer is a torch CUDA tensor, so no pycuda or
+cuda-python is needed. NOT RUN on the project's machines (no GPU, no TensorRT): the tests that
+build and run an engine skip there with the reason.
 
 The engine file layout (header readable without TensorRT) is in socket_edge.modelfile."""
 
@@ -13,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from socket_edge.contract import InputContract
 from socket_edge.errors import ArtifactError, MissingDependencyError, require
-from socket_edge.modelfile import INPUT_NAME, OUTPUT_NAME, BatchSpec, ModelInfo, read_engine
+from socket_edge.modelfile import INPUT_NAME, BatchSpec
 
 MIN_MAJOR = 10
 WORKSPACE_BYTES = 1 << 30
@@ -106,54 +106,3 @@ def build_engine(onnx_bytes: bytes, input_shape: tuple[int, int, int], batch: Ba
     if serialized is None:
         raise ArtifactError("TensorRT could not build the engine; its log above says why")
     return bytes(serialized)
-
-
-class EngineModel:
-    """A socket-edge engine file (or engine bytes plus their header) run with TensorRT: raw float32
-    frames in contract units → probabilities, like runtime.onnx_model.OnnxModel."""
-
-    def __init__(self, path: str | Path | None = None, *, engine: bytes | None = None,
-                 header: dict[str, str] | None = None) -> None:
-        trt = require("tensorrt", "tensorrt")
-
-        if path is not None:
-            header, engine = read_engine(path)
-        if engine is None or header is None:
-            raise ValueError("EngineModel needs a path, or engine bytes and their header")
-        self.name = str(path) if path is not None else "the engine"
-        self.info = ModelInfo.from_props(header, self.name)
-        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine)
-        if self.engine is None:
-            raise ArtifactError(f"{self.name} cannot be loaded by this TensorRT/GPU (engines are specific to both); "
-                                "build it again on this device")
-        self.context = self.engine.create_execution_context()
-        smallest, _, largest = self.engine.get_tensor_profile_shape(INPUT_NAME, 0)
-        self.min_batch, self.max_batch = int(smallest[0]), int(largest[0])
-
-    @property
-    def contract(self) -> InputContract:
-        return self.info.contract
-
-    def predict(self, raw: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Class probabilities (N×classes) in chunks within the profile's batch range (the last one
-        padded up to its minimum)."""
-        import torch
-
-        step = max(min(batch_size or self.max_batch, self.max_batch), self.min_batch)
-        stream = torch.cuda.current_stream()
-        out = []
-        for start in range(0, len(raw), step):
-            chunk = np.ascontiguousarray(raw[start:start + step], dtype=np.float32)
-            n = len(chunk)
-            if n < self.min_batch:
-                chunk = np.concatenate([chunk, np.zeros((self.min_batch - n, *chunk.shape[1:]), np.float32)])
-            x = torch.from_numpy(chunk).cuda()
-            self.context.set_input_shape(INPUT_NAME, tuple(x.shape))
-            y = torch.empty(tuple(self.context.get_tensor_shape(OUTPUT_NAME)), dtype=torch.float32, device="cuda")
-            self.context.set_tensor_address(INPUT_NAME, x.data_ptr())
-            self.context.set_tensor_address(OUTPUT_NAME, y.data_ptr())
-            if not self.context.execute_async_v3(stream.cuda_stream):
-                raise ArtifactError(f"TensorRT failed to run {self.name}")
-            stream.synchronize()
-            out.append(y[:n].cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.contract.class_names)), np.float32)

@@ -149,6 +149,12 @@ def build_members(data: dict) -> list[SourceModel]:
     return members
 
 
+def member_summary(member: dict) -> dict:
+    """A member of an artifact dict as its config plus its parameter count (no weights)."""
+    params = sum(int(t.numel()) for k, t in member["state_dict"].items() if not k.endswith("num_batches_tracked"))
+    return {**member["config"], "parameters": params}
+
+
 def load(path: str | Path) -> tuple[Ensemble, dict]:
     """Load an artifact as an Ensemble in eval mode, plus the raw dict (provenance etc.)."""
     data = read(path)

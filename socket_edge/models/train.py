@@ -14,7 +14,7 @@ from socket_edge.contract import DEFAULT_DEPTH_RANGE, DEFAULT_DEPTH_SCALE, Input
 from socket_edge.data.folders import class_folders
 from socket_edge.data.loading import intensity_dtype, load_frames
 from socket_edge.errors import DataError
-from socket_edge.evaluation import metrics
+from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.torch_utils import augment, lr_schedule, predict, resolve_device, seed_everything

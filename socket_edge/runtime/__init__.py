@@ -1,1 +1,2 @@
-"""Edge runtime: sources, inference backends, the streaming pipeline. Never imports torch."""
+"""Edge runtime: sources, the streaming pipeline, outputs, bench (models open through socket_edge.backends).
+Never imports torch."""

@@ -8,27 +8,25 @@ from pathlib import Path
 
 import numpy as np
 
+from socket_edge.backends import Model, backend_for, onnx, open_model
 from socket_edge.data.preprocess import prepare
 from socket_edge.errors import MissingDependencyError, require
 from socket_edge.runtime import pipeline
-from socket_edge.runtime.backends import Backend, open_backend
 from socket_edge.runtime.sources import open_source
 from socket_edge.runtime.uri import SourceSpec
 
 
 def candidates(path: Path) -> list[str | None]:
     """ONNX Runtime providers to try for a .onnx (each accelerator alone, then CPU); one entry otherwise."""
-    if path.suffix.lower() != ".onnx":
+    if backend_for(path) is not onnx:
         return [None]
-    from socket_edge.runtime.onnx_model import PROVIDER_ALIASES
-
     available = require("onnxruntime", "cpu").get_available_providers()
-    return [alias for alias in ("tensorrt", "cuda") if PROVIDER_ALIASES[alias] in available] + ["cpu"]
+    return [alias for alias in ("tensorrt", "cuda") if onnx.PROVIDER_ALIASES[alias] in available] + ["cpu"]
 
 
-def sample_frame(backend: Backend, spec: SourceSpec | None) -> np.ndarray:
+def sample_frame(model: Model, spec: SourceSpec | None) -> np.ndarray:
     """One prepared raw frame: the source's first frame, or mid-range values of the contract's shape."""
-    contract = backend.contract
+    contract = model.contract
     if spec is None:
         return np.full(contract.input_shape, 1000.0 if contract.modality == "depth" else 128.0, np.float32)
     source = open_source(spec, contract.modality)
@@ -40,17 +38,17 @@ def sample_frame(backend: Backend, spec: SourceSpec | None) -> np.ndarray:
     return prepare(frame.image, contract, source_unit=frame.unit)
 
 
-def time_inference(backend: Backend, raw: np.ndarray, frames: int, warmup: int = 5) -> dict:
+def time_inference(model: Model, raw: np.ndarray, frames: int, warmup: int = 5) -> dict:
     """Latency p50/p95 (ms) and throughput (FPS) of batch-1 inference."""
     batch = raw[None]
     for _ in range(warmup):
-        backend.predict(batch)
+        model.predict(batch)
     times = []
     for _ in range(frames):
         t0 = time.perf_counter()
-        backend.predict(batch)
+        model.predict(batch)
         times.append(time.perf_counter() - t0)
-    return {"backend": f"{backend.name} ({backend.detail})", "frames": frames,
+    return {"backend": f"{model.backend} ({model.detail})", "frames": frames,
             "p50_ms": pipeline.percentile_ms(times, 50), "p95_ms": pipeline.percentile_ms(times, 95),
             "fps": round(frames / sum(times), 2)}
 
@@ -66,18 +64,18 @@ def bench(model: str | Path, spec: SourceSpec | None = None, *, frames: int = 10
     results, first = [], None
     for choice in tried:
         try:
-            backend = open_backend(path, providers=choice, threads=threads, spinning=spinning, device=device)
+            model = open_model(path, providers=choice, threads=threads, spinning=spinning, device=device)
         except MissingDependencyError as exc:
             results.append({"backend": choice, "skipped": str(exc)})
             continue
-        raw = sample_frame(backend, spec)
-        results.append(time_inference(backend, raw, frames))
-        first = first or (backend, results[-1])
+        raw = sample_frame(model, spec)
+        results.append(time_inference(model, raw, frames))
+        first = first or (model, results[-1])
     out = {"model": str(path), "threads": threads, "spinning": spinning, "inference": results}
     if spec is not None and first is not None:
-        backend, before = first
-        summary = pipeline.run(backend, spec, [], max_frames=frames)
-        after = time_inference(backend, sample_frame(backend, spec), frames)  # brackets the run against drift
+        model, before = first
+        summary = pipeline.run(model, spec, [], max_frames=frames)
+        after = time_inference(model, sample_frame(model, spec), frames)  # brackets the run against drift
         pure_fps = (before["fps"] + after["fps"]) / 2
         out["pipeline"] = summary.to_dict()
         out["inference_after"] = after

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from socket_edge.backends import Model
 from socket_edge.data.preprocess import prepare
-from socket_edge.runtime.backends import Backend
 from socket_edge.runtime.capture import END, Capture
 from socket_edge.runtime.outputs import record
 from socket_edge.runtime.sources import open_source
@@ -73,7 +73,7 @@ class Smoother:
         return self.state
 
 
-def run(backend: Backend, spec: SourceSpec, outputs: list, *, smooth: float | None = None,
+def run(model: Model, spec: SourceSpec, outputs: list, *, smooth: float | None = None,
         max_frames: int | None = None, top_k: int = 3, backoff_s: float = 0.5,
         warn: Callable[[str], None] | None = None, source=None) -> Summary:
     """Run the pipeline until the source ends, `max_frames`, an output closes (window) or Ctrl-C.
@@ -81,14 +81,14 @@ def run(backend: Backend, spec: SourceSpec, outputs: list, *, smooth: float | No
     The source's modality is checked against the model's contract before any inference; depth
     frames are converted from the source's unit (device depth scale or depth_scale) by `prepare`.
     `warn` receives warning lines (default: stderr); `source` replaces the spec's Source (tests)."""
-    contract = backend.contract
+    contract = model.contract
     source = source or open_source(spec, contract.modality)
     if source.modality is not None:  # RealSense, or a modality named in the URI: refuse before opening
         contract.check_modality(source.modality, what=f"source {spec.uri} ({source.modality})")
     source.open()
     contract.check_modality(source.modality, what=f"source {spec.uri} ({source.modality})")
     capture = Capture(source, live=spec.live, backoff_s=backoff_s, warn=warn).start()
-    summary = Summary(backend=f"{backend.name} ({backend.detail})", source=spec.uri)
+    summary = Summary(backend=f"{model.backend} ({model.detail})", source=spec.uri)
     smoother, names, stages = Smoother(smooth), contract.class_names, summary.stages
     started = time.perf_counter()
     try:
@@ -101,7 +101,7 @@ def run(backend: Backend, spec: SourceSpec, outputs: list, *, smooth: float | No
             t1 = time.perf_counter()
             raw = prepare(frame.image, contract, source_unit=frame.unit, name=f"{spec.uri} frame {frame.number}")
             t2 = time.perf_counter()
-            probs = smoother(backend.predict(raw[None])[0])
+            probs = smoother(model.predict(raw[None])[0])
             t3 = time.perf_counter()
             rec = record(frame.number, frame.timestamp, names, probs, 1000.0 * (t3 - queued), top_k)
             for out in outputs:

@@ -1,8 +1,10 @@
-"""An exported socket-edge graph in ONNX Runtime: raw float32 frames in, class probabilities out.
+"""The .onnx backend: an exported socket-edge graph in ONNX Runtime, raw float32 frames in,
+class probabilities out.
 
-No torch and no `onnx` package: the contract and the rest of the socket-edge metadata are
-read through ONNX Runtime's model metadata. The host-side preprocessing that turns a
-camera frame or an image file into the `raw` input is `socket_edge.data.preprocess.prepare`.
+No torch and no `onnx` package: the contract and the rest of the socket-edge metadata, and the
+graph's inputs and outputs for `inspect`, are read through ONNX Runtime. The host-side
+preprocessing that turns a camera frame or an image file into the `raw` input is
+`socket_edge.data.preprocess.prepare`.
 
     model = OnnxModel("model.onnx", providers="cpu", threads=2)
     probs = model.predict(prepare(frame, model.contract)[None])   # 1×classes
@@ -15,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from socket_edge.contract import InputContract
+from socket_edge.backends import Options
+from socket_edge.backends.exported import ExportedModel, summary
 from socket_edge.errors import ArtifactError, ContractError, MissingDependencyError, UsageError, require
 from socket_edge.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from socket_edge.progress import bar
 
 CPU = "CPUExecutionProvider"
 PROVIDER_ALIASES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": CPU}
@@ -51,7 +55,7 @@ def choose_providers(requested: str | Sequence[str] | None, available: Sequence[
     return chosen
 
 
-class OnnxModel:
+class OnnxModel(ExportedModel):
     """One exported .onnx file (or its bytes) in an ONNX Runtime session.
 
     providers: see `choose_providers`. threads: intra-op threads (None: ONNX Runtime's default).
@@ -60,6 +64,8 @@ class OnnxModel:
     compressed RealSense recording on 2 cores) at some cost in inference speed otherwise
     (docs/benchmarks.md, run section).
     Refuses, with one line, a file that is not ONNX or carries no socket-edge contract."""
+
+    backend = "onnxruntime"
 
     def __init__(self, model: str | Path | bytes, *, providers: str | Sequence[str] | None = None,
                  threads: int | None = None, spinning: bool = True, name: str | None = None) -> None:
@@ -98,16 +104,16 @@ class OnnxModel:
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
 
     @property
-    def contract(self) -> InputContract:
-        """The input contract the graph was exported with."""
-        return self.info.contract
-
-    @property
     def providers(self) -> list[str]:
         """The providers the session really uses, in order."""
         return list(self.session.get_providers())
 
-    def predict(self, raw: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+    @property
+    def detail(self) -> str:
+        """The providers in use, short: "CPU", "TensorRT,CUDA,CPU"."""
+        return ",".join(p.replace("ExecutionProvider", "") for p in self.providers)
+
+    def predict(self, raw: np.ndarray, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
         """Class probabilities (N×classes, float32) of raw frames (N×C×H×W or one C×H×W, in contract
         units as `prepare` returns them). A graph exported with a fixed batch is fed in chunks of
         that size (the last one padded); otherwise in chunks of `batch_size` (default: all at once)."""
@@ -121,7 +127,7 @@ class OnnxModel:
         raw = np.ascontiguousarray(raw, dtype=np.float32)
         step = self.fixed_batch or batch_size or max(len(raw), 1)
         out = []
-        for start in range(0, len(raw), step):
+        for start in bar(range(0, len(raw), step), desc="predict", enabled=progress, leave=False):
             chunk = raw[start:start + step]
             n = len(chunk)
             if self.fixed_batch and n < self.fixed_batch:
@@ -129,3 +135,27 @@ class OnnxModel:
             probs = self.session.run([OUTPUT_NAME], {INPUT_NAME: chunk})[0]
             out.append(np.asarray(probs[:n], dtype=np.float32))
         return np.concatenate(out) if out else np.zeros((0, len(self.contract.class_names)), np.float32)
+
+
+def open_model(path: Path, options: Options) -> OnnxModel:
+    """The registry's entry (socket_edge.backends.open_model) for .onnx files; without providers,
+    a device (cpu, cuda) names the provider, as `eval --device` does for every backend."""
+    providers = options.providers or (None if options.device == "auto" else options.device)
+    return OnnxModel(path, providers=providers, threads=options.threads, spinning=options.spinning)
+
+
+def _tensor(node) -> dict:
+    """An ONNX Runtime NodeArg as name, numpy dtype name and shape (symbolic axes by name)."""
+    element = node.type.removeprefix("tensor(").removesuffix(")")
+    dtype = {"float": "float32", "double": "float64"}.get(element, element)
+    return {"name": node.name, "dtype": dtype, "shape": [d if d is not None else "?" for d in node.shape]}
+
+
+def summarize(path: Path) -> dict:
+    """`inspect`'s summary of an .onnx, read through an ONNX Runtime CPU session; the opset is the
+    one the export recorded."""
+    model = OnnxModel(path, providers="cpu", threads=1)
+    opset = model.info.provenance.get("export", {}).get("opset")
+    graph = {"opset": opset, "inputs": [_tensor(n) for n in model.session.get_inputs()],
+             "outputs": [_tensor(n) for n in model.session.get_outputs()]}
+    return summary(path, model.info, f"onnx opset {opset if opset is not None else '?'}, {model.info.precision}", graph)
