@@ -84,7 +84,7 @@ def cmd_train_source(args: argparse.Namespace) -> int:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from socket_edge.adapt.config import PRESETS, AdaptConfig
-    from socket_edge.adapt.run_folder import run_folder_for
+    from socket_edge.training.run_folder import run_folder_for
     from socket_edge.adapt.trainer import adapt
 
     lr_zeta = args.lr_zeta if args.lr_zeta is not None else PRESETS.get(args.method, {}).get("lr_zeta", args.lr)
@@ -111,7 +111,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from socket_edge.distill.config import DistillConfig
-    from socket_edge.adapt.run_folder import run_folder_for
+    from socket_edge.training.run_folder import run_folder_for
     from socket_edge.distill.trainer import distill
     from socket_edge.distill.student import teacher_arch
     from socket_edge.models.zoo import blocks_to_drop

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from socket_edge.errors import UsageError
-from socket_edge.modelfile import atomic_write
+from socket_edge.atomic import write_bytes
 from socket_edge.progress import bar
 
 SOURCE_DOMAINS = ("kv1", "kv2")
@@ -99,7 +99,7 @@ class Layout:
 
 
 def write_json(path: Path, data: dict) -> Path:
-    return atomic_write(path, [(json.dumps(data, indent=2) + "\n").encode()])
+    return write_bytes(path, [(json.dumps(data, indent=2) + "\n").encode()])
 
 
 class Steps:
@@ -190,7 +190,7 @@ def step_train(layout: Layout, config: DemoConfig, domain: str, weights: tuple[s
 
 def step_adapt(layout: Layout, config: DemoConfig, method: str, progress: bool, may_resume: bool) -> dict:
     from socket_edge.adapt.config import AdaptConfig
-    from socket_edge.adapt.run_folder import RunFolder, run_folder_for
+    from socket_edge.training.run_folder import RunFolder, run_folder_for
     from socket_edge.adapt.trainer import adapt
 
     out = layout.adapted(method)
@@ -223,7 +223,7 @@ def step_export(layout: Layout, progress: bool) -> dict:
 
 
 def step_distill(layout: Layout, config: DemoConfig, progress: bool, may_resume: bool) -> dict:
-    from socket_edge.adapt.run_folder import RunFolder, run_folder_for
+    from socket_edge.training.run_folder import RunFolder, run_folder_for
     from socket_edge.distill.config import DistillConfig
     from socket_edge.distill.trainer import distill
     from socket_edge.export.exporter import export

@@ -28,6 +28,11 @@ class UsageError(SocketEdgeError):
     exit_code = 2
 
 
+class OutputError(SocketEdgeError):
+    """An output cannot be written: the disk is full, the folder is not writable, or another
+    process is writing the same output."""
+
+
 class MissingDependencyError(SocketEdgeError):
     """An optional dependency is not installed; the message names the extra."""
 

@@ -56,13 +56,12 @@ def plot_confusion(result: dict, out: str | Path, title: str = "") -> Path:
     ax.set_title(title or f"accuracy {result['accuracy']:.1f}% (n={result['n']})")
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of true class")
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    from socket_edge import atomic
+
+    try:
+        return atomic.write_with(out, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def contract_labels(images, contract, what: str) -> np.ndarray:

@@ -12,7 +12,7 @@ import torch
 
 from conftest import needs_imagenet, write_class_folders
 from socket_edge.cli import main
-from socket_edge.adapt.run_folder import RunFolder
+from socket_edge.training.run_folder import RunFolder
 from socket_edge.distill.losses import KDLoss, soften
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble

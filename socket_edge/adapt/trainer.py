@@ -18,12 +18,13 @@ import torch
 
 from socket_edge.adapt.bn_alignment import BNStatsLoss, group_by_layout
 from socket_edge.adapt.config import AdaptConfig
+from socket_edge.adapt.curves import plot_curves
 from socket_edge.adapt.information_max import InformationMaximization
 from socket_edge.adapt.inputs import AdaptInputs, Sources, load_inputs, load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
 from socket_edge.adapt.neighbourhood import NeighbourhoodConsistencyLoss, ensemble_features
 from socket_edge.adapt.pseudo_labels import PseudoLabelLoss, cluster_pseudo_labels
-from socket_edge.adapt.run_folder import RunFolder, plot_curves, run_folder_for
+from socket_edge.training.run_folder import RunFolder, run_folder_for
 from socket_edge.adapt.selection import better, target_scores
 from socket_edge.adapt.ti_alignment import TIAlignmentLoss
 from socket_edge.errors import UsageError

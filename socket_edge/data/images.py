@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from socket_edge.atomic import write_bytes
 from socket_edge.data.preprocess import check_channels
 from socket_edge.errors import DataError
 
@@ -57,9 +58,7 @@ def write_image(path: str | Path, frame: np.ndarray, atomic: bool = True) -> Non
     if not atomic:
         path.write_bytes(buf.tobytes())
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
+    write_bytes(path, [buf.tobytes()])
 
 
 def sniff_modality(path: str | Path) -> str:

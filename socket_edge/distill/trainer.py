@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from socket_edge.adapt.run_folder import RunFolder, run_folder_for, save_figure
+from socket_edge.training.run_folder import RunFolder, run_folder_for, save_figure
 from socket_edge.distill.config import DistillConfig
 from socket_edge.distill.inputs import DistillInputs, load_inputs
 from socket_edge.distill.losses import KDLoss, PseudoLabelCE

@@ -18,7 +18,8 @@ import torch
 from socket_edge.errors import ArtifactError, UsageError
 from socket_edge.export import formats, onnx_graph, parity
 from socket_edge.export.onnx_graph import DEFAULT_OPSET
-from socket_edge.modelfile import KEY_TENSORRT, BatchSpec, ModelInfo, atomic_write, write_engine
+from socket_edge import atomic
+from socket_edge.modelfile import KEY_TENSORRT, BatchSpec, ModelInfo, write_engine
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 
@@ -171,7 +172,7 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
     )
     props = dataclasses.replace(info, provenance={"export": block, "source": data["provenance"]}).to_props()
     if engine is None:
-        atomic_write(out, [onnx_graph.with_metadata(final, props).SerializeToString()])
+        atomic.write_bytes(out, [onnx_graph.with_metadata(final, props).SerializeToString()])
     else:
         write_engine(out, {**props, KEY_TENSORRT: str(trt_version)}, engine)
     return {

@@ -11,15 +11,19 @@ written as version 1, so that older socket-edge reads it, and refuses the others
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
+import pickle
 import platform
-import sys
+import re
 import time
 from pathlib import Path
 
 import torch
 
+from socket_edge import atomic
 from socket_edge.contract import InputContract
 from socket_edge.errors import ArtifactError, SocketEdgeError
 from socket_edge.models.ensemble import Ensemble
@@ -91,22 +95,17 @@ def to_artifact(model: Ensemble, kind: str, prov: dict) -> dict:
     }
 
 
-def atomic_torch_save(obj: object, path: str | Path) -> Path:
-    """torch.save to a temporary file beside `path`, then rename into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def save(model: Ensemble, path: str | Path, kind: str, prov: dict) -> Path:
     """Write the artifact atomically."""
-    return atomic_torch_save(to_artifact(model, kind, prov), path)
+    return torch_save(to_artifact(model, kind, prov), path)
+
+
+def torch_save(obj: object, path: str | Path) -> Path:
+    """torch.save into memory, then to `path` atomically: a failed write (a full disk) is then an
+    OSError that `atomic` reports, not torch's "unexpected pos" after a short write."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic.write_bytes(path, [buffer.getbuffer()])
 
 
 def read(path: str | Path) -> dict:

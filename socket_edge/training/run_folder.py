@@ -4,19 +4,19 @@ per epoch), curves.png (loss terms, ζ, accuracy) and, while it runs, checkpoint
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
+from socket_edge import atomic
 from socket_edge.errors import UsageError
 
 LOSS_KEYS = ("loss", "l_ent", "l_div", "l_pl", "l_ti", "l_d")
 
 
-
 def run_folder_for(out: Path) -> Path:
     """The default run folder beside a trainer's output: adapted.pt → adapted-run/."""
     return out.with_name(out.stem + "-run")
+
 
 class RunFolder:
     """Paths and writers of one run."""
@@ -50,9 +50,9 @@ class RunFolder:
         the data-order generator, torch's RNG, the metrics so far and the trainer's `extra` state."""
         import torch
 
-        from socket_edge.models.artifact import atomic_torch_save
+        from socket_edge.models.artifact import torch_save
 
-        atomic_torch_save({
+        torch_save({
             "epoch": epoch, "settings": settings, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
             "extra": extra or {},
@@ -84,47 +84,7 @@ class RunFolder:
 
     def write_metrics(self, history: list[dict]) -> None:
         """Rewrite metrics.jsonl from the history (atomically, so a resumed run never repeats lines)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.metrics.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(entry) + "\n" for entry in history))
-        os.replace(tmp, self.metrics)
-
-
-def plot_curves(history: list[dict], out: Path, title: str) -> Path:
-    """Loss terms, ζ and (when known) accuracy per epoch, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    trained = [h for h in history if h["epoch"] > 0]
-    has_acc = any("accuracy" in h for h in history)
-    fig, axes = plt.subplots(1, 3 if has_acc else 2, figsize=(13 if has_acc else 9, 3.4))
-    ax = axes[0]
-    for key in LOSS_KEYS:
-        values = [h.get(key) for h in trained]
-        if trained and all(v is not None for v in values):
-            ax.plot([h["epoch"] for h in trained], values, marker=".", label=key)
-    ax.set_title("loss terms" if trained else "loss terms (no training)")
-    ax.set_xlabel("epoch")
-    if trained:
-        ax.legend(fontsize=7)
-    ax = axes[1]
-    zetas = [h["zeta"] for h in history]
-    for k in range(len(zetas[0]) if zetas else 0):
-        ax.plot([h["epoch"] for h in history], [z[k] for z in zetas], marker=".", label=f"source {k + 1}")
-    ax.set_ylim(0, 1)
-    ax.set_title("ζ")
-    ax.set_xlabel("epoch")
-    ax.legend(fontsize=7)
-    if has_acc:
-        ax = axes[2]
-        points = [(h["epoch"], h["accuracy"]) for h in history if "accuracy" in h]
-        ax.plot(*zip(*points), marker="o")
-        ax.set_title("target accuracy (%), eval data")
-        ax.set_xlabel("epoch (0 = unadapted)")
-    fig.suptitle(title, fontsize=9)
-    return save_figure(fig, out)
+        atomic.write_text(self.metrics, "".join(json.dumps(entry) + "\n" for entry in history))
 
 
 def save_figure(fig, out: Path) -> Path:
@@ -132,8 +92,8 @@ def save_figure(fig, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
+    try:
+        atomic.write_with(out, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
     return out
