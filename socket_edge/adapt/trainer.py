@@ -110,14 +110,17 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     batch = min(config.batch_size, n)
     steps_per_epoch = max(1, n // batch)
 
-    if resume:
-        history, first_epoch, extra = run.restore_checkpoint(settings, model, optimizer, generator)
+    restored = run.restore_checkpoint(settings, model, optimizer, generator) if resume else None
+    if restored is not None:
+        history, first_epoch, extra = restored
         if teacher is not None:
             teacher.load_state_dict(extra["teacher"])
         best = extra["best"]
         last_scan = None
         print(f"resuming {run.root} after epoch {first_epoch}/{epochs}", flush=True)
     else:
+        if resume:
+            print(f"resuming {run.root} from the start: no epoch had been saved", flush=True)
         run.write_json(run.config, settings)
         entry, last_scan = _epoch_entry(0, kept, config, inputs, device, {}, started)
         history, first_epoch = [entry], 0
@@ -176,9 +179,9 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
         sources=src.provenance, data=inputs.target_list.summary(), ti=inputs.ti_summary, metrics=result,
         device=str(device), run_folder=str(run.root),
     )
-    artifact.save(ensemble, out, "ensemble", prov)
     plot_curves(history, run.curves, f"{config.method}: {', '.join(Path(p).name for p in sources)} → "
                                      f"{config.modality} ({Path(target).name})")
+    artifact.save(ensemble, out, "ensemble", prov)  # the last write: an output beside no checkpoint is finished
     run.checkpoint.unlink(missing_ok=True)
     return result
 

@@ -76,10 +76,13 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
     nearest = inputs.student_contract.invalid_zero
     size = tuple(inputs.student_contract.size)
 
-    if resume:
-        history, first_epoch, _ = run.restore_checkpoint(settings, student, optimizer, generator)
+    restored = run.restore_checkpoint(settings, student, optimizer, generator) if resume else None
+    if restored is not None:
+        history, first_epoch, _ = restored
         print(f"resuming {run.root} after epoch {first_epoch}/{config.epochs}", flush=True)
     else:
+        if resume:
+            print(f"resuming {run.root} from the start: no epoch had been saved", flush=True)
         run.write_json(run.config, {**settings, "student_start": start.note, "teacher_reference": reference["summary"]})
         history, first_epoch = [_epoch_entry(0, student, inputs, reference, device, {}, started)], 0
         run.write_metrics(history)
@@ -137,9 +140,9 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
                  "zeta": [float(z) for z in inputs.teacher.zeta]},
         data=inputs.target_list.summary(), device=str(device), run_folder=str(run.root),
     )
-    artifact.save(student.cpu().eval(), out, "ensemble", prov)
     plot_curves(history, reference["summary"].get("teacher_accuracy"), run.curves,
                 f"distill {Path(teacher).name} → {config.arch} ({start.weights} start), T {config.temperature}")
+    artifact.save(student.cpu().eval(), out, "ensemble", prov)  # the last write: an output beside no checkpoint is finished
     run.checkpoint.unlink(missing_ok=True)
     return result
 
