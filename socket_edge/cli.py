@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from socket_edge import __version__
@@ -245,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="RGB-trained classifiers to depth and infrared cameras (SOCKET, ECCV 2022).",
     )
     parser.add_argument("--version", action="version", version=f"socket-edge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
@@ -500,11 +505,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unexpected(exc: Exception) -> str:
+    """One line for an exception no stage turned into a SocketEdgeError: a full disk says so."""
+    from socket_edge.atomic import NO_SPACE, write_error
+
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE and exc.filename:
+        return str(write_error(Path(exc.filename), exc))
+    text = str(exc).strip().splitlines()
+    return f"unexpected {type(exc).__name__}: {text[0] if text else repr(exc)}; run with --debug for the traceback"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: one line and a non-zero exit code for every user-facing failure."""
-    global current_argv
-    current_argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(current_argv)
+    """Entry point: one line and a non-zero exit code for every failure; `--debug` shows the
+    traceback of an unexpected one."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["socket-edge", *argv])
     try:
         return args.handler(args)
     except SocketEdgeError as exc:
@@ -513,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("socket-edge: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"socket-edge: error: {unexpected(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
