@@ -16,10 +16,14 @@ from socket_edge import __version__
 from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES,
                                        ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
-from socket_edge.errors import SocketEdgeError
+from socket_edge.errors import OutputError, SocketEdgeError
 
 
-current_argv: list[str] | None = None  # the arguments of the running command, for provenance
+class Parser(argparse.ArgumentParser):
+    """argparse with one line per usage error (no usage block), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"socket-edge: error: {message}; see {self.prog} --help\n")
 
 
 def _positive_int(text: str) -> int:
@@ -29,10 +33,44 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _number(text: str) -> float:
+    """A finite float (nan and inf are refused: they would silently switch a term off or on)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def _weight(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a loss weight must be at least 0 (0 turns the term off), got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """A fraction in [0, 1): --val-fraction (0: no held-out images), --ema (0: no mean teacher)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    """A share in (0, 1]: --bn-layers."""
+    value = _number(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
     return value
 
 
@@ -55,7 +93,7 @@ def _range(text: str) -> tuple[float, float]:
         lo, hi = (float(v) for v in text.split(":"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected MIN:MAX in metres, e.g. 0.2:8, got {text!r}") from None
-    if not hi > lo >= 0:
+    if not (math.isfinite(hi) and hi > lo >= 0):
         raise argparse.ArgumentTypeError(f"need 0 <= MIN < MAX, got {text!r}")
     return lo, hi
 
@@ -194,9 +232,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _smooth(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1] (1 = no smoothing), got {value}")
+        raise argparse.ArgumentTypeError(f"must be in (0, 1] (1 = no smoothing), got {text!r}")
     return value
 
 
@@ -244,7 +282,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="socket-edge",
         description="RGB-trained classifiers to depth and infrared cameras (SOCKET, ECCV 2022).",
     )
@@ -281,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--img-size", type=_positive_int, default=224)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="head learning rate; backbone gets ×0.1")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction per class (default 0.1)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="held-out fraction per class, in [0, 1) (default 0.1; 0: no held-out images)")
     p.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
                    help="metres per depth unit (default 0.001 = mm)")
     p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
@@ -314,14 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-zeta", type=_positive_float, default=None,
                    help="lr of the ζ weights (default: --lr)")
     levers = p.add_argument_group("loss terms and levers (defaults: the paper's, or the socket-plus preset)")
-    levers.add_argument("--lambda-pl", type=float, help="pseudo-label weight (default 0.3)")
-    levers.add_argument("--lambda-ti", type=float, help="L_TI weight (default 0.1; paper 0.1–0.5)")
-    levers.add_argument("--lambda-d", type=float, help="L_d weight (default 0.1; paper 0.1–0.5)")
+    levers.add_argument("--lambda-pl", type=_weight, help="pseudo-label weight (default 0.3)")
+    levers.add_argument("--lambda-ti", type=_weight, help="L_TI weight (default 0.1; paper 0.1–0.5)")
+    levers.add_argument("--lambda-d", type=_weight, help="L_d weight (default 0.1; paper 0.1–0.5)")
     levers.add_argument("--ti-distance", choices=DISTANCES,
                         help="L_TI distance: per-dimension mean of squares (default), the paper's literal sum, "
                              "or the norm")
     levers.add_argument("--bn-reduction", choices=REDUCTIONS, help="L_d over BN layers: sum (paper, default) or mean")
-    levers.add_argument("--bn-layers", type=_positive_float,
+    levers.add_argument("--bn-layers", type=_share,
                         help="fraction of BN layers, from the input, that L_d matches (default 1)")
     levers.add_argument("--bn-distance", choices=BN_DISTANCES,
                         help="L_d per layer: sq, the paper's squared differences (default), or kl, the Gaussian KL "
@@ -332,9 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the same random crop and flip for both images of a TI pair (default off)")
     levers.add_argument("--zeta-param", choices=ZETA_PARAMS,
                         help="ζ from weights w: sigmoid (paper, default) or softmax")
-    levers.add_argument("--ema", type=float, help="decay of a mean teacher that gives pseudo-labels and is kept "
+    levers.add_argument("--ema", type=_fraction, help="decay of a mean teacher that gives pseudo-labels and is kept "
                                                   "(default 0: none)")
-    levers.add_argument("--lambda-nc", type=float, help="neighbourhood-consistency (AaD) weight (default 0)")
+    levers.add_argument("--lambda-nc", type=_weight, help="neighbourhood-consistency (AaD) weight (default 0)")
     levers.add_argument("--neighbours", type=_positive_int, help="neighbours per image for --lambda-nc (default 5)")
     levers.add_argument("--keep", choices=KEEP_RULES,
                         help="epoch to keep: last (default) or min-im (lowest information-maximisation objective "
@@ -386,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=1e-2,
                    help="head lr; a pretrained backbone gets ×0.1 (default 0.01)")
     p.add_argument("--temperature", type=_positive_float, default=2.0, help="KL temperature T (default 2)")
-    p.add_argument("--lambda-pl", type=float, default=0.5, help="pseudo-label cross-entropy weight (default 0.5)")
+    p.add_argument("--lambda-pl", type=_weight, default=0.5, help="pseudo-label cross-entropy weight (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
