@@ -98,11 +98,30 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _claimed(args: argparse.Namespace, out: Path, inputs: dict, flag: str = "--out"):
+    """The command's claim on `out` (claim.claimed) with its --overwrite and command line."""
+    from socket_edge.claim import claimed
+
+    return claimed(out, inputs, overwrite=getattr(args, "overwrite", False), command=args.command_line, flag=flag)
+
+
+@contextmanager
+def _resumable() -> Iterator[None]:
+    """A failed write of adapt or distill says that the run folder continues with --resume."""
+    try:
+        yield
+    except OutputError as exc:
+        raise OutputError(f"{exc}; then add --resume to the same command: the run folder keeps every finished "
+                          "epoch") from None
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
+    from socket_edge.claim import locked
     from socket_edge.data import synth
 
-    summary = synth.generate(args.out, per_class=args.per_class, size=args.size, seed=args.seed,
-                             domains=args.domains, progress=not args.quiet)
+    with locked(args.out, args.command_line):
+        summary = synth.generate(args.out, per_class=args.per_class, size=args.size, seed=args.seed,
+                                 domains=args.domains, progress=not args.quiet)
     total = sum(summary["counts"].values()) if "counts" in summary else None
     print(f"wrote {args.out}" + (f": {total} scenes" if total is not None else "")
           + f" in {summary.get('seconds', 0):.1f} s (task classes: {', '.join(synth.TASK_CLASSES)}; "
@@ -118,7 +137,9 @@ def cmd_train_source(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, val_fraction=args.val_fraction,
         depth_scale=args.depth_scale, depth_range=args.depth_range, seed=args.seed, device=args.device,
     )
-    result = train_source(args.data, args.out, config, progress=not args.quiet, classes=args.classes)
+    with _claimed(args, args.out, {"--data": args.data, "--weights": Path(args.weights)}):
+        result = train_source(args.data, args.out, config, progress=not args.quiet, classes=args.classes,
+                              command=args.command_line)
     val = f", held-out accuracy {result['val_accuracy']:.1f}% (n={result['val_n']})" if "val_accuracy" in result else ""
     print(f"wrote {args.out}: trained on {result['train_n']} images in {result['seconds']:.0f} s{val}")
     return 0
@@ -139,9 +160,14 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         img_size=args.img_size, depth_scale=args.depth_scale, depth_range=args.depth_range,
         seed=args.seed, device=args.device,
     )
-    result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source, ti_target=args.ti_target,
-                   eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes, resume=args.resume,
-                   overwrite=args.overwrite, progress=not args.quiet)
+    inputs = {"--source": args.source, "--target": args.target, "--ti-source": args.ti_source,
+              "--ti-target": args.ti_target, "--eval-data": args.eval_data}
+    args.overwrite = args.overwrite or args.resume  # a resumed run replaces its own output
+    with _claimed(args, args.out, inputs), _resumable():
+        result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source,
+                       ti_target=args.ti_target, eval_data=args.eval_data, classes=args.classes,
+                       ti_classes=args.ti_classes, resume=args.resume, overwrite=args.overwrite,
+                       progress=not args.quiet, command=args.command_line)
     acc = ""
     if "accuracy" in result:
         acc = f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}%"
@@ -165,9 +191,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr=args.lr, temperature=args.temperature, lambda_pl=args.lambda_pl,
         seed=args.seed, device=args.device,
     )
-    result = distill(config, args.teacher, args.target, args.out, ti_target=args.ti_target, eval_data=args.eval_data,
-                     classes=args.classes, ti_classes=args.ti_classes, resume=args.resume, overwrite=args.overwrite,
-                     progress=not args.quiet)
+    inputs = {"the teacher": args.teacher, "--target": args.target, "--ti-target": args.ti_target,
+              "--eval-data": args.eval_data}
+    args.overwrite = args.overwrite or args.resume  # a resumed run replaces its own output
+    with _claimed(args, args.out, inputs), _resumable():
+        result = distill(config, args.teacher, args.target, args.out, ti_target=args.ti_target,
+                         eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes,
+                         resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                         command=args.command_line)
     acc = ""
     if "accuracy" in result:
         acc = f", accuracy {result['accuracy']:.1f}% (teacher {result['teacher_accuracy']:.1f}%)"
@@ -211,11 +242,16 @@ def _batch_range(text: str) -> tuple[int, int, int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from socket_edge.export.exporter import describe, export
+    from socket_edge.export.exporter import default_out, describe, export
+    from socket_edge.models.artifact import refuse_exported
 
-    summary = export(args.model, args.format, out=args.out, opset=args.opset, batch=args.batch,
-                     dynamic_batch=args.dynamic_batch, fp16=args.fp16, int8=args.int8, calib=args.calib,
-                     prune_zeta=args.prune_zeta, check_data=args.check_data, progress=not args.quiet and not args.json)
+    refuse_exported(args.model)  # before its default --out (the same name) is claimed
+    out = args.out or default_out(args.model, args.format)
+    with _claimed(args, out, {"the model": args.model, "--calib": args.calib, "--check-data": args.check_data}):
+        summary = export(args.model, args.format, out=out, opset=args.opset, batch=args.batch,
+                         dynamic_batch=args.dynamic_batch, fp16=args.fp16, int8=args.int8, calib=args.calib,
+                         prune_zeta=args.prune_zeta, check_data=args.check_data,
+                         progress=not args.quiet and not args.json, command=args.command_line)
     lines, warnings = describe(summary)
     print(json.dumps(summary) if args.json else "\n".join(lines))
     for warning in warnings:
@@ -251,10 +287,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
     if args.show:
         outputs.append(Window(modality))
-    if args.save:
-        outputs.append(VideoSaver(args.save, modality))
-    summary = run(backend, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
-                  backoff_s=args.reopen_backoff)
+    with ExitStack() as stack:
+        if args.save:
+            stack.enter_context(_claimed(args, args.save, {"the model": args.model, "--source": Path(spec.target)},
+                                         flag="--save"))
+            outputs.append(VideoSaver(args.save, modality))
+        summary = run(backend, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
+                      backoff_s=args.reopen_backoff)
     print(summary.describe(), file=sys.stderr, flush=True)
     if args.save and summary.frames:
         print(f"annotated video: {args.save}", file=sys.stderr)
@@ -275,8 +314,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from socket_edge.demo import DemoConfig, run_demo
 
+    from socket_edge.claim import locked
+
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
-    run_demo(config, args.out, fresh=args.fresh, progress=not args.quiet)
+    with locked(args.out, args.command_line):  # a re-run continues the folder: no --overwrite needed
+        run_demo(config, args.out, fresh=args.fresh, progress=not args.quiet)
     return 0
 
 
@@ -326,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(handler=cmd_train_source)
 
     p = sub.add_parser("adapt", parents=[common], help="adapt RGB source models to a depth/IR target (SOCKET)",
@@ -469,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target images for the parity check (class folders also give accuracy); "
                         "default: generated frames")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("inspect", help="what a model file is and what input it expects",
@@ -491,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one JSON line per frame on stdout: {frame, timestamp, label, score, top_k, latency_ms}")
     p.add_argument("--show", action="store_true", help="overlay window (needs an OpenCV build with GUI support)")
     p.add_argument("--save", type=Path, help="write an annotated video (.mp4 or .avi)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --save video")
     p.add_argument("--smooth", type=_smooth, metavar="ALPHA",
                    help="EMA of probabilities: s = ALPHA·p + (1−ALPHA)·s_prev (default: none)")
     p.add_argument("--max-frames", type=_positive_int, help="stop after N frames")

@@ -75,8 +75,9 @@ def source_ti_features(inputs: AdaptInputs, device: torch.device) -> list[torch.
 def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, ti_source: Path | None = None,
           ti_target: Path | None = None, eval_data: Path | None = None, classes: list[str] | None = None,
           ti_classes: list[str] | None = None, resume: bool = False, overwrite: bool = False,
-          progress: bool = True) -> dict:
-    """Adapt the sources to the target modality; write the ensemble artifact and the run folder."""
+          progress: bool = True, command: str | None = None) -> dict:
+    """Adapt the sources to the target modality; write the ensemble artifact and the run folder.
+    `command`: the command line, for the provenance."""
     started = time.time()
     out = Path(out)
     run = RunFolder(run_folder_for(out))
@@ -175,7 +176,7 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     if "accuracy" in final:
         result["accuracy"] = final["accuracy"]
     prov = artifact.provenance(
-        stage="adapt", method=config.method, seed=config.seed, config=config.to_dict(), inputs=described,
+        command, stage="adapt", method=config.method, seed=config.seed, config=config.to_dict(), inputs=described,
         sources=src.provenance, data=inputs.target_list.summary(), ti=inputs.ti_summary, metrics=result,
         device=str(device), run_folder=str(run.root),
     )

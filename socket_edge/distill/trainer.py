@@ -44,8 +44,9 @@ def student_view(view: torch.Tensor, size: tuple[int, int], nearest: bool) -> to
 
 def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti_target: Path | None = None,
             eval_data: Path | None = None, classes: list[str] | None = None, ti_classes: list[str] | None = None,
-            resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
-    """Distil the teacher ensemble into one student; write the student artifact and the run folder."""
+            resume: bool = False, overwrite: bool = False, progress: bool = True, command: str | None = None) -> dict:
+    """Distil the teacher ensemble into one student; write the student artifact and the run folder.
+    `command`: the command line, for the provenance."""
     started = time.time()
     out = Path(out)
     run = RunFolder(run_folder_for(out))
@@ -133,7 +134,7 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
     if "accuracy" in final:
         result["accuracy"] = final["accuracy"]
     prov = artifact.provenance(
-        stage="distill", seed=config.seed, config=config.to_dict(), inputs=described, metrics=result,
+        command, stage="distill", seed=config.seed, config=config.to_dict(), inputs=described, metrics=result,
         teacher={"file": str(teacher), **{k: inputs.teacher_provenance.get(k) for k in ("stage", "method", "command",
                                                                                       "created", "seed")},
                  "members": [m.config.arch for m in inputs.teacher.members],

@@ -47,18 +47,11 @@ def versions() -> dict:
     }
 
 
-def command_line() -> str:
-    """The command being run, as a user would type it."""
-    from socket_edge import cli
-
-    argv = cli.current_argv if cli.current_argv is not None else sys.argv[1:]
-    return " ".join(["socket-edge", *argv])
-
-
-def provenance(**fields) -> dict:
-    """A provenance block: command, versions, time, host, plus the caller's fields."""
+def provenance(command: str | None = None, **fields) -> dict:
+    """A provenance block: the command line the caller ran (None: called as a library), versions,
+    time, host, plus the caller's fields."""
     return {
-        "command": command_line(),
+        "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": platform.node(),
         "versions": versions(),
