@@ -297,6 +297,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(summary.describe(), file=sys.stderr, flush=True)
     if args.save and summary.frames:
         print(f"annotated video: {args.save}", file=sys.stderr)
+    if summary.lost:
+        print(f"socket-edge: error: {summary.lost}", file=sys.stderr)
+        return 1
     return 130 if summary.interrupted else 0
 
 
