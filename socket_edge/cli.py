@@ -8,7 +8,7 @@ import json
 import math
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -44,34 +44,22 @@ def _number(text: str) -> float:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
+def _number_where(holds: Callable[[float], bool], rule: str) -> Callable[[str], float]:
+    """An argparse type: a finite float for which `holds` is true; `rule` says which ones do."""
+    def parse(text: str) -> float:
+        value = _number(text)
+        if not holds(value):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _weight(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a loss weight must be at least 0 (0 turns the term off), got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    """A fraction in [0, 1): --val-fraction (0: no held-out images), --ema (0: no mean teacher)."""
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
-    return value
-
-
-def _share(text: str) -> float:
-    """A share in (0, 1]: --bn-layers."""
-    value = _number(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
-    return value
+_positive_float = _number_where(lambda v: v > 0, "must be positive")
+_weight = _number_where(lambda v: v >= 0, "a loss weight must be at least 0 (0 turns the term off)")
+_fraction = _number_where(lambda v: 0 <= v < 1, "must be in [0, 1)")  # --val-fraction, --ema: 0 is none
+_share = _number_where(lambda v: 0 < v <= 1, "must be in (0, 1]")  # --bn-layers
+_smooth = _number_where(lambda v: 0 < v <= 1, "must be in (0, 1] (1 = no smoothing)")
 
 
 def _names(text: str) -> list[str]:
@@ -265,13 +253,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     summary = summarize(args.model)
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
     return 0
-
-
-def _smooth(text: str) -> float:
-    value = _number(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1] (1 = no smoothing), got {text!r}")
-    return value
 
 
 def cmd_run(args: argparse.Namespace) -> int:
