@@ -577,8 +577,10 @@ def unexpected(exc: Exception) -> str:
     """One line for an exception no stage turned into a SocketEdgeError: a full disk says so."""
     from socket_edge.atomic import NO_SPACE, write_error
 
-    if isinstance(exc, OSError) and exc.errno in NO_SPACE and exc.filename:
-        return str(write_error(Path(exc.filename), exc))
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+        if exc.filename:
+            return str(write_error(Path(exc.filename), exc))
+        return f"{NO_SPACE[exc.errno]} ({exc.strerror}); free some space, then run the command again"
     text = str(exc).strip().splitlines()
     return f"unexpected {type(exc).__name__}: {text[0] if text else repr(exc)}; run with --debug for the traceback"
 

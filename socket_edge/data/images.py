@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from socket_edge.atomic import write_bytes
+from socket_edge.atomic import write_bytes, write_error
 from socket_edge.data.preprocess import check_channels
 from socket_edge.errors import DataError
 
@@ -56,7 +56,10 @@ def write_image(path: str | Path, frame: np.ndarray, atomic: bool = True) -> Non
     if not ok:
         raise DataError(f"cannot encode {path.name} as {path.suffix}")
     if not atomic:
-        path.write_bytes(buf.tobytes())
+        try:
+            path.write_bytes(buf.tobytes())
+        except OSError as exc:
+            raise write_error(path, exc) from None
         return
     write_bytes(path, [buf.tobytes()])
 

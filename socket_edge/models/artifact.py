@@ -15,7 +15,6 @@ import dataclasses
 import io
 import json
 import os
-import pickle
 import platform
 import re
 import time
@@ -153,13 +152,13 @@ def _unreadable(path: Path, exc: Exception) -> ArtifactError:
         return ArtifactError(f"{path} holds Python objects ({found.group(1)}), not only plain data and tensors, so it is "
                              "not a socket-edge artifact: socket-edge never unpickles code. Re-create it with "
                              "socket-edge train-source, adapt or distill")
-    if isinstance(exc, pickle.UnpicklingError):
-        return ArtifactError(f"{path} is not a PyTorch file; a model artifact is a .pt written by socket-edge "
-                             "train-source, adapt or distill")
     with open(path, "rb") as f:
         zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
-    reason = "its zip archive is incomplete or corrupt" if zipped else "PyTorch cannot read it"
-    return ArtifactError(f"{path} is damaged or truncated ({reason}); copy it again or re-create it")
+    if zipped:
+        return ArtifactError(f"{path} is damaged or truncated (its zip archive is incomplete or corrupt); copy it "
+                             "again or re-create it")
+    return ArtifactError(f"{path} is not a PyTorch file; a model artifact is a .pt written by socket-edge "
+                         "train-source, adapt or distill")
 
 
 def member_config(member: object, where: str) -> ModelConfig:
