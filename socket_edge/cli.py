@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shlex
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from socket_edge import __version__
 from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES,
                                        ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
-from socket_edge.errors import SocketEdgeError, require
+from socket_edge.errors import OutputError, SocketEdgeError, require
 
 
-current_argv: list[str] | None = None  # the arguments of the running command, for provenance
+class Parser(argparse.ArgumentParser):
+    """argparse with one line per usage error (no usage block), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"socket-edge: error: {message}; see {self.prog} --help\n")
 
 
 def _positive_int(text: str) -> int:
@@ -26,11 +34,33 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+def _number(text: str) -> float:
+    """A finite float (nan and inf are refused: they would silently switch a term off or on)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
+
+
+def _number_where(holds: Callable[[float], bool], rule: str) -> Callable[[str], float]:
+    """An argparse type: a finite float for which `holds` is true; `rule` says which ones do."""
+    def parse(text: str) -> float:
+        value = _number(text)
+        if not holds(value):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_float = _number_where(lambda v: v > 0, "must be positive")
+_weight = _number_where(lambda v: v >= 0, "a loss weight must be at least 0 (0 turns the term off)")
+_fraction = _number_where(lambda v: 0 <= v < 1, "must be in [0, 1)")  # --val-fraction, --ema: 0 is none
+_share = _number_where(lambda v: 0 < v <= 1, "must be in (0, 1]")  # --bn-layers
+_smooth = _number_where(lambda v: 0 < v <= 1, "must be in (0, 1] (1 = no smoothing)")
 
 
 def _names(text: str) -> list[str]:
@@ -52,7 +82,7 @@ def _range(text: str) -> tuple[float, float]:
         lo, hi = (float(v) for v in text.split(":"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected MIN:MAX in metres, e.g. 0.2:8, got {text!r}") from None
-    if not hi > lo >= 0:
+    if not (math.isfinite(hi) and hi > lo >= 0):
         raise argparse.ArgumentTypeError(f"need 0 <= MIN < MAX, got {text!r}")
     return lo, hi
 
@@ -61,13 +91,30 @@ def _require_train(command: str, *more: str) -> None:
     """Refuse a command that needs the training stack where the `train` extra is not installed."""
     for module in ("torch", "torchvision", *more):
         require(module, "train", needed_by=f"socket-edge {command}")
+def _claimed(args: argparse.Namespace, out: Path, inputs: dict, flag: str = "--out"):
+    """The command's claim on `out` (claim.claimed) with its --overwrite and command line."""
+    from socket_edge.claim import claimed
+
+    return claimed(out, inputs, overwrite=getattr(args, "overwrite", False), command=args.command_line, flag=flag)
+
+
+@contextmanager
+def _resumable() -> Iterator[None]:
+    """A failed write of adapt or distill says that the run folder continues with --resume."""
+    try:
+        yield
+    except OutputError as exc:
+        raise OutputError(f"{exc}; then add --resume to the same command: the run folder keeps every finished "
+                          "epoch") from None
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from socket_edge.claim import locked
     from socket_edge.data import synth
 
-    summary = synth.generate(args.out, per_class=args.per_class, size=args.size, seed=args.seed,
-                             domains=args.domains, progress=not args.quiet)
+    with locked(args.out, args.command_line):
+        summary = synth.generate(args.out, per_class=args.per_class, size=args.size, seed=args.seed,
+                                 domains=args.domains, progress=not args.quiet)
     total = sum(summary["counts"].values()) if "counts" in summary else None
     print(f"wrote {args.out}" + (f": {total} scenes" if total is not None else "")
           + f" in {summary.get('seconds', 0):.1f} s (task classes: {', '.join(synth.TASK_CLASSES)}; "
@@ -84,7 +131,9 @@ def cmd_train_source(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, val_fraction=args.val_fraction,
         depth_scale=args.depth_scale, depth_range=args.depth_range, seed=args.seed, device=args.device,
     )
-    result = train_source(args.data, args.out, config, progress=not args.quiet, classes=args.classes)
+    with _claimed(args, args.out, {"--data": args.data, "--weights": Path(args.weights)}):
+        result = train_source(args.data, args.out, config, progress=not args.quiet, classes=args.classes,
+                              command=args.command_line)
     val = f", held-out accuracy {result['val_accuracy']:.1f}% (n={result['val_n']})" if "val_accuracy" in result else ""
     print(f"wrote {args.out}: trained on {result['train_n']} images in {result['seconds']:.0f} s{val}")
     return 0
@@ -93,7 +142,7 @@ def cmd_train_source(args: argparse.Namespace) -> int:
 def cmd_adapt(args: argparse.Namespace) -> int:
     _require_train("adapt")
     from socket_edge.adapt.config import PRESETS, AdaptConfig
-    from socket_edge.adapt.run_folder import run_folder_for
+    from socket_edge.training.run_folder import run_folder_for
     from socket_edge.adapt.trainer import adapt
 
     lr_zeta = args.lr_zeta if args.lr_zeta is not None else PRESETS.get(args.method, {}).get("lr_zeta", args.lr)
@@ -106,9 +155,14 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         img_size=args.img_size, depth_scale=args.depth_scale, depth_range=args.depth_range,
         seed=args.seed, device=args.device,
     )
-    result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source, ti_target=args.ti_target,
-                   eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes, resume=args.resume,
-                   overwrite=args.overwrite, progress=not args.quiet)
+    inputs = {"--source": args.source, "--target": args.target, "--ti-source": args.ti_source,
+              "--ti-target": args.ti_target, "--eval-data": args.eval_data}
+    args.overwrite = args.overwrite or args.resume  # a resumed run replaces its own output
+    with _claimed(args, args.out, inputs), _resumable():
+        result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source,
+                       ti_target=args.ti_target, eval_data=args.eval_data, classes=args.classes,
+                       ti_classes=args.ti_classes, resume=args.resume, overwrite=args.overwrite,
+                       progress=not args.quiet, command=args.command_line)
     acc = ""
     if "accuracy" in result:
         acc = f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}%"
@@ -121,7 +175,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     _require_train("distill")
     from socket_edge.distill.config import DistillConfig
-    from socket_edge.adapt.run_folder import run_folder_for
+    from socket_edge.training.run_folder import run_folder_for
     from socket_edge.distill.trainer import distill
     from socket_edge.distill.student import teacher_arch
     from socket_edge.models.zoo import blocks_to_drop
@@ -133,9 +187,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr=args.lr, temperature=args.temperature, lambda_pl=args.lambda_pl,
         seed=args.seed, device=args.device,
     )
-    result = distill(config, args.teacher, args.target, args.out, ti_target=args.ti_target, eval_data=args.eval_data,
-                     classes=args.classes, ti_classes=args.ti_classes, resume=args.resume, overwrite=args.overwrite,
-                     progress=not args.quiet)
+    inputs = {"the teacher": args.teacher, "--target": args.target, "--ti-target": args.ti_target,
+              "--eval-data": args.eval_data}
+    args.overwrite = args.overwrite or args.resume  # a resumed run replaces its own output
+    with _claimed(args, args.out, inputs), _resumable():
+        result = distill(config, args.teacher, args.target, args.out, ti_target=args.ti_target,
+                         eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes,
+                         resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                         command=args.command_line)
     acc = ""
     if "accuracy" in result:
         acc = f", accuracy {result['accuracy']:.1f}% (teacher {result['teacher_accuracy']:.1f}%)"
@@ -182,11 +241,16 @@ def _batch_range(text: str) -> tuple[int, int, int]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _require_train("export", "onnx")
-    from socket_edge.export.exporter import describe, export
+    from socket_edge.export.exporter import default_out, describe, export
+    from socket_edge.models.artifact import refuse_exported
 
-    summary = export(args.model, args.format, out=args.out, opset=args.opset, batch=args.batch,
-                     dynamic_batch=args.dynamic_batch, fp16=args.fp16, int8=args.int8, calib=args.calib,
-                     prune_zeta=args.prune_zeta, check_data=args.check_data, progress=not args.quiet and not args.json)
+    refuse_exported(args.model)  # before its default --out (the same name) is claimed
+    out = args.out or default_out(args.model, args.format)
+    with _claimed(args, out, {"the model": args.model, "--calib": args.calib, "--check-data": args.check_data}):
+        summary = export(args.model, args.format, out=out, opset=args.opset, batch=args.batch,
+                         dynamic_batch=args.dynamic_batch, fp16=args.fp16, int8=args.int8, calib=args.calib,
+                         prune_zeta=args.prune_zeta, check_data=args.check_data,
+                         progress=not args.quiet and not args.json, command=args.command_line)
     lines, warnings = describe(summary)
     print(json.dumps(summary) if args.json else "\n".join(lines))
     for warning in warnings:
@@ -203,13 +267,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _smooth(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1] (1 = no smoothing), got {value}")
-    return value
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from socket_edge.backends import open_model
     from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window
@@ -223,13 +280,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
     if args.show:
         outputs.append(Window(modality))
-    if args.save:
-        outputs.append(VideoSaver(args.save, modality))
-    summary = run(model, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
-                  backoff_s=args.reopen_backoff)
+    with ExitStack() as stack:
+        if args.save:
+            stack.enter_context(_claimed(args, args.save, {"the model": args.model, "--source": Path(spec.target)},
+                                         flag="--save"))
+            outputs.append(VideoSaver(args.save, modality))
+        summary = run(model, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
+                      backoff_s=args.reopen_backoff)
     print(summary.describe(), file=sys.stderr, flush=True)
     if args.save and summary.frames:
         print(f"annotated video: {args.save}", file=sys.stderr)
+    if summary.lost:
+        print(f"socket-edge: error: {summary.lost}", file=sys.stderr)
+        return 1
     return 130 if summary.interrupted else 0
 
 
@@ -248,18 +311,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _require_train("demo", "onnx", "matplotlib")
     from socket_edge.demo import DemoConfig, run_demo
 
+    from socket_edge.claim import locked
+
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
-    run_demo(config, args.out, fresh=args.fresh, progress=not args.quiet)
+    with locked(args.out, args.command_line):  # a re-run continues the folder: no --overwrite needed
+        run_demo(config, args.out, fresh=args.fresh, progress=not args.quiet, command=args.command_line)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="socket-edge",
         description="RGB-trained classifiers to depth and infrared cameras (SOCKET, ECCV 2022).",
     )
     parser.add_argument("--version", action="version", version=f"socket-edge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
@@ -291,12 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--img-size", type=_positive_int, default=224)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="head learning rate; backbone gets ×0.1")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction per class (default 0.1)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="held-out fraction per class, in [0, 1) (default 0.1; 0: no held-out images)")
     p.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
                    help="metres per depth unit (default 0.001 = mm)")
     p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(handler=cmd_train_source)
 
     p = sub.add_parser("adapt", parents=[common], help="adapt RGB source models to a depth/IR target (SOCKET)",
@@ -324,14 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-zeta", type=_positive_float, default=None,
                    help="lr of the ζ weights (default: --lr)")
     levers = p.add_argument_group("loss terms and levers (defaults: the paper's, or the socket-plus preset)")
-    levers.add_argument("--lambda-pl", type=float, help="pseudo-label weight (default 0.3)")
-    levers.add_argument("--lambda-ti", type=float, help="L_TI weight (default 0.1; paper 0.1–0.5)")
-    levers.add_argument("--lambda-d", type=float, help="L_d weight (default 0.1; paper 0.1–0.5)")
+    levers.add_argument("--lambda-pl", type=_weight, help="pseudo-label weight (default 0.3)")
+    levers.add_argument("--lambda-ti", type=_weight, help="L_TI weight (default 0.1; paper 0.1–0.5)")
+    levers.add_argument("--lambda-d", type=_weight, help="L_d weight (default 0.1; paper 0.1–0.5)")
     levers.add_argument("--ti-distance", choices=DISTANCES,
                         help="L_TI distance: per-dimension mean of squares (default), the paper's literal sum, "
                              "or the norm")
     levers.add_argument("--bn-reduction", choices=REDUCTIONS, help="L_d over BN layers: sum (paper, default) or mean")
-    levers.add_argument("--bn-layers", type=_positive_float,
+    levers.add_argument("--bn-layers", type=_share,
                         help="fraction of BN layers, from the input, that L_d matches (default 1)")
     levers.add_argument("--bn-distance", choices=BN_DISTANCES,
                         help="L_d per layer: sq, the paper's squared differences (default), or kl, the Gaussian KL "
@@ -342,9 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the same random crop and flip for both images of a TI pair (default off)")
     levers.add_argument("--zeta-param", choices=ZETA_PARAMS,
                         help="ζ from weights w: sigmoid (paper, default) or softmax")
-    levers.add_argument("--ema", type=float, help="decay of a mean teacher that gives pseudo-labels and is kept "
+    levers.add_argument("--ema", type=_fraction, help="decay of a mean teacher that gives pseudo-labels and is kept "
                                                   "(default 0: none)")
-    levers.add_argument("--lambda-nc", type=float, help="neighbourhood-consistency (AaD) weight (default 0)")
+    levers.add_argument("--lambda-nc", type=_weight, help="neighbourhood-consistency (AaD) weight (default 0)")
     levers.add_argument("--neighbours", type=_positive_int, help="neighbours per image for --lambda-nc (default 5)")
     levers.add_argument("--keep", choices=KEEP_RULES,
                         help="epoch to keep: last (default) or min-im (lowest information-maximisation objective "
@@ -396,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=1e-2,
                    help="head lr; a pretrained backbone gets ×0.1 (default 0.01)")
     p.add_argument("--temperature", type=_positive_float, default=2.0, help="KL temperature T (default 2)")
-    p.add_argument("--lambda-pl", type=float, default=0.5, help="pseudo-label cross-entropy weight (default 0.5)")
+    p.add_argument("--lambda-pl", type=_weight, default=0.5, help="pseudo-label cross-entropy weight (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
@@ -440,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target images for the parity check (class folders also give accuracy); "
                         "default: generated frames")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("inspect", help="what a model file is and what input it expects",
@@ -462,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one JSON line per frame on stdout: {frame, timestamp, label, score, top_k, latency_ms}")
     p.add_argument("--show", action="store_true", help="overlay window (needs an OpenCV build with GUI support)")
     p.add_argument("--save", type=Path, help="write an annotated video (.mp4 or .avi)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --save video")
     p.add_argument("--smooth", type=_smooth, metavar="ALPHA",
                    help="EMA of probabilities: s = ALPHA·p + (1−ALPHA)·s_prev (default: none)")
     p.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
@@ -516,11 +587,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unexpected(exc: Exception) -> str:
+    """One line for an exception no stage turned into a SocketEdgeError: a full disk says so."""
+    from socket_edge.atomic import NO_SPACE, write_error
+
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+        if exc.filename:
+            return str(write_error(Path(exc.filename), exc))
+        return f"{NO_SPACE[exc.errno]} ({exc.strerror}); free some space, then run the command again"
+    text = str(exc).strip().splitlines()
+    return f"unexpected {type(exc).__name__}: {text[0] if text else repr(exc)}; run with --debug for the traceback"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: one line and a non-zero exit code for every user-facing failure."""
-    global current_argv
-    current_argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(current_argv)
+    """Entry point: one line and a non-zero exit code for every failure; `--debug` shows the
+    traceback of an unexpected one."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["socket-edge", *argv])
     try:
         return args.handler(args)
     except SocketEdgeError as exc:
@@ -529,6 +613,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("socket-edge: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"socket-edge: error: {unexpected(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

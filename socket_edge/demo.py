@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from socket_edge.atomic import write_bytes
 from socket_edge.errors import MissingDependencyError, UsageError, require
-from socket_edge.modelfile import atomic_write
 from socket_edge.progress import bar
 
 SOURCE_DOMAINS = ("kv1", "kv2")
@@ -74,8 +74,9 @@ class DemoConfig:
 class Layout:
     """Where each artifact of a demo run lives."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, command: str | None = None) -> None:
         self.out = out
+        self.command = command  # the demo's command line, recorded in each artifact's provenance
         self.settings = out / "demo.json"
         self.steps = out / "steps"
         self.scenes = out / "scenes"
@@ -135,7 +136,7 @@ class HeldoutSource:
 
 
 def write_json(path: Path, data: dict) -> Path:
-    return atomic_write(path, [(json.dumps(data, indent=2) + "\n").encode()])
+    return write_bytes(path, [(json.dumps(data, indent=2) + "\n").encode()])
 
 
 class Steps:
@@ -179,9 +180,9 @@ class Steps:
         return record if all(record.get(key) == value for key, value in expect.items()) else None
 
 
-def prepare_out(out: Path, config: DemoConfig, fresh: bool) -> Layout:
+def prepare_out(out: Path, config: DemoConfig, fresh: bool, command: str | None = None) -> Layout:
     """Check (or with `fresh`, empty) the run folder and record the settings."""
-    layout = Layout(out)
+    layout = Layout(out, command)
     settings = {"config": asdict(config)}
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not layout.settings.is_file():
@@ -226,7 +227,8 @@ def step_train(layout: Layout, config: DemoConfig, domain: str, weights: tuple[s
 
     train = TrainConfig(arch=config.arch, weights=weights[0], img_size=config.size, epochs=config.source_epochs,
                         batch_size=config.batch_size, seed=config.seed)
-    result = train_source(layout.scenes / domain / "rgb", layout.source(domain), train, progress=progress)
+    result = train_source(layout.scenes / domain / "rgb", layout.source(domain), train, progress=progress,
+                          command=layout.command)
     val = result.get("val_accuracy")  # None: too few images per class to hold any out
     held = f"held-out {domain} RGB accuracy {val:.1f}% (n={result['val_n']})" if val is not None else "none held out"
     return {"weights": weights[0], "weights_note": weights[1], "val_accuracy": val, "val_n": result["val_n"],
@@ -235,7 +237,7 @@ def step_train(layout: Layout, config: DemoConfig, domain: str, weights: tuple[s
 
 def step_adapt(layout: Layout, config: DemoConfig, method: str, progress: bool, may_resume: bool) -> dict:
     from socket_edge.adapt.config import AdaptConfig
-    from socket_edge.adapt.run_folder import RunFolder, run_folder_for
+    from socket_edge.training.run_folder import RunFolder, run_folder_for
     from socket_edge.adapt.trainer import adapt
 
     out = layout.adapted(method)
@@ -244,7 +246,7 @@ def step_adapt(layout: Layout, config: DemoConfig, method: str, progress: bool, 
                                       batch_size=config.batch_size, seed=config.seed)
     ti = {"ti_source": layout.ti_rgb, "ti_target": layout.ti_depth} if settings.uses_ti else {}
     result = adapt(settings, [layout.source(d) for d in SOURCE_DOMAINS], layout.target, out, eval_data=layout.target,
-                   resume=resume, overwrite=not resume, progress=progress, **ti)
+                   resume=resume, overwrite=not resume, progress=progress, command=layout.command, **ti)
     zeta = "/".join(f"{z:.3f}" for z in result["zeta"])
     return {"method": method, "accuracy": result["accuracy"], "unadapted": result["epochs"][0]["accuracy"],
             "zeta": result["zeta"], "curve": [e["accuracy"] for e in result["epochs"]],
@@ -255,7 +257,8 @@ def step_adapt(layout: Layout, config: DemoConfig, method: str, progress: bool, 
 def step_export(layout: Layout, progress: bool) -> dict:
     from socket_edge.export.exporter import describe, export
 
-    summary = export(layout.adapted(DEPLOYED), "onnx", out=layout.onnx, check_data=layout.target, progress=progress)
+    summary = export(layout.adapted(DEPLOYED), "onnx", out=layout.onnx, check_data=layout.target, progress=progress,
+                     command=layout.command)
     lines, warnings = describe(summary)
     for line in lines[1:]:
         print(line, flush=True)
@@ -268,7 +271,7 @@ def step_export(layout: Layout, progress: bool) -> dict:
 
 
 def step_distill(layout: Layout, config: DemoConfig, progress: bool, may_resume: bool) -> dict:
-    from socket_edge.adapt.run_folder import RunFolder, run_folder_for
+    from socket_edge.training.run_folder import RunFolder, run_folder_for
     from socket_edge.distill.config import DistillConfig
     from socket_edge.distill.trainer import distill
     from socket_edge.export.exporter import export
@@ -281,8 +284,9 @@ def step_distill(layout: Layout, config: DemoConfig, progress: bool, may_resume:
                              dropped_blocks=blocks_to_drop(config.student_arch, config.student_drop_blocks),
                              epochs=config.distill_epochs, batch_size=config.batch_size, seed=config.seed)
     result = distill(settings, layout.adapted(DEPLOYED), layout.target, out, ti_target=layout.ti_depth,
-                     eval_data=layout.target, resume=resume, overwrite=not resume, progress=progress)
-    export(out, "onnx", out=layout.student_onnx, check_data=layout.target, progress=progress)
+                     eval_data=layout.target, resume=resume, overwrite=not resume, progress=progress,
+                     command=layout.command)
+    export(out, "onnx", out=layout.student_onnx, check_data=layout.target, progress=progress, command=layout.command)
     latency = {name: bench(path, threads=config.threads, providers="cpu")["inference"][0]["p50_ms"]
                for name, path in (("ensemble", layout.onnx), ("student", layout.student_onnx))}
     sizes = {"ensemble": layout.onnx.stat().st_size, "student": layout.student_onnx.stat().st_size}
@@ -444,10 +448,12 @@ def student_lines(summary: dict) -> list[str]:
     ]
 
 
-def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progress: bool = True) -> dict:
-    """Run (or finish) the demo in `out`; returns the summary (also OUT/summary.json and summary.png)."""
+def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progress: bool = True,
+             command: str | None = None) -> dict:
+    """Run (or finish) the demo in `out`; returns the summary (also OUT/summary.json and summary.png).
+    `command`: the command line, recorded in every artifact's provenance."""
     started = time.perf_counter()
-    layout = prepare_out(Path(out), config, fresh)
+    layout = prepare_out(Path(out), config, fresh, command)
     source = HeldoutSource.detect()
     if source.kind == "video":  # say so now, not after the training
         print(f"the held-out frames will go through `run` as a 16-bit FFV1 video: {source.problem}", flush=True)

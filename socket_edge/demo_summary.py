@@ -4,10 +4,11 @@ runtime numbers (matplotlib, Agg)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from socket_edge import atomic
 
 
 def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, str, str]], dpi: int = 100) -> Path:
@@ -92,11 +93,4 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
     total = summary["step_seconds"]
     fig.suptitle(f"socket-edge demo: RGB models (kv1, kv2) → RealSense depth (rs) without depth labels   "
                  f"[{sum(total.values()) / 60:.1f} min of steps]", fontsize=12)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return atomic.write_with(out, lambda f: fig.savefig(f, format="png"))

@@ -31,6 +31,11 @@ class UsageError(SocketEdgeError):
     exit_code = 2
 
 
+class OutputError(SocketEdgeError):
+    """An output cannot be written: the disk is full, the folder is not writable, or another
+    process is writing the same output."""
+
+
 class MissingDependencyError(SocketEdgeError):
     """An optional dependency is missing or cannot load; the message names the fix (`fix`: the fix alone)."""
 

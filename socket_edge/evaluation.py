@@ -61,6 +61,12 @@ def evaluate(model_path: str | Path, data_root: str | Path, *, modality: str | N
                 f"{model_path} expects {trained_on} images but {images.files[0]} is {kind} image; evaluate on "
                 f"{trained_on} data, or pass --modality to measure this model unadapted on another modality"
             )
+        if trained_on == "depth" and seen == "ir":
+            raise ContractError(
+                f"{model_path} expects depth images (16-bit) but {images.files[0]} is an 8-bit single-channel image, "
+                "as infrared is; evaluate on depth data, or pass --modality ir to measure this model unadapted on "
+                "infrared"
+            )
     elif modality != trained_on:
         target = model.contract.retarget(
             modality, depth_scale=depth_scale or DEFAULT_DEPTH_SCALE, raw_dtype=intensity_dtype(images.files[0], modality)

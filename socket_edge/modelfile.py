@@ -16,12 +16,12 @@ one parser (`ModelInfo.from_props`) reads both.
 from __future__ import annotations
 
 import json
-import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from socket_edge import atomic
 from socket_edge.contract import InputContract
 from socket_edge.errors import ArtifactError, SocketEdgeError, UsageError
 
@@ -135,26 +135,10 @@ class ModelInfo:
         return info
 
 
-def atomic_write(path: str | Path, chunks: list[bytes]) -> Path:
-    """Write bytes to a temporary file beside `path`, then rename into place; nothing is left
-    behind when writing fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def write_engine(path: str | Path, header: Mapping[str, str], engine: bytes) -> Path:
     """Write an engine file: magic, header length, JSON header, serialized engine (atomically)."""
     blob = json.dumps(dict(header), sort_keys=True).encode("utf-8")
-    return atomic_write(path, [ENGINE_MAGIC, _LENGTH.pack(len(blob)), blob, engine])
+    return atomic.write_bytes(path, [ENGINE_MAGIC, _LENGTH.pack(len(blob)), blob, engine])
 
 
 def read_engine_header(path: str | Path) -> tuple[dict[str, str], int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from socket_edge.errors import require
-from socket_edge.modelfile import atomic_write
+from socket_edge import atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,4 +31,4 @@ def save_png(fig: "Figure", out: str | Path) -> Path:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    return atomic_write(out, [buffer.getvalue()])
+    return atomic.write_bytes(out, [buffer.getvalue()])

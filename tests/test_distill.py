@@ -12,7 +12,7 @@ import torch
 
 from conftest import needs_imagenet, write_class_folders
 from socket_edge.cli import main
-from socket_edge.adapt.run_folder import RunFolder
+from socket_edge.training.run_folder import RunFolder
 from socket_edge.distill.losses import KDLoss, soften
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
@@ -181,7 +181,7 @@ def test_bad_input_is_one_line_and_nothing_is_written(setup, tmp_path, capsys):
     (tmp_path / "foreign.pt").write_bytes(b"not a model")
     cases = [
         (distill_argv(setup["source"], setup["depth"], out), "is a source model (train-source), not an adapted"),
-        (distill_argv(tmp_path / "foreign.pt", setup["depth"], out), "not a readable socket-edge model"),
+        (distill_argv(tmp_path / "foreign.pt", setup["depth"], out), "is not a PyTorch file"),
         (distill_argv(setup["adapted"], tmp_path / "empty", out), "is empty"),
         (distill_argv(setup["adapted"], rgb_target, out), "adapted to depth but target image"),
         (distill_argv(setup["adapted"], ir_target, out), "is an 8-bit single-channel image"),

@@ -22,9 +22,6 @@ sys.meta_path.insert(0, _NoTorch())
 COMMANDS = ("cli", "__main__", "evaluation", "inspection", "demo", "demo_summary")  # the commands' modules
 STAGES = ("adapt", "distill", "export", "runtime")
 TORCH = {"torch", "torchvision"}
-# Known breaches that the other half of issue 13 removes; delete each with the import it excuses.
-PENDING_COMMAND_IMPORTS = {"socket_edge.models.artifact": {"socket_edge.cli"}}  # provenance reads cli.current_argv
-PENDING_STAGE_IMPORTS = {("distill", "adapt")}  # distill uses adapt's run folder until it moves out of adapt/
 
 
 def run_without_torch(code: str) -> subprocess.CompletedProcess:
@@ -137,7 +134,6 @@ def test_stages_never_import_a_command():
         if path.relative_to(PACKAGE).parts[0].removesuffix(".py") in COMMANDS:
             continue
         commands = {name for name in imports(path) if name.split(".")[:2] in [["socket_edge", c] for c in COMMANDS]}
-        commands -= PENDING_COMMAND_IMPORTS.get(module_name(path), set())
         assert not commands, f"{module_name(path)} imports the command module(s) {sorted(commands)}"
 
 
@@ -145,7 +141,7 @@ def test_stages_never_import_each_other():
     for stage in STAGES:
         for path in (PACKAGE / stage).rglob("*.py"):
             others = {name.split(".")[1] for name in imports(path) if name.startswith("socket_edge.")} & set(STAGES)
-            assert not {o for o in others if o != stage and (stage, o) not in PENDING_STAGE_IMPORTS}, module_name(path)
+            assert not {o for o in others if o != stage}, module_name(path)
 
 
 def test_runtime_and_backends_never_import_torch_except_the_pt_backend():

@@ -18,12 +18,13 @@ import torch
 
 from socket_edge.adapt.bn_alignment import BNStatsLoss, group_by_layout
 from socket_edge.adapt.config import AdaptConfig
+from socket_edge.adapt.curves import plot_curves
 from socket_edge.adapt.information_max import InformationMaximization
 from socket_edge.adapt.inputs import AdaptInputs, Sources, load_inputs, load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
 from socket_edge.adapt.neighbourhood import NeighbourhoodConsistencyLoss, ensemble_features
 from socket_edge.adapt.pseudo_labels import PseudoLabelLoss, cluster_pseudo_labels
-from socket_edge.adapt.run_folder import RunFolder, plot_curves, run_folder_for
+from socket_edge.training.run_folder import RunFolder, run_folder_for
 from socket_edge.adapt.selection import better, target_scores
 from socket_edge.adapt.ti_alignment import TIAlignmentLoss
 from socket_edge.errors import UsageError
@@ -74,8 +75,9 @@ def source_ti_features(inputs: AdaptInputs, device: torch.device) -> list[torch.
 def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, ti_source: Path | None = None,
           ti_target: Path | None = None, eval_data: Path | None = None, classes: list[str] | None = None,
           ti_classes: list[str] | None = None, resume: bool = False, overwrite: bool = False,
-          progress: bool = True) -> dict:
-    """Adapt the sources to the target modality; write the ensemble artifact and the run folder."""
+          progress: bool = True, command: str | None = None) -> dict:
+    """Adapt the sources to the target modality; write the ensemble artifact and the run folder.
+    `command`: the command line, for the provenance."""
     started = time.time()
     out = Path(out)
     run = RunFolder(run_folder_for(out))
@@ -109,14 +111,17 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     batch = min(config.batch_size, n)
     steps_per_epoch = max(1, n // batch)
 
-    if resume:
-        history, first_epoch, extra = run.restore_checkpoint(settings, model, optimizer, generator)
+    restored = run.restore_checkpoint(settings, model, optimizer, generator) if resume else None
+    if restored is not None:
+        history, first_epoch, extra = restored
         if teacher is not None:
             teacher.load_state_dict(extra["teacher"])
         best = extra["best"]
         last_scan = None
         print(f"resuming {run.root} after epoch {first_epoch}/{epochs}", flush=True)
     else:
+        if resume:
+            print(f"resuming {run.root} from the start: no epoch had been saved", flush=True)
         run.write_json(run.config, settings)
         entry, last_scan = _epoch_entry(0, kept, config, inputs, device, {}, started)
         history, first_epoch = [entry], 0
@@ -171,13 +176,13 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     if "accuracy" in final:
         result["accuracy"] = final["accuracy"]
     prov = artifact.provenance(
-        stage="adapt", method=config.method, seed=config.seed, config=config.to_dict(), inputs=described,
+        command, stage="adapt", method=config.method, seed=config.seed, config=config.to_dict(), inputs=described,
         sources=src.provenance, data=inputs.target_list.summary(), ti=inputs.ti_summary, metrics=result,
         device=str(device), run_folder=str(run.root),
     )
-    artifact.save(ensemble, out, "ensemble", prov)
     plot_curves(history, run.curves, f"{config.method}: {', '.join(Path(p).name for p in sources)} → "
                                      f"{config.modality} ({Path(target).name})")
+    artifact.save(ensemble, out, "ensemble", prov)  # the last write: an output beside no checkpoint is finished
     run.checkpoint.unlink(missing_ok=True)
     return result
 

@@ -102,6 +102,17 @@ class OnnxModel(ExportedModel):
             )
         batch = inputs[0].shape[0]
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
+        width = next(o for o in outputs if o.name == OUTPUT_NAME).shape[-1]
+        if isinstance(width, int):
+            self._check_width(width)
+
+    def _check_width(self, width: int) -> None:
+        """Refuse a graph whose output has another width than its contract has class names."""
+        names = self.contract.class_names
+        if width != len(names):
+            raise ArtifactError(f"{self.name} outputs {width} class probabilities but its contract names "
+                                f"{len(names)} classes ({', '.join(names)}); the file was edited or damaged: "
+                                "export it again")
 
     @property
     def providers(self) -> list[str]:
@@ -133,6 +144,7 @@ class OnnxModel(ExportedModel):
             if self.fixed_batch and n < self.fixed_batch:
                 chunk = np.concatenate([chunk, np.zeros((self.fixed_batch - n, *chunk.shape[1:]), np.float32)])
             probs = self.session.run([OUTPUT_NAME], {INPUT_NAME: chunk})[0]
+            self._check_width(probs.shape[-1])
             out.append(np.asarray(probs[:n], dtype=np.float32))
         return np.concatenate(out) if out else np.zeros((0, len(self.contract.class_names)), np.float32)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from socket_edge.atomic import write_bytes, write_error
 from socket_edge.data.preprocess import check_channels
 from socket_edge.errors import DataError
 
@@ -55,11 +56,12 @@ def write_image(path: str | Path, frame: np.ndarray, atomic: bool = True) -> Non
     if not ok:
         raise DataError(f"cannot encode {path.name} as {path.suffix}")
     if not atomic:
-        path.write_bytes(buf.tobytes())
+        try:
+            path.write_bytes(buf.tobytes())
+        except OSError as exc:
+            raise write_error(path, exc) from None
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
+    write_bytes(path, [buf.tobytes()])
 
 
 def sniff_modality(path: str | Path) -> str:

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from socket_edge import atomic
 from socket_edge.data.images import write_image
 from socket_edge.errors import DataError
 from socket_edge.progress import bar
@@ -879,11 +880,4 @@ def sample_sheet(out_png: str | Path, seed: int = 0, size: int = 96, domains: Se
     fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2, rect=(0, 0, 1, 0.98))
     canvas.draw()
     sheet = Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).quantize(256)  # ~4x smaller file
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.name}.{os.getpid()}.tmp")
-    try:
-        sheet.save(tmp, format="PNG", optimize=True)
-        os.replace(tmp, out_png)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out_png
+    return atomic.write_with(out_png, lambda f: sheet.save(f, format="PNG", optimize=True))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from socket_edge.adapt.run_folder import RunFolder, run_folder_for
+from socket_edge.training.run_folder import RunFolder, run_folder_for
 from socket_edge.distill.config import DistillConfig
 from socket_edge.distill.inputs import DistillInputs, load_inputs
 from socket_edge.distill.losses import KDLoss, PseudoLabelCE
@@ -44,8 +44,9 @@ def student_view(view: torch.Tensor, size: tuple[int, int], nearest: bool) -> to
 
 def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti_target: Path | None = None,
             eval_data: Path | None = None, classes: list[str] | None = None, ti_classes: list[str] | None = None,
-            resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
-    """Distil the teacher ensemble into one student; write the student artifact and the run folder."""
+            resume: bool = False, overwrite: bool = False, progress: bool = True, command: str | None = None) -> dict:
+    """Distil the teacher ensemble into one student; write the student artifact and the run folder.
+    `command`: the command line, for the provenance."""
     started = time.time()
     out = Path(out)
     run = RunFolder(run_folder_for(out))
@@ -76,10 +77,13 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
     nearest = inputs.student_contract.invalid_zero
     size = tuple(inputs.student_contract.size)
 
-    if resume:
-        history, first_epoch, _ = run.restore_checkpoint(settings, student, optimizer, generator)
+    restored = run.restore_checkpoint(settings, student, optimizer, generator) if resume else None
+    if restored is not None:
+        history, first_epoch, _ = restored
         print(f"resuming {run.root} after epoch {first_epoch}/{config.epochs}", flush=True)
     else:
+        if resume:
+            print(f"resuming {run.root} from the start: no epoch had been saved", flush=True)
         run.write_json(run.config, {**settings, "student_start": start.note, "teacher_reference": reference["summary"]})
         history, first_epoch = [_epoch_entry(0, student, inputs, reference, device, {}, started)], 0
         run.write_metrics(history)
@@ -130,16 +134,16 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
     if "accuracy" in final:
         result["accuracy"] = final["accuracy"]
     prov = artifact.provenance(
-        stage="distill", seed=config.seed, config=config.to_dict(), inputs=described, metrics=result,
+        command, stage="distill", seed=config.seed, config=config.to_dict(), inputs=described, metrics=result,
         teacher={"file": str(teacher), **{k: inputs.teacher_provenance.get(k) for k in ("stage", "method", "command",
                                                                                       "created", "seed")},
                  "members": [m.config.arch for m in inputs.teacher.members],
                  "zeta": [float(z) for z in inputs.teacher.zeta]},
         data=inputs.target_list.summary(), device=str(device), run_folder=str(run.root),
     )
-    artifact.save(student.cpu().eval(), out, "ensemble", prov)
     plot_curves(history, reference["summary"].get("teacher_accuracy"), run.curves,
                 f"distill {Path(teacher).name} → {config.arch} ({start.weights} start), T {config.temperature}")
+    artifact.save(student.cpu().eval(), out, "ensemble", prov)  # the last write: an output beside no checkpoint is finished
     run.checkpoint.unlink(missing_ok=True)
     return result
 

@@ -20,8 +20,9 @@ from socket_edge.backends.onnx import OnnxModel
 from socket_edge.errors import ArtifactError, UsageError
 from socket_edge.export import formats, onnx_graph, parity
 from socket_edge.export.onnx_graph import DEFAULT_OPSET
-from socket_edge.modelfile import KEY_TENSORRT, BatchSpec, ModelInfo, atomic_write, write_engine
+from socket_edge import atomic
 from socket_edge.metrics import metrics
+from socket_edge.modelfile import KEY_TENSORRT, BatchSpec, ModelInfo, write_engine
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 
@@ -102,11 +103,17 @@ def _versions() -> dict:
     return found
 
 
+def default_out(model_path: str | Path, fmt: str) -> Path:
+    """The file an export writes when no --out is given: the model's name with the format's suffix."""
+    return Path(model_path).with_suffix(formats.get_format(fmt).suffix)
+
+
 def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None = None, opset: int | None = None,
            batch: int | None = None, dynamic_batch: tuple[int, int, int] | None = None, fp16: bool = False,
            int8: bool = False, calib: str | Path | None = None, prune_zeta: float | None = None,
-           check_data: str | Path | None = None, progress: bool = False) -> dict:
-    """Export a model artifact; returns a summary (file, size, members, ζ, parity, pruning, seconds)."""
+           check_data: str | Path | None = None, progress: bool = False, command: str | None = None) -> dict:
+    """Export a model artifact; returns a summary (file, size, members, ζ, parity, pruning, seconds).
+    `command`: the command line, for the provenance."""
     started = time.time()
     form = formats.validate(fmt, {
         "--opset": opset, "--batch": batch, "--dynamic-batch": dynamic_batch, "--fp16": fp16, "--int8": int8,
@@ -120,7 +127,7 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
     opset = opset or DEFAULT_OPSET
     onnx_graph.check_opset(opset)
     model_path = Path(model_path)
-    out = Path(out) if out is not None else model_path.with_suffix(form.suffix)
+    out = Path(out) if out is not None else default_out(model_path, fmt)
     if out.suffix != form.suffix:
         raise UsageError(f"--out {out} does not end in {form.suffix}, the {form.name} format's suffix "
                          "(eval, inspect and run pick the backend by suffix)")
@@ -161,13 +168,13 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
 
     left = onnx_graph.count_ops(graph.proto, "BatchNormalization")
     block = artifact.provenance(
-        stage="export", format=form.name, kind=data["kind"], opset=opset, precision=precision,
+        command, stage="export", format=form.name, kind=data["kind"], opset=opset, precision=precision,
         batch=spec.to_dict(), batchnorm_folded=graph.batchnorm_folded, batchnorm_left=left,
         simplified_with=graph.simplified_with, parity=results, prune=prune_report, tools=_versions(),
     )
     props = dataclasses.replace(info, provenance={"export": block, "source": data["provenance"]}).to_props()
     if engine is None:
-        atomic_write(out, [onnx_graph.with_metadata(final, props).SerializeToString()])
+        atomic.write_bytes(out, [onnx_graph.with_metadata(final, props).SerializeToString()])
     else:
         write_engine(out, {**props, KEY_TENSORRT: str(trt_version)}, engine)
     return {

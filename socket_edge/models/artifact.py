@@ -11,15 +11,18 @@ written as version 1, so that older socket-edge reads it, and refuses the others
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
 import platform
-import sys
+import re
 import time
 from pathlib import Path
 
 import torch
 
+from socket_edge import atomic
 from socket_edge.contract import InputContract
 from socket_edge.errors import ArtifactError, SocketEdgeError
 from socket_edge.models.ensemble import Ensemble
@@ -43,18 +46,11 @@ def versions() -> dict:
     }
 
 
-def command_line() -> str:
-    """The command being run, as a user would type it."""
-    from socket_edge import cli
-
-    argv = cli.current_argv if cli.current_argv is not None else sys.argv[1:]
-    return " ".join(["socket-edge", *argv])
-
-
-def provenance(**fields) -> dict:
-    """A provenance block: command, versions, time, host, plus the caller's fields."""
+def provenance(command: str | None = None, **fields) -> dict:
+    """A provenance block: the command line the caller ran (None: called as a library), versions,
+    time, host, plus the caller's fields."""
     return {
-        "command": command_line(),
+        "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": platform.node(),
         "versions": versions(),
@@ -91,22 +87,17 @@ def to_artifact(model: Ensemble, kind: str, prov: dict) -> dict:
     }
 
 
-def atomic_torch_save(obj: object, path: str | Path) -> Path:
-    """torch.save to a temporary file beside `path`, then rename into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def save(model: Ensemble, path: str | Path, kind: str, prov: dict) -> Path:
     """Write the artifact atomically."""
-    return atomic_torch_save(to_artifact(model, kind, prov), path)
+    return torch_save(to_artifact(model, kind, prov), path)
+
+
+def torch_save(obj: object, path: str | Path) -> Path:
+    """torch.save into memory, then to `path` atomically: a failed write (a full disk) is then an
+    OSError that `atomic` reports, not torch's "unexpected pos" after a short write."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic.write_bytes(path, [buffer.getbuffer()])
 
 
 def read(path: str | Path) -> dict:
@@ -116,27 +107,78 @@ def read(path: str | Path) -> dict:
         raise ArtifactError(f"model file {path} does not exist")
     if path.stat().st_size == 0:
         raise ArtifactError(f"model file {path} is empty (0 bytes); was its writing interrupted? Re-create it")
+    refuse_exported(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise ArtifactError(
-            f"{path} is not a readable socket-edge model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-        ) from None
+        raise _unreadable(path, exc) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ArtifactError(
             f"{path} is a PyTorch file but not a socket-edge model; a plain state dict can be used as "
             "--weights FILE for train-source"
         )
-    if data.get("format_version", 0) > FORMAT_VERSION:
-        raise ArtifactError(f"{path} has model format {data['format_version']}, newer than this socket-edge reads ({FORMAT_VERSION}); upgrade socket-edge")
+    version = data.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ArtifactError(f"{path} has format_version {version!r} ({type(version).__name__}), not a whole number: "
+                            "it was not written by socket-edge or was edited; re-create it")
+    if version > FORMAT_VERSION:
+        raise ArtifactError(f"{path} has model format {version}, newer than this socket-edge reads ({FORMAT_VERSION}); "
+                            "upgrade socket-edge")
     for key in ("kind", "contract", "zeta", "members", "provenance"):
         if key not in data:
             raise ArtifactError(f"{path} lacks '{key}'; the file is damaged, re-create it")
+    for i, member in enumerate(data["members"]):
+        member_config(member, f"{path} member {i}")
     return data
 
 
+def refuse_exported(path: Path) -> None:
+    """An ArtifactError for a file that export wrote (an .onnx, or an .engine by suffix or header)."""
+    from socket_edge.modelfile import ENGINE_MAGIC
+
+    with open(path, "rb") if path.is_file() else open(os.devnull, "rb") as f:
+        engine = f.read(len(ENGINE_MAGIC)) == ENGINE_MAGIC
+    kind = "TensorRT engine" if engine or path.suffix == ".engine" else "ONNX graph" if path.suffix == ".onnx" else None
+    if kind:
+        raise ArtifactError(f"{path} is an exported {kind}, not a model artifact (.pt); export, adapt and distill "
+                            f"take the .pt it was exported from (socket-edge inspect {path} names it)")
+
+
+def _unreadable(path: Path, exc: Exception) -> ArtifactError:
+    """One complete sentence for a .pt that torch.load(weights_only=True) refuses."""
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return ArtifactError(f"{path} holds Python objects ({found.group(1)}), not only plain data and tensors, so it is "
+                             "not a socket-edge artifact: socket-edge never unpickles code. Re-create it with "
+                             "socket-edge train-source, adapt or distill")
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+    if zipped:
+        return ArtifactError(f"{path} is damaged or truncated (its zip archive is incomplete or corrupt); copy it "
+                             "again or re-create it")
+    return ArtifactError(f"{path} is not a PyTorch file; a model artifact is a .pt written by socket-edge "
+                         "train-source, adapt or distill")
+
+
+def member_config(member: object, where: str) -> ModelConfig:
+    """A member's ModelConfig, or an ArtifactError naming what is wrong with the stored one."""
+    config = member.get("config") if isinstance(member, dict) else None
+    if not isinstance(config, dict) or not isinstance(member.get("state_dict"), dict):
+        raise ArtifactError(f"{where} lacks its config or weights; the file is damaged, re-create it")
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ArtifactError(f"{where} has an unknown config key {unknown[0]!r} (known: {', '.join(sorted(known))}); "
+                            "it was written by a newer socket-edge or edited: upgrade socket-edge or re-create it")
+    try:
+        return ModelConfig(**config)
+    except (TypeError, SocketEdgeError) as exc:
+        raise ArtifactError(f"{where} has a config this socket-edge cannot build: {exc}") from None
+
+
 def build_members(data: dict) -> list[SourceModel]:
-    """Rebuild each member's modules from its config and load its weights."""
+    """Rebuild each member's modules from its config (checked by `read`) and load its weights."""
     members = []
     for i, member in enumerate(data["members"]):
         config = ModelConfig(**member["config"])

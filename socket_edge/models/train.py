@@ -66,8 +66,9 @@ def make_contract(config: TrainConfig, class_names: tuple[str, ...], first_file:
 
 
 def train_source(data_root: str | Path, out: str | Path, config: TrainConfig, progress: bool = True,
-                 classes: list[str] | None = None) -> dict:
-    """Train, report held-out accuracy, write the artifact atomically; returns the metrics."""
+                 classes: list[str] | None = None, command: str | None = None) -> dict:
+    """Train, report held-out accuracy, write the artifact atomically; returns the metrics.
+    `command`: the command line, for the provenance."""
     started = time.time()
     out = Path(out)
     if out.is_dir():
@@ -122,7 +123,7 @@ def train_source(data_root: str | Path, out: str | Path, config: TrainConfig, pr
         result.update(val_accuracy=val["accuracy"], val_per_class=val["per_class"])
     result["seconds"] = round(time.time() - started, 1)
     prov = artifact.provenance(
-        stage="train-source", seed=config.seed, config=asdict(config), data=images.summary(), metrics=result,
+        command, stage="train-source", seed=config.seed, config=asdict(config), data=images.summary(), metrics=result,
         device=str(device),
     )
     artifact.save(model.cpu(), out, "source", prov)

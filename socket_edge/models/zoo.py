@@ -13,6 +13,7 @@ stay as they are and a full MobileNetV2's weights load into it minus the dropped
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -204,20 +205,53 @@ def cached_imagenet(arch: str) -> list:
 
 def _torchvision_weights(arch: str, enums, weights: str) -> dict:
     """torchvision's ImageNet weights: 'imagenet' takes the default variant, or any other
-    variant already in torch's cache when offline; an enum name (IMAGENET1K_V1) takes that one."""
+    variant already in torch's cache when offline; an enum name (IMAGENET1K_V1) takes that one.
+    The file is checked against the SHA-256 prefix in its name and read as plain tensors
+    (weights_only): a file placed in the cache never runs code."""
     if weights == "imagenet":
         cached = cached_imagenet(arch)
         choice = enums.DEFAULT if enums.DEFAULT in cached or not cached else cached[0]
     else:
         choice = enums[weights]
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(choice.url).name
+    if not path.is_file():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(choice.url, str(path), hash_prefix=_hash_prefix(path), progress=False)
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError; a wrong hash a RuntimeError
+            raise ArtifactError(
+                f"ImageNet weights for {arch} ({path.name}) are not in torch's cache ({path.parent}) and cannot be "
+                f"downloaded ({exc}); pass --weights FILE (a torchvision state dict) or --weights none"
+            ) from None
+    check_hash(path)
     try:
-        return choice.get_state_dict(progress=False, check_hash=False)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise ArtifactError(f"{path} cannot be read as plain tensors ({type(exc).__name__}); delete it and run "
+                            "again with network access to download it, or pass --weights none") from None
+
+
+def _hash_prefix(path: Path) -> str | None:
+    """The SHA-256 prefix torchvision puts in its file names (mobilenet_v2-b0353104.pth)."""
+    match = torch.hub.HASH_REGEX.search(path.name)
+    return match.group(1) if match else None
+
+
+def check_hash(path: Path) -> None:
+    """Refuse a cached weights file whose SHA-256 does not start with the prefix in its name."""
+    prefix = _hash_prefix(path)
+    if prefix is None:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(prefix):
         raise ArtifactError(
-            f"ImageNet weights for {arch} ({Path(choice.url).name}) are not in torch's cache "
-            f"({torch.hub.get_dir()}/checkpoints) and cannot be downloaded ({exc}); "
-            "pass --weights FILE (a torchvision state dict) or --weights none"
-        ) from None
+            f"{path} is not torchvision's file: its SHA-256 starts with {digest.hexdigest()[:len(prefix)]}, its name "
+            f"says {prefix}; it is damaged or was replaced. Delete it and run again with network access to download "
+            "it, or pass --weights none"
+        )
 
 
 def parameter_groups(model: SourceModel, lr: float, backbone_factor: float = 0.1) -> list[dict]:

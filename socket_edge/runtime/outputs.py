@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -11,7 +12,8 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from socket_edge.errors import DataError, MissingDependencyError
+from socket_edge import atomic
+from socket_edge.errors import DataError, MissingDependencyError, OutputError
 
 
 def record(number: int, timestamp: float, class_names, probs: np.ndarray, latency_ms: float, top_k: int) -> dict:
@@ -74,13 +76,17 @@ def annotate(image: np.ndarray, modality: str, rec: dict) -> np.ndarray:
 
 
 class VideoSaver:
-    """Annotated frames into a video, written to a temporary file and renamed into place at close."""
+    """Annotated frames into a video, written under a temporary name and renamed into place at close
+    once every frame reads back from it: a writer that failed (a full disk: OpenCV's write reports
+    nothing) leaves no file under the given name."""
 
     def __init__(self, path: str | Path, modality: str, fps: float = 30.0) -> None:
         self.path, self.modality, self.fps = Path(path), modality, fps
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
+        atomic.remove_stale(self.path)
+        self.tmp = atomic.temporary_path(self.path, self.path.suffix)  # OpenCV picks the container by suffix
         self.writer = None
+        self.frames = 0
 
     def write(self, rec: dict, image: np.ndarray) -> None:
         canvas = annotate(image, self.modality, rec)
@@ -88,14 +94,38 @@ class VideoSaver:
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
             self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (canvas.shape[1], canvas.shape[0]))
             if not self.writer.isOpened():
+                self.tmp.unlink(missing_ok=True)
                 raise DataError(f"cannot write video {self.path}; use a .mp4 or .avi name in a writable folder")
         self.writer.write(canvas)
+        self.frames += 1
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        try:
+            readable = readable_frames(self.tmp)
+            if readable != self.frames:
+                free = shutil.disk_usage(self.path.parent).free / 1e6
+                raise OutputError(f"cannot write video {self.path}: {readable} of {self.frames} frames can be read "
+                                  f"back ({free:.1f} MB free in {self.path.parent}: is the disk full?); nothing was "
+                                  "saved under that name")
             os.replace(self.tmp, self.path)
+        except OSError as exc:
+            raise atomic.write_error(self.path, exc) from None
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def readable_frames(path: Path) -> int:
+    """How many frames a video file really holds, by decoding it (0 when it does not open)."""
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    count = 0
+    while capture.isOpened() and capture.grab():
+        count += 1
+    capture.release()
+    return count
 
 
 class Window:

@@ -35,6 +35,8 @@ class Summary:
     interrupted: bool = False
     backend: str = ""
     source: str = ""
+    recorded: int | None = None  # frames the source file holds, where it says so
+    last_frame: int | None = None  # the number of the last frame read
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
 
     @property
@@ -45,10 +47,19 @@ class Summary:
         return {
             "frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 2),
             "dropped": self.dropped, "reopens": self.reopens, "interrupted": self.interrupted,
-            "backend": self.backend, "source": self.source,
+            "backend": self.backend, "source": self.source, "recorded": self.recorded,
             "stages_ms": {s: {"mean": round(1000.0 * float(np.mean(v)), 3) if v else 0.0, "p50": percentile_ms(v, 50),
                               "p95": percentile_ms(v, 95)} for s, v in self.stages.items()},
         }
+
+    @property
+    def lost(self) -> str | None:
+        """What a damaged recording did not deliver, in words; None when nothing was lost."""
+        if self.recorded is None or self.frames >= self.recorded or self.interrupted:
+            return None
+        where = "from its first frame" if self.last_frame is None else f"after frame {self.last_frame}"
+        return (f"read {self.frames} of {self.recorded} frames of {self.source}; the recording is damaged {where} "
+                "(the rest cannot be decoded)")
 
     def describe(self) -> str:
         head = (f"{self.frames} frames in {self.seconds:.2f} s ({self.fps:.1f} FPS) from {self.source} on "
@@ -96,6 +107,7 @@ def run(model: Model, spec: SourceSpec, outputs: list, *, smooth: float | None =
             t0 = time.perf_counter()
             item = capture.get()
             if item is END:
+                summary.recorded = source.recorded  # the source ended by itself: did it deliver everything?
                 break
             frame, queued = item
             t1 = time.perf_counter()
@@ -110,6 +122,7 @@ def run(model: Model, spec: SourceSpec, outputs: list, *, smooth: float | None =
             for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 stages[stage].append(seconds)
             summary.frames += 1
+            summary.last_frame = frame.number
             summary.seconds = t4 - started  # FPS up to the last frame's output, not the end-of-stream check
             if any(getattr(out, "closed", False) for out in outputs):
                 break

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import glob
 import queue
+import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,7 @@ class Source:
     """Base class: a source of frames described by a SourceSpec."""
 
     modality: str | None = None  # known before the first frame (RealSense), else set by the first frame
+    recorded: int | None = None  # frames the file holds, where it says so (a RealSense .db3 recording)
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
@@ -176,6 +179,7 @@ class RealSenseSource(Source):
         except RuntimeError as exc:
             raise DataError(f"{path} cannot be played as a RealSense recording ({exc})") from None
         self.playback = device.as_playback()
+        self.recorded = recorded_frames(path, self.spec.stream, self.spec.index)
         self.playback.set_real_time(False)
         self.sensor, profile = self._find_profile(rs, device.query_sensors())
         self.sensor.open(profile)
@@ -256,6 +260,19 @@ class RealSenseSource(Source):
             except RuntimeError:
                 pass
             self.sensor = None
+
+
+def recorded_frames(path: Path, stream: str, index: int) -> int | None:
+    """The frames of one stream that a rosbag2 (.db3, SQLite) recording holds, counted from its
+    message index, which stays readable when frame data is damaged; None for a rosbag1 .bag."""
+    topic = "%/Depth_0/image/data%" if stream == "depth" else f"%/Infrared_{index}/image/data%"
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            (count,) = db.execute("SELECT count(*) FROM messages JOIN topics ON topics.id = messages.topic_id "
+                                  "WHERE topics.name LIKE ?", (topic,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return int(count) or None
 
 
 def open_source(spec: SourceSpec, model_modality: str) -> Source:

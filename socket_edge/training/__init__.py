@@ -1,0 +1,1 @@
+"""What every trainer shares: the run folder (config, metrics, checkpoint, curves; --resume)."""

@@ -1,0 +1,100 @@
+"""The run folder of a trainer (adapt, distill): config.json, metrics.jsonl (one line per epoch),
+curves.png and, until the output is written, checkpoint.pt for --resume.
+
+A run is finished once its output exists and its checkpoint is gone. Every file is written
+atomically, so a run stopped anywhere (Ctrl-C, a kill, a full disk) leaves a folder that --resume
+continues: from the last saved epoch, or from the start when no epoch was saved."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from socket_edge import atomic
+from socket_edge.errors import UsageError
+
+LOSS_KEYS = ("loss", "l_ent", "l_div", "l_pl", "l_ti", "l_d")
+
+
+def run_folder_for(out: Path) -> Path:
+    """The default run folder beside a trainer's output: adapted.pt → adapted-run/."""
+    return out.with_name(out.stem + "-run")
+
+
+class RunFolder:
+    """Paths and writers of one run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "config.json"
+        self.metrics = root / "metrics.jsonl"
+        self.checkpoint = root / "checkpoint.pt"
+        self.curves = root / "curves.png"
+
+    def prepare(self, out: Path, resume: bool, overwrite: bool, example: str) -> None:
+        """Refuse to clobber a run, or to resume a finished one or none, before anything is read or
+        written; with `overwrite`, empty the folder of an earlier run. `example`: a file name for --out."""
+        if out.is_dir():
+            raise UsageError(f"--out {out} is a folder; give a file name such as {out}/{example}")
+        if resume:
+            if not self.checkpoint.is_file() and out.is_file():
+                raise UsageError(f"nothing to resume: the run in {self.root} has finished ({out} was written); "
+                                 "start a new run with --overwrite")
+            if not self.root.is_dir():
+                raise UsageError(f"nothing to resume: {self.root} does not exist; start the run without --resume")
+            return
+        if self.root.exists() and any(self.root.iterdir()):
+            if not overwrite:
+                finished = out.is_file() and not self.checkpoint.is_file()
+                hint = "pass --overwrite to replace it" if finished else "pass --resume to continue it"
+                raise UsageError(f"run folder {self.root} already holds a run; {hint}, or choose another --out")
+            shutil.rmtree(self.root)
+
+    def save_checkpoint(self, epoch: int, settings: dict, model, optimizer, generator, history: list[dict],
+                        extra: dict | None = None) -> None:
+        """Everything --resume needs after a finished epoch (atomically): weights, optimizer,
+        the data-order generator, torch's RNG, the metrics so far and the trainer's `extra` state."""
+        import torch
+
+        from socket_edge.models.artifact import torch_save
+
+        torch_save({
+            "epoch": epoch, "settings": settings, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
+            "extra": extra or {},
+        }, self.checkpoint)
+
+    def restore_checkpoint(self, settings: dict, model, optimizer, generator) -> tuple[list[dict], int, dict] | None:
+        """Load an interrupted run started with these settings into model, optimizer, generator and
+        torch's RNG; returns (history, last finished epoch, the trainer's extra state), or None when
+        the run stopped before its first checkpoint (it starts again from the beginning)."""
+        import torch
+
+        if not self.checkpoint.is_file():
+            plain = json.loads(json.dumps(settings))
+            started = json.loads(self.config.read_text()) if self.config.is_file() else plain
+            self._check_settings({key: started.get(key) for key in plain}, plain)
+            return None
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        self._check_settings(state["settings"], settings)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        return state["history"], state["epoch"], state["extra"]
+
+    def _check_settings(self, started: dict, settings: dict) -> None:
+        if started != settings:
+            raise UsageError(
+                f"the run in {self.root} was started with other settings or inputs; resume with the same "
+                "command, or start a new run with --overwrite"
+            )
+
+    def write_json(self, path: Path, data: dict) -> None:
+        """Write a JSON file atomically."""
+        atomic.write_text(path, json.dumps(data, indent=2) + "\n")
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """Rewrite metrics.jsonl from the history (atomically, so a resumed run never repeats lines)."""
+        atomic.write_text(self.metrics, "".join(json.dumps(entry) + "\n" for entry in history))
