@@ -91,6 +91,8 @@ def _require_train(command: str, *more: str) -> None:
     """Refuse a command that needs the training stack where the `train` extra is not installed."""
     for module in ("torch", "torchvision", *more):
         require(module, "train", needed_by=f"socket-edge {command}")
+
+
 def _claimed(args: argparse.Namespace, out: Path, inputs: dict, flag: str = "--out"):
     """The command's claim on `out` (claim.claimed) with its --overwrite and command line."""
     from socket_edge.claim import claimed
