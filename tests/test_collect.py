@@ -5,10 +5,9 @@ where geometry says the colour camera sees it from each depth pixel."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import cv2
@@ -27,7 +26,7 @@ COLOUR_LENS = Lens(160, 120, 150.0, 144.0, 80.5, 59.0)
 BASELINE = (0.04, 0.005, 0.0)  # the colour camera's place in the depth camera's frame: p_colour = p_depth + t
 WALL_M, BOX_M = 2.0, 0.8
 DEPTH_SCALE = 0.0001  # the recording's depth unit (0.1 mm): collect writes millimetres
-BOX_RGB, WALL_RGB = (220, 40, 30), (70, 90, 110)
+BOX_RGB, WALL_RGB = (230, 200, 60), (40, 60, 90)
 BOX_IR, WALL_IR = 210, 50
 
 
@@ -139,3 +138,110 @@ def test_ti_pairs_with_infrared(recordings, tmp_path):
         print(f"infrared IoU {score:.4f}", file=sys.stderr)
         assert score >= 0.95
     assert len(ti_pairs(out / "rgb", out / "ir")) == 6
+
+
+def test_target_and_eval_layouts_read_as_adapt_and_eval_read_them(recordings, tmp_path):
+    target, labelled = tmp_path / "target", tmp_path / "eval"
+    assert collect(recordings["rgbd"], "--out", target, "--as", "target") == 0
+    assert collect(recordings["rgbd"], "--out", labelled, "--as", "eval", "--class", "blob") == 0
+    assert pngs(target) == [f"{i:06d}.png" for i in range(6)] and not (target / "rgb").exists()
+    assert len(unlabeled_images(target)) == 6
+    images = class_folders(labelled)
+    assert images.class_names == ("blob",) and len(images) == 6
+    assert cv2.imread(str(images.files[0]), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+@pytest.mark.parametrize("options, kept, skipped", [
+    (["--every", "2"], 3, 3),  # frames 0, 2, 4
+    (["--min-change", "1"], 3, 3),  # the box moves at frames 3 and 5: 0, 3, 5
+    (["--max", "2"], 2, 0),
+    (["--seconds", "0.09"], 3, 0),  # frames at 0, 33 and 67 ms
+])
+def test_frame_selection(recordings, tmp_path, capsys, options, kept, skipped):
+    out = tmp_path / "target"
+    assert collect(recordings["rgbd"], "--out", out, "--as", "target", *options) == 0
+    assert len(pngs(out)) == kept
+    assert f"collected {kept} frames: {skipped} skipped, 0 dropped" in capsys.readouterr().err
+
+
+def test_numbering_continues_after_existing_files(recordings, tmp_path, capsys):
+    out = tmp_path / "ti"
+    for name in ("desk", "desk", "corridor"):
+        assert collect(recordings["rgbd"], "--out", out, "--as", "ti", "--class", name, "--max", "2") == 0
+    assert pngs(out / "depth" / "desk") == pngs(out / "rgb" / "desk") == [f"{i:06d}.png" for i in range(4)]
+    assert pngs(out / "depth" / "corridor") == ["000000.png", "000001.png"]
+    assert "holds pairs per class: corridor 2, desk 4" in capsys.readouterr().err.splitlines()[-1]
+
+
+def one_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("socket-edge: error: "), err
+    return err[0]
+
+
+def test_bad_sources_get_one_line(recordings, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert collect(recordings["depth_only"], "--out", out, "--as", "target") == 1
+    assert "has no colour stream (it has depth)" in one_error(capsys)
+    assert collect(recordings["rgbd"], "--out", out, "--as", "target", "--stream", "infrared") == 1
+    assert "has no infrared #1 stream (it has" in one_error(capsys)
+    assert collect(recordings["colour_ir"], "--out", out, "--as", "target", "--stream", "infrared") == 1
+    assert "has no depth stream" in one_error(capsys)
+    assert collect(tmp_path / f"missing{recording_suffix()}", "--out", out, "--as", "target") == 1
+    assert "does not exist" in one_error(capsys)
+    assert not out.exists() or not list(out.rglob("*.png"))
+
+
+def test_bad_options_get_one_line(recordings, tmp_path, capsys, trained_rgb):
+    out = tmp_path / "out"
+    assert collect(recordings["rgbd"], "--out", out, "--as", "ti") == 2
+    assert "--as ti needs --class NAME" in one_error(capsys)
+    assert collect(recordings["rgbd"], "--out", out, "--as", "eval") == 2
+    assert "--as eval needs --class NAME" in one_error(capsys)
+    assert collect(recordings["rgbd"], "--out", out, "--as", "ti", "--class", "blob", "--model", trained_rgb) == 2
+    assert "--class blob is a task class of" in one_error(capsys)
+    assert collect(recordings["rgbd"], "--out", out, "--as", "eval", "--class", "desk", "--model", trained_rgb) == 2
+    assert "--class desk is not a class of" in one_error(capsys)
+    assert collect(recordings["rgbd"], "--out", out, "--as", "ti", "--class", "desk", "--model", trained_rgb,
+                   "--max", "1") == 0
+
+
+def test_an_output_of_another_modality_is_refused(recordings, tmp_path, capsys):
+    ti = tmp_path / "ti"
+    assert collect(recordings["rgbdi"], "--out", ti, "--as", "ti", "--class", "desk", "--stream", "infrared") == 0
+    capsys.readouterr()
+    assert collect(recordings["rgbdi"], "--out", ti, "--as", "ti", "--class", "desk") == 1
+    assert "holds ir/ pairs; collect depth pairs into another --out" in one_error(capsys)
+    target = tmp_path / "target"
+    assert collect(recordings["rgbdi"], "--out", target, "--as", "target", "--stream", "infrared") == 0
+    capsys.readouterr()
+    assert collect(recordings["rgbdi"], "--out", target, "--as", "target") == 1
+    assert "000000.png is 8-bit but this depth stream gives 16-bit frames" in one_error(capsys)
+    assert len(pngs(target)) == 6
+
+
+def test_a_recording_cut_short_leaves_complete_files_only(tmp_path, capsys):
+    """A file cut in the middle of its bytes is refused in one line; one whose colour stream stops
+    early (and misses frames) gives a pair for every complete moment and counts the rest as dropped."""
+    frames = 40
+    recording = record(tmp_path / "long", [0.002 * i for i in range(frames)])
+    cut = recording.with_name("cut" + recording.suffix)
+    cut.write_bytes(recording.read_bytes()[:int(recording.stat().st_size * 0.6)])
+    out = tmp_path / "ti"
+    assert collect(cut, "--out", out, "--as", "ti", "--class", "desk") == 1
+    assert "cannot be played as a RealSense recording" in one_error(capsys)
+    assert not list(out.rglob("*.png"))
+    lost = set(range(10, 15)) | set(range(30, frames))  # colour frames missing mid-stream and at the end
+    with closing(sqlite3.connect(recording)) as db, db:
+        rows = db.execute("SELECT messages.id FROM messages JOIN topics ON topics.id = messages.topic_id WHERE "
+                          "topics.name LIKE '%Color_0/image/data' ORDER BY messages.timestamp").fetchall()
+        db.executemany("DELETE FROM messages WHERE id = ?", [rows[i] for i in sorted(lost)])
+    assert collect(recording, "--out", out, "--as", "ti", "--class", "desk") == 0
+    kept = frames - len(lost)
+    assert f"collected {kept} pairs: 0 skipped, {len(lost)} dropped" in capsys.readouterr().err
+    names = pngs(out / "depth" / "desk")
+    assert names == pngs(out / "rgb" / "desk") and len(names) == kept
+    for name in names:
+        assert cv2.imread(str(out / "depth" / "desk" / name), cv2.IMREAD_UNCHANGED).shape == (96, 128)
+        assert cv2.imread(str(out / "rgb" / "desk" / name), cv2.IMREAD_UNCHANGED).shape == (96, 128, 3)
+    assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".png"]
