@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_realsense
+from test_import_rules import run_without_torch
 from socket_edge.cli import main
 from socket_edge.data.folders import ti_pairs, unlabeled_images, class_folders
 from socket_edge.runtime.recording import Lens, recording_suffix, write_recording, write_rgbd_recording
@@ -245,3 +246,28 @@ def test_a_recording_cut_short_leaves_complete_files_only(tmp_path, capsys):
         assert cv2.imread(str(out / "depth" / "desk" / name), cv2.IMREAD_UNCHANGED).shape == (96, 128)
         assert cv2.imread(str(out / "rgb" / "desk" / name), cv2.IMREAD_UNCHANGED).shape == (96, 128, 3)
     assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".png"]
+
+
+def test_collect_runs_without_torch(recordings, tmp_path):
+    """The device that owns the camera has no training stack."""
+    out = tmp_path / "target"
+    code = f"""
+from socket_edge.cli import main
+assert main(["collect", {str(recordings["rgbd"])!r}, "--out", {str(out)!r}, "--as", "target", "-q"]) == 0
+assert "torch" not in sys.modules
+"""
+    result = run_without_torch(code)
+    assert result.returncode == 0, result.stderr
+    assert len(pngs(out)) == 6
+
+
+def test_collected_folders_go_through_adapt_unchanged(recordings, tmp_path, trained_rgb):
+    ti, target = tmp_path / "ti", tmp_path / "target"
+    for name in ("desk", "corridor"):
+        assert collect(recordings["rgbd"], "--out", ti, "--as", "ti", "--class", name, "--model", trained_rgb) == 0
+    assert collect(recordings["rgbd"], "--out", target, "--as", "target") == 0
+    out = tmp_path / "adapted.pt"
+    assert main(["adapt", "-q", "--source", str(trained_rgb), "--target", str(target), "--modality", "depth",
+                 "--method", "socket", "--ti-source", str(ti / "rgb"), "--ti-target", str(ti / "depth"),
+                 "--epochs", "1", "--batch-size", "4", "--out", str(out)]) == 0
+    assert out.is_file()
