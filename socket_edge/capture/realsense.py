@@ -33,8 +33,8 @@ class Pair:
 
 
 def depth_to_millimetres(raw: np.ndarray, depth_scale: float) -> np.ndarray:
-    """Z16 depth units → uint16 millimetres, saturating at 65535; 0 (no reading) stays 0 and no
-    reading becomes 0 by rounding (a tiny depth stays 1 mm)."""
+    """Z16 depth units → uint16 millimetres, saturating at 65535; 0 (no reading) stays 0, and a
+    reading never rounds to 0 (at least 1 mm)."""
     mm = np.rint(raw.astype(np.float64) * (depth_scale * 1000.0))
     mm = np.clip(mm, 1, 65535)
     return np.where(raw == 0, 0, mm).astype(np.uint16)
