@@ -277,10 +277,14 @@ def test_ctrl_c_keeps_what_was_written_and_prints_the_summary(tmp_path):
     recording = record(tmp_path / "long", [0.0005 * i for i in range(300)])
     out = tmp_path / "ti"
     proc = subprocess.Popen([sys.executable, "-m", "socket_edge.cli", "collect", str(recording), "--out", str(out),
-                             "--as", "ti", "--class", "desk"], stderr=subprocess.PIPE, text=True)
-    seen = ""
-    while " kept" not in seen:  # the live counter: collecting has begun
-        seen += proc.stderr.read(1)
+                             "--as", "ti", "--class", "desk"], stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C as in a terminal, also where this suite runs as a background job
+                            # (which starts with SIGINT ignored, and so would its child)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen, char = "", "?"
+    while " kept" not in seen and char:  # the live counter: collecting has begun
+        char = proc.stderr.read(1)
+        seen += char
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)  # a hang guard only
     assert proc.returncode == 130, err
