@@ -249,15 +249,21 @@ def test_a_recording_cut_short_leaves_complete_files_only(tmp_path, capsys):
 
 
 def test_collect_runs_without_torch(recordings, tmp_path):
-    """The device that owns the camera has no training stack."""
-    out = tmp_path / "target"
+    """The device that owns the camera has no training stack; --model reads an .onnx's classes without it."""
+    from test_runtime import linear_onnx
+
+    out, model = tmp_path / "target", linear_onnx(tmp_path / "m.onnx", "depth")  # classes bars, blob, ring
     code = f"""
 from socket_edge.cli import main
 assert main(["collect", {str(recordings["rgbd"])!r}, "--out", {str(out)!r}, "--as", "target", "-q"]) == 0
+assert main(["collect", {str(recordings["rgbd"])!r}, "--out", {str(out)!r}, "--as", "ti", "--class", "bars",
+             "--model", {str(model)!r}]) == 2
 assert "torch" not in sys.modules
 """
     result = run_without_torch(code)
     assert result.returncode == 0, result.stderr
+    summary, error = result.stderr.strip().splitlines()
+    assert summary.startswith("collected 6 frames") and "--class bars is a task class of" in error
     assert len(pngs(out)) == 6
 
 
