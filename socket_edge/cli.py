@@ -17,7 +17,7 @@ from socket_edge import __version__
 from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES,
                                        ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
-from socket_edge.errors import OutputError, SocketEdgeError, require
+from socket_edge.errors import OutputError, SocketEdgeError, UsageError, require
 
 
 class Parser(argparse.ArgumentParser):
@@ -321,6 +321,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from socket_edge.capture.collect import collect
+    from socket_edge.capture.layout import Layout
+    from socket_edge.capture.realsense import PairedStream
+    from socket_edge.capture.selection import Selector
+    from socket_edge.claim import locked
+
+    layout = Layout(args.out, args.role, args.stream, args.class_name)
+    if args.model is not None and args.class_name:
+        _refuse_task_class(args.model, args.class_name, args.role)
+    stream = PairedStream(args.source, args.stream)
+    with locked(args.out, args.command_line):
+        summary = collect(stream, layout, Selector(args.every, args.min_change), max_frames=args.max,
+                          seconds=args.seconds, progress=not args.quiet)
+    print(summary.describe(layout), file=sys.stderr, flush=True)
+    return 130 if summary.interrupted else 0
+
+
+def _refuse_task_class(model: Path, class_name: str, role: str) -> None:
+    """TI frames must not be of a task class of `model`; eval frames must be of one."""
+    from socket_edge.backends import summarize
+
+    names = list(summarize(model)["contract"]["class_names"])
+    if role == "ti" and class_name in names:
+        raise UsageError(f"--class {class_name} is a task class of {model}; TI pairs must show other scenes "
+                         "(SOCKET's TI data is task-irrelevant): pick another class name")
+    if role == "eval" and class_name not in names:
+        raise UsageError(f"--class {class_name} is not a class of {model} (it has {', '.join(names)}); eval "
+                         "frames are labelled with the model's class names")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = Parser(
@@ -572,6 +603,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="for .pt models: auto, cpu or cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_bench)
+
+    p = sub.add_parser("collect", parents=[common], help="paired colour + depth/IR frames from a RealSense, for adapt",
+                       description="Capture frames from a live RealSense (realsense://[SERIAL]) or a recording "
+                                   "(.bag/.db3) holding a colour stream and a depth or infrared stream. The colour "
+                                   "frame is aligned to the depth/IR camera's pixel grid (librealsense align); the "
+                                   "depth/IR frame is never resampled. Depth is written as 16-bit PNG in "
+                                   "millimetres, infrared as the stream gives it. --as ti: OUT/rgb/CLASS + "
+                                   "OUT/depth|ir/CLASS (adapt --ti-source/--ti-target); --as target: OUT/ flat "
+                                   "(adapt --target); --as eval: OUT/CLASS (eval --data). Numbering continues after "
+                                   "existing files; Ctrl-C keeps what was written (exit 130).")
+    p.add_argument("source", help="realsense://[SERIAL] or a RealSense recording (.bag/.db3)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (appended to)")
+    p.add_argument("--as", dest="role", required=True, choices=("ti", "target", "eval"),
+                   help="ti: registered pairs of a task-irrelevant class; target: unlabeled frames; eval: labelled frames")
+    p.add_argument("--class", dest="class_name", metavar="NAME", help="class folder of the frames (--as ti and --as eval)")
+    p.add_argument("--stream", choices=("depth", "infrared"), default="depth",
+                   help="target modality (default depth; infrared is RealSense infrared #1)")
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--every", type=_positive_int, metavar="N", help="keep every Nth frame")
+    keep.add_argument("--min-change", type=_positive_float, metavar="X",
+                      help="keep a frame only when it differs from the last kept one by more than X grey levels "
+                           "(mean absolute difference of 32×24 grey copies of the colour frames)")
+    p.add_argument("--max", type=_positive_int, metavar="N", help="stop after keeping N frames")
+    p.add_argument("--seconds", type=_positive_float, metavar="S", help="stop after S seconds of stream")
+    p.add_argument("--model", type=Path,
+                   help="a model (.pt/.onnx) whose task classes --as ti refuses (and --as eval requires)")
+    p.set_defaults(handler=cmd_collect)
 
     p = sub.add_parser("demo", parents=[common], help="the whole path on the built-in data, offline",
                        description="Render the synthetic RGB-D scenes, train RGB source models on two sensor domains, "

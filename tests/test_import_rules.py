@@ -20,7 +20,7 @@ sys.meta_path.insert(0, _NoTorch())
 """
 
 COMMANDS = ("cli", "__main__", "evaluation", "inspection", "demo", "demo_summary")  # the commands' modules
-STAGES = ("adapt", "distill", "export", "runtime")
+STAGES = ("adapt", "distill", "export", "runtime", "capture")
 TORCH = {"torch", "torchvision"}
 
 
@@ -39,6 +39,7 @@ import socket_edge.runtime, socket_edge.contract, socket_edge.errors, socket_edg
 import socket_edge.runtime.bench, socket_edge.runtime.pipeline, socket_edge.evaluation, socket_edge.inspection
 import socket_edge.backends, socket_edge.backends.onnx, socket_edge.backends.engine, socket_edge.metrics
 import socket_edge.data.preprocess, socket_edge.data.images, socket_edge.data.folders, socket_edge.data.loading
+import socket_edge.capture.collect, socket_edge.capture.layout, socket_edge.capture.realsense, socket_edge.capture.selection
 import numpy as np
 from socket_edge.contract import InputContract
 from socket_edge.data.preprocess import prepare
@@ -144,8 +145,9 @@ def test_stages_never_import_each_other():
             assert not {o for o in others if o != stage}, module_name(path)
 
 
-def test_runtime_and_backends_never_import_torch_except_the_pt_backend():
-    no_torch = [*(PACKAGE / "runtime").rglob("*.py"), *(PACKAGE / "backends").rglob("*.py"), PACKAGE / "cli.py",
+def test_runtime_capture_and_backends_never_import_torch_except_the_pt_backend():
+    no_torch = [*(PACKAGE / "runtime").rglob("*.py"), *(PACKAGE / "backends").rglob("*.py"),
+                *(PACKAGE / "capture").rglob("*.py"), PACKAGE / "cli.py",
                 PACKAGE / "evaluation.py", PACKAGE / "inspection.py", PACKAGE / "metrics.py", PACKAGE / "plotting.py"]
     for path in no_torch:
         if path.name == "pt.py":

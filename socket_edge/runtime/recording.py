@@ -1,6 +1,7 @@
 """Write a real RealSense recording without a camera: a pyrealsense2 software device with a depth
 (Z16, a known depth scale) and an infrared (Y8, index 1) stream, recorded by `rs.recorder`.
-Used by the tests and the benchmark; playback is sources.RealSenseSource. Where pyrealsense2 cannot
+Used by the tests and the benchmark; playback is sources.RealSenseSource. `write_rgbd_recording`
+adds a colour camera with its own intrinsics and a baseline to the depth camera (what `collect` aligns). Where pyrealsense2 cannot
 load, `write_depth_video` writes the same depth frames as a lossless 16-bit FFV1 video (sources.OpenCVSource).
 
 pyrealsense2 before 2.58 writes rosbag1 (`.bag`); 2.58 and newer write rosbag2 (`.db3`) and
@@ -10,6 +11,7 @@ that a live camera does not do, so the benchmark measures both kinds."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -25,6 +27,27 @@ def recording_suffix() -> str:
     return ".db3" if version >= (2, 58) else ".bag"
 
 
+@dataclass(frozen=True)
+class Lens:
+    """A distortion-free pinhole camera: image size (pixels), focal lengths and principal point (pixels)."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    ppx: float
+    ppy: float
+
+
+def pinhole(rs, lens: Lens):
+    """The rs.intrinsics of a Lens."""
+    intrinsics = rs.intrinsics()
+    intrinsics.width, intrinsics.height, intrinsics.ppx, intrinsics.ppy = lens.width, lens.height, lens.ppx, lens.ppy
+    intrinsics.fx, intrinsics.fy = lens.fx, lens.fy
+    intrinsics.model, intrinsics.coeffs = rs.distortion.none, [0.0] * 5
+    return intrinsics
+
+
 def write_recording(path: str | Path, depth: list[np.ndarray], infrared: list[np.ndarray] | None = None, *,
                     depth_scale: float = 0.001, fps: int = 30, compress: bool = True) -> Path:
     """Record H×W uint16 depth frames (and optional H×W uint8 infrared frames of the same size) with
@@ -37,10 +60,7 @@ def write_recording(path: str | Path, depth: list[np.ndarray], infrared: list[np
     height, width = depth[0].shape
     device = rs.software_device()
     sensor = device.add_sensor("Stereo Module")
-    intrinsics = rs.intrinsics()
-    intrinsics.width, intrinsics.height, intrinsics.ppx, intrinsics.ppy = width, height, width / 2, height / 2
-    intrinsics.fx = intrinsics.fy = float(width)
-    intrinsics.model, intrinsics.coeffs = rs.distortion.none, [0.0] * 5
+    intrinsics = pinhole(rs, Lens(width, height, float(width), float(width), width / 2, height / 2))
 
     def stream(kind, index, uid, bpp, fmt):
         vs = rs.video_stream()
@@ -68,6 +88,62 @@ def write_recording(path: str | Path, depth: list[np.ndarray], infrared: list[np
             sensor.on_video_frame(frame)
     sensor.stop()
     sensor.close()
+    del recorder  # flushes and closes the file
+    return path
+
+
+def write_rgbd_recording(path: str | Path, colour: list[np.ndarray], depth: list[np.ndarray] | None,
+                         infrared: list[np.ndarray] | None = None, *, colour_lens: Lens, depth_lens: Lens,
+                         depth_to_colour: tuple[float, float, float] = (0.0, 0.0, 0.0), depth_scale: float = 0.001,
+                         fps: int = 30) -> Path:
+    """Record a colour camera (h×w×3 uint8 RGB frames, `colour_lens`) beside a stereo module (H×W
+    uint16 depth and/or H×W uint8 infrared #1 frames, both through `depth_lens`); the colour camera
+    sits at `depth_to_colour` (metres, no rotation) in the depth camera's frame. Frame i of every
+    stream has frame number i and one timestamp. Returns the path written (uncompressed)."""
+    rs = require("pyrealsense2", "realsense")
+    path = Path(path)
+    if path.suffix != recording_suffix():
+        raise UsageError(f"this pyrealsense2 records {recording_suffix()} files, not {path.name}")
+    device = rs.software_device()
+    stereo, rgb = device.add_sensor("Stereo Module"), device.add_sensor("RGB Camera")
+
+    def stream(sensor, kind, index, uid, lens, bpp, fmt):
+        vs = rs.video_stream()
+        vs.type, vs.index, vs.uid, vs.width, vs.height = kind, index, uid, lens.width, lens.height
+        vs.fps, vs.bpp, vs.fmt, vs.intrinsics = fps, bpp, fmt, pinhole(rs, lens)
+        return sensor.add_video_stream(vs)
+
+    colour_profile = stream(rgb, rs.stream.color, 0, 0, colour_lens, 3, rs.format.rgb8)
+    stereo_streams = []  # (profile, frames, bytes per pixel)
+    if depth is not None:
+        stereo_streams.append((stream(stereo, rs.stream.depth, 0, 1, depth_lens, 2, rs.format.z16), depth, 2))
+        stereo.add_read_only_option(rs.option.depth_units, float(depth_scale))
+    if infrared is not None:
+        stereo_streams.append((stream(stereo, rs.stream.infrared, 1, 2, depth_lens, 1, rs.format.y8), infrared, 1))
+    to_colour = rs.extrinsics()
+    to_colour.rotation, to_colour.translation = [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], [float(t) for t in depth_to_colour]
+    for profile, _, _ in stereo_streams:
+        profile.register_extrinsics_to(colour_profile, to_colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recorder = rs.recorder(str(path), device, False)
+    sensors = [(rgb, [(colour_profile, colour, 3)]), (stereo, stereo_streams)]
+    for sensor, streams in sensors:
+        if streams:
+            sensor.open([profile for profile, _, _ in streams])
+            sensor.start(rs.frame_queue(len(colour) * 3 + 3))
+    for number in range(len(colour)):
+        for sensor, streams in sensors:
+            for profile, frames, bpp in streams:
+                pixels = np.ascontiguousarray(frames[number])
+                frame = rs.software_video_frame()
+                frame.pixels, frame.stride, frame.bpp = pixels, pixels.shape[1] * bpp, bpp
+                frame.timestamp, frame.frame_number = number * 1000.0 / fps, number
+                frame.domain, frame.profile = rs.timestamp_domain.hardware_clock, profile.as_video_stream_profile()
+                sensor.on_video_frame(frame)
+    for sensor, streams in sensors:
+        if streams:
+            sensor.stop()
+            sensor.close()
     del recorder  # flushes and closes the file
     return path
 
