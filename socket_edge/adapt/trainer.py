@@ -127,62 +127,18 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 class Adaptation(Task):
-    """Adapt's part of the training loop: the scan of the target set and its pseudo-labels at each
-    epoch's start, the loss terms of each step, the mean teacher, and the kept epoch."""
+    """Adapt's part of the training loop. Each epoch starts with the scan of the target set (its
+    pseudo-labels and neighbour banks); each step's loss, from the config, is L_ent − L_div,
+    λ_pl·L_pl, λ_d·L_d, λ_TI·L_TI and λ_nc·L_nc (the last three only where the config asks for
+    them); a mean teacher follows each step; the kept epoch follows the config's rule."""
 
     def __init__(self, config: AdaptConfig, model: AdaptiveEnsemble, src: Sources, inputs: AdaptInputs,
                  device: torch.device, started: float) -> None:
         self.config, self.model, self.inputs, self.device, self.started = config, model, inputs, device, started
+        self.epochs = 0 if config.method == "none" else config.epochs
+        self.nan_hint = "lower --lr or the loss weights"
         self.teacher = model.teacher() if config.ema > 0 else None
         self.kept = self.teacher or model  # the model that is scanned, evaluated and written
-        self.losses = Losses(config, model, src, inputs, device)
-        groups = [g for m in model.members for g in parameter_groups(m, config.lr)]
-        if config.learns_zeta:
-            groups.append({"params": [model.w], "lr": config.lr_zeta, "lr0": config.lr_zeta, "weight_decay": 0.0})
-        self.optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
-        self.nan_hint = "lower --lr or the loss weights"
-        self.epochs = 0 if config.method == "none" else config.epochs
-        self.best: dict | None = None
-        self.last_scan: tuple | None = None  # the last evaluation's scan, reused by the next epoch's start
-
-    def start_epoch(self, epoch: int) -> None:
-        scanned = self.last_scan or _scan_target(self.kept, self.config, self.inputs, self.device)
-        self.losses.start_epoch(scanned, self.kept.zeta().detach())
-
-    def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
-        return self.losses.step(idx, generator, done)
-
-    def after_step(self) -> None:
-        if self.teacher is not None:
-            self.teacher.follow(self.model, self.config.ema)
-
-    def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
-        entry, self.last_scan = _epoch_entry(epoch, self.kept, self.config, self.inputs, self.device, losses,
-                                             self.started)
-        if epoch == 0 or better(self.config.keep, entry, self.best):
-            self.best = {"epoch": epoch, "im": entry["im"],
-                         "state": None if self.config.keep == "last" else _cpu_state(self.kept)}
-        return entry
-
-    def describe(self, entry: dict) -> str:
-        return _describe(entry, self.epochs)
-
-    def state(self) -> dict:
-        return {"teacher": self.teacher.state_dict() if self.teacher is not None else None, "best": self.best}
-
-    def restore(self, state: dict) -> None:
-        if self.teacher is not None:
-            self.teacher.load_state_dict(state["teacher"])
-        self.best = state["best"]
-
-
-class Losses:
-    """Every loss term of one training step, from the config: L_ent − L_div, λ_pl·L_pl,
-    λ_d·L_d, λ_TI·L_TI and λ_nc·L_nc (the last three only where the config asks for them)."""
-
-    def __init__(self, config: AdaptConfig, model: AdaptiveEnsemble, src: Sources, inputs: AdaptInputs,
-                 device: torch.device) -> None:
-        self.config, self.model, self.inputs, self.device = config, model, inputs, device
         self.im, self.pl = InformationMaximization(), PseudoLabelLoss()
         self.ti = TIAlignmentLoss(config.ti_distance)
         self.nc = NeighbourhoodConsistencyLoss(config.neighbours)
@@ -196,17 +152,23 @@ class Losses:
             self.source_input = InputNormalizer(inputs.sources.contract).to(device)
         elif config.uses_ti:
             self.psi = source_ti_features(inputs, device)
+        groups = [g for m in model.members for g in parameter_groups(m, config.lr)]
+        if config.learns_zeta:
+            groups.append({"params": [model.w], "lr": config.lr_zeta, "lr0": config.lr_zeta, "weight_decay": 0.0})
+        self.optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
         self.labels = self.bank_feats = self.bank_probs = None
+        self.best: dict | None = None
+        self.last_scan: tuple | None = None  # the last evaluation's scan, reused by the next epoch's start
 
-    def start_epoch(self, scanned: tuple, zeta: torch.Tensor) -> None:
+    def start_epoch(self, epoch: int) -> None:
         """Pseudo-labels and the neighbour banks from the eval-mode scan of the target set."""
-        feats, probs, labels = scanned
+        feats, probs, labels = self.last_scan or _scan_target(self.kept, self.config, self.inputs, self.device)
         self.labels = labels.to(self.device) if self.config.lambda_pl > 0 else None
         if self.config.lambda_nc > 0:
-            self.bank_feats = ensemble_features(feats, zeta.cpu()).to(self.device)
+            self.bank_feats = ensemble_features(feats, self.kept.zeta().detach().cpu()).to(self.device)
             self.bank_probs = probs.float().to(self.device)
 
-    def step(self, idx: torch.Tensor, generator: torch.Generator, progress: float) -> tuple[torch.Tensor, dict]:
+    def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
         """The loss of the batch idx of the target set, and its terms (under the loop's autocast)."""
         config, model, device = self.config, self.model, self.device
         raw = augment(torch.from_numpy(self.inputs.target[idx.numpy()]), generator,
@@ -222,7 +184,7 @@ class Losses:
             loss = loss + config.lambda_pl * terms["l_pl"]
         if config.lambda_nc > 0:
             batch_feats = ensemble_features([f.detach() for f in feats], zeta.detach())
-            alpha = (1 + 10 * progress) ** -1.0
+            alpha = (1 + 10 * done) ** -1.0
             terms["l_nc"] = self.nc(mixed, batch_feats, self.bank_feats, self.bank_probs, idx.to(device), alpha)
             loss = loss + config.lambda_nc * terms["l_nc"]
         if config.uses_bn_stats:
@@ -232,6 +194,40 @@ class Losses:
             terms["l_ti"] = self.ti(*self._ti_features(len(idx), generator), zeta)
             loss = loss + config.lambda_ti * terms["l_ti"]
         return loss, terms
+
+    def after_step(self) -> None:
+        if self.teacher is not None:
+            self.teacher.follow(self.model, self.config.ema)
+
+    def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
+        """The epoch's metrics line with the label-free target scores (and the accuracy on the eval
+        data, when given); the target scan is kept for the next epoch's pseudo-labels."""
+        model, inputs = self.kept, self.inputs
+        entry: dict = {"epoch": epoch, **losses, "zeta": [round(float(z), 5) for z in model.zeta().detach().cpu()]}
+        self.last_scan = scanned = _scan_target(model, self.config, inputs, self.device)
+        require_finite(scanned[1], epoch)
+        entry.update(target_scores(scanned[1], scanned[2]))
+        if inputs.eval_frames is not None:
+            same = inputs.eval_frames is inputs.target
+            probs = scanned[1] if same else scan(model, inputs.eval_frames, self.device)[1]
+            classes = inputs.target_contract.class_names
+            entry["accuracy"] = metrics(inputs.eval_labels, probs.numpy(), classes)["accuracy"]
+        entry["elapsed_s"] = round(time.time() - self.started, 1)
+        if epoch == 0 or better(self.config.keep, entry, self.best):
+            self.best = {"epoch": epoch, "im": entry["im"],
+                         "state": None if self.config.keep == "last" else _cpu_state(model)}
+        return entry
+
+    def describe(self, entry: dict) -> str:
+        return _describe(entry, self.epochs)
+
+    def state(self) -> dict:
+        return {"teacher": self.teacher.state_dict() if self.teacher is not None else None, "best": self.best}
+
+    def restore(self, state: dict) -> None:
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state["teacher"])
+        self.best = state["best"]
 
     def _ti_features(self, batch: int, generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(f_k of a random TI target batch, ψ_k of the paired source images). With ti_augment both
@@ -268,21 +264,6 @@ def _scan_target(model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInpu
     feats, probs = scan(model, inputs.target, device)
     labels = cluster_pseudo_labels(feats, probs, model.zeta().detach().cpu()) if config.method != "none" else None
     return feats, probs, labels
-
-
-def _epoch_entry(epoch: int, model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInputs,
-                 device: torch.device, losses: dict, started: float) -> tuple[dict, tuple]:
-    """The epoch's metrics line with the label-free target scores (and the accuracy on the eval
-    data, when given), and the target scan, which the next epoch's pseudo-labels reuse."""
-    entry: dict = {"epoch": epoch, **losses, "zeta": [round(float(z), 5) for z in model.zeta().detach().cpu()]}
-    scanned = _scan_target(model, config, inputs, device)
-    require_finite(scanned[1], epoch)
-    entry.update(target_scores(scanned[1], scanned[2]))
-    if inputs.eval_frames is not None:
-        probs = scanned[1] if inputs.eval_frames is inputs.target else scan(model, inputs.eval_frames, device)[1]
-        entry["accuracy"] = metrics(inputs.eval_labels, probs.numpy(), inputs.target_contract.class_names)["accuracy"]
-    entry["elapsed_s"] = round(time.time() - started, 1)
-    return entry, scanned
 
 
 def _describe(entry: dict, epochs: int) -> str:

@@ -1,9 +1,7 @@
-"""The one training loop of train-source, adapt and distill.
-
-The loop owns what every trainer shares: the data order (a seeded generator), SHOT's learning-rate
-schedule, bf16 autocast on CUDA, the NaN stop, the progress bar, one metrics line per epoch and,
-given a run folder, config.json, metrics.jsonl, the checkpoint and --resume. A command gives a
-`Task`: its step (a batch → loss terms), its epoch-start work and its evaluation."""
+"""The one training loop of train-source, adapt and distill. It owns the data order (a seeded
+generator), SHOT's learning-rate schedule, bf16 autocast on CUDA, the NaN stop, the progress bar,
+the metrics line of each epoch and, given a run folder, its files and --resume. A command gives
+a `Task`: its step (a batch → loss terms), its epoch-start work and its evaluation."""
 
 from __future__ import annotations
 
@@ -22,8 +20,8 @@ Terms = dict[str, torch.Tensor]
 
 
 class Task:
-    """What a command gives the loop. `model` and `optimizer` are trained and checkpointed;
-    `evaluates_start`: an epoch-0 line (the model before training) opens the history."""
+    """What a command gives the loop: `model` and `optimizer` (trained and checkpointed) and the
+    methods below; `evaluates_start`: an epoch-0 line (the untrained model) opens the history."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -46,11 +44,11 @@ class Task:
         raise NotImplementedError
 
     def describe(self, entry: dict) -> str:
-        """One log line for a metrics line."""
+        """The log line of a metrics line."""
         raise NotImplementedError
 
     def state(self) -> dict:
-        """The task's own state a resumed run needs (saved with each checkpoint)."""
+        """The task's own state that --resume needs (saved in each checkpoint)."""
         return {}
 
     def restore(self, state: dict) -> None:
@@ -59,8 +57,8 @@ class Task:
 
 @dataclass(frozen=True)
 class Run:
-    """A resumable run: its folder, the settings a resumed run must match, whether to resume,
-    and what config.json records (the settings when None)."""
+    """A resumable run: its folder, the settings a resumed run must match, whether to resume, and
+    what config.json records (the settings when None)."""
 
     folder: RunFolder
     settings: dict
@@ -69,15 +67,15 @@ class Run:
 
 
 def on_device(model: nn.Module, device: torch.device) -> nn.Module:
-    """The model on `device`, in channels_last on CUDA (faster convolutions under bf16)."""
+    """The model on `device`, channels_last on CUDA (faster convolutions under bf16)."""
     model.to(device)
     return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
 
 
 def fit(task: Task, *, data_size: int, batch_size: int, epochs: int, seed: int, device: torch.device,
         run: Run | None = None, progress: bool = True) -> list[dict]:
-    """Train `task` for `epochs` over `data_size` items in batches of `batch_size` (the last
-    partial batch dropped); returns the metrics lines, one per epoch."""
+    """Train `task` for `epochs` over `data_size` items in batches of `batch_size` (a last partial
+    batch is dropped); returns the metrics lines."""
     generator = torch.Generator().manual_seed(seed)
     history, first_epoch = _start(task, generator, epochs, run, progress)
     batch = min(batch_size, data_size)
@@ -98,12 +96,11 @@ def fit(task: Task, *, data_size: int, batch_size: int, epochs: int, seed: int, 
             task.after_step()
             for key, value in {"loss": loss, **terms}.items():
                 sums[key] = sums.get(key, 0.0) + value.detach().double()
-        losses = _means(sums, steps, epoch, task.nan_hint)
-        history.append(task.evaluate(epoch + 1, losses))
+        history.append(task.evaluate(epoch + 1, _means(sums, steps, epoch, task.nan_hint)))
         if run is not None:
             run.folder.write_metrics(history)
             run.folder.save_checkpoint(epoch + 1, run.settings, task.model, task.optimizer, generator, history,
-                                       extra=task.state())
+                                       task.state())
         if progress:
             print(task.describe(history[-1]), flush=True)
     return history
@@ -113,14 +110,13 @@ def _start(task: Task, generator: torch.Generator, epochs: int, run: Run | None,
            progress: bool) -> tuple[list[dict], int]:
     """(history, first epoch to train): an interrupted run's, or a new run's with its epoch-0 line."""
     if run is not None and run.resume:
-        folder = run.folder
-        restored = folder.restore_checkpoint(run.settings, task.model, task.optimizer, generator)
+        restored = run.folder.restore_checkpoint(run.settings, task.model, task.optimizer, generator)
         if restored is not None:
             history, epoch, state = restored
             task.restore(state)
-            print(f"resuming {folder.root} after epoch {epoch}/{epochs}", flush=True)
+            print(f"resuming {run.folder.root} after epoch {epoch}/{epochs}", flush=True)
             return history, epoch
-        print(f"resuming {folder.root} from the start: no epoch had been saved", flush=True)
+        print(f"resuming {run.folder.root} from the start: no epoch had been saved", flush=True)
     if run is not None:
         run.folder.write_json(run.folder.config, run.settings if run.config is None else run.config)
     history = [task.evaluate(0, {})] if task.evaluates_start else []
@@ -132,8 +128,8 @@ def _start(task: Task, generator: torch.Generator, epochs: int, run: Run | None,
 
 
 def _means(sums: Terms, steps: int, epoch: int, nan_hint: str) -> dict[str, float]:
-    """The epoch's mean loss terms, read from the device once; a loss that is not a number stops
-    the run before anything of the epoch is saved."""
+    """The epoch's mean loss terms, read from the device at once; a loss that is not a number
+    stops the run before the epoch is saved."""
     means = dict(zip(sums, (torch.stack(list(sums.values())).cpu() / steps).tolist()))
     if not all(math.isfinite(v) for v in means.values()):
         terms = ", ".join(f"{k} {v:.3g}" for k, v in means.items() if k != "loss")
