@@ -5,24 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from socket_edge.plotting import figure, save_png
-from socket_edge.training.run_folder import LOSS_KEYS
+from socket_edge.training.run_folder import LOSS_KEYS, plot_loss_terms
 
 
 def plot_curves(history: list[dict], out: Path, title: str) -> Path:
     """Loss terms, ζ and (when known) accuracy per epoch, one PNG."""
-    trained = [h for h in history if h["epoch"] > 0]
     has_acc = any("accuracy" in h for h in history)
     fig = figure((13 if has_acc else 9, 3.4))
     axes = fig.subplots(1, 3 if has_acc else 2)
-    ax = axes[0]
-    for key in LOSS_KEYS:
-        values = [h.get(key) for h in trained]
-        if trained and all(v is not None for v in values):
-            ax.plot([h["epoch"] for h in trained], values, marker=".", label=key)
-    ax.set_title("loss terms" if trained else "loss terms (no training)")
-    ax.set_xlabel("epoch")
-    if trained:
-        ax.legend(fontsize=7)
+    plot_loss_terms(axes[0], history, LOSS_KEYS)
     ax = axes[1]
     zetas = [h["zeta"] for h in history]
     for k in range(len(zetas[0]) if zetas else 0):

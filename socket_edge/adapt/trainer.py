@@ -24,16 +24,16 @@ from socket_edge.adapt.inputs import AdaptInputs, Sources, load_inputs, load_sou
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
 from socket_edge.adapt.neighbourhood import NeighbourhoodConsistencyLoss, ensemble_features
 from socket_edge.adapt.pseudo_labels import PseudoLabelLoss, cluster_pseudo_labels
-from socket_edge.training.run_folder import RunFolder, run_folder_for
 from socket_edge.adapt.selection import better, target_scores
 from socket_edge.adapt.ti_alignment import TIAlignmentLoss
 from socket_edge.errors import UsageError
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.input_module import InputNormalizer
-from socket_edge.models.torch_utils import augment, autocast, lr_schedule, resolve_device, seed_everything
+from socket_edge.models.torch_utils import augment, autocast, resolve_device, seed_everything
 from socket_edge.models.zoo import parameter_groups
-from socket_edge.progress import bar
+from socket_edge.training.run_folder import RunFolder, run_folder_for
+from socket_edge.training.loop import Run, Task, fit, on_device
 
 SCAN_BATCH = 128
 
@@ -95,76 +95,11 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     seed_everything(config.seed)
     model = AdaptiveEnsemble(inputs.target_contract, [copy.deepcopy(m) for m in src.members], config.learns_zeta,
                              config.zeta_param)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    teacher = model.teacher() if config.ema > 0 else None
-    kept = teacher or model  # the model that is scanned, evaluated and written
-    losses = Losses(config, model, src, inputs, device)
-    groups = [g for m in model.members for g in parameter_groups(m, config.lr)]
-    if config.learns_zeta:
-        groups.append({"params": [model.w], "lr": config.lr_zeta, "lr0": config.lr_zeta, "weight_decay": 0.0})
-    optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    epochs = 0 if config.method == "none" else config.epochs
+    task = Adaptation(config, on_device(model, device), src, inputs, device, started)
     n = len(inputs.target)
-    batch = min(config.batch_size, n)
-    steps_per_epoch = max(1, n // batch)
-
-    restored = run.restore_checkpoint(settings, model, optimizer, generator) if resume else None
-    if restored is not None:
-        history, first_epoch, extra = restored
-        if teacher is not None:
-            teacher.load_state_dict(extra["teacher"])
-        best = extra["best"]
-        last_scan = None
-        print(f"resuming {run.root} after epoch {first_epoch}/{epochs}", flush=True)
-    else:
-        if resume:
-            print(f"resuming {run.root} from the start: no epoch had been saved", flush=True)
-        run.write_json(run.config, settings)
-        entry, last_scan = _epoch_entry(0, kept, config, inputs, device, {}, started)
-        history, first_epoch = [entry], 0
-        best = {"epoch": 0, "im": entry["im"], "state": None if config.keep == "last" else _cpu_state(kept)}
-        run.write_metrics(history)
-        if progress:
-            print(_describe(history[0], epochs), flush=True)
-
-    for epoch in range(first_epoch, epochs):
-        scanned = last_scan or _scan_target(kept, config, inputs, device)
-        losses.start_epoch(scanned, kept.zeta().detach())
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        sums: dict[str, float] = {}
-        for step in bar(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", enabled=progress, leave=False):
-            progress_done = (epoch * steps_per_epoch + step) / (epochs * steps_per_epoch)
-            lr_schedule(optimizer, progress_done)
-            idx = order[step * batch:(step + 1) * batch]
-            loss, terms = losses.step(idx, generator, progress_done)
-            if not torch.isfinite(loss):
-                raise UsageError(
-                    f"the loss became {loss.item()} in epoch {epoch + 1}; lower --lr or the loss weights "
-                    f"(terms: {', '.join(f'{k} {v.item():.3g}' for k, v in terms.items())})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if teacher is not None:
-                teacher.follow(model, config.ema)
-            for key, value in {"loss": loss, **terms}.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-        means = {k: round(v / steps_per_epoch, 5) for k, v in sums.items()}
-        entry, last_scan = _epoch_entry(epoch + 1, kept, config, inputs, device, means, started)
-        history.append(entry)
-        if better(config.keep, entry, best):
-            best = {"epoch": entry["epoch"], "im": entry["im"],
-                    "state": None if config.keep == "last" else _cpu_state(kept)}
-        run.write_metrics(history)
-        run.save_checkpoint(epoch + 1, settings, model, optimizer, generator, history, extra={
-            "teacher": teacher.state_dict() if teacher is not None else None, "best": best})
-        if progress:
-            print(_describe(history[-1], epochs), flush=True)
-
+    history = fit(task, data_size=n, batch_size=config.batch_size, epochs=task.epochs, seed=config.seed,
+                  device=device, run=Run(run, settings, resume), progress=progress)
+    best, kept = task.best, task.kept
     if best["state"] is not None:
         kept.load_state_dict(best["state"])
     ensemble = kept.to_ensemble().cpu().eval()
@@ -191,13 +126,19 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-class Losses:
-    """Every loss term of one training step, from the config: L_ent − L_div, λ_pl·L_pl,
-    λ_d·L_d, λ_TI·L_TI and λ_nc·L_nc (the last three only where the config asks for them)."""
+class Adaptation(Task):
+    """Adapt's part of the training loop. Each epoch starts with the scan of the target set (its
+    pseudo-labels and neighbour banks); each step's loss, from the config, is L_ent − L_div,
+    λ_pl·L_pl, λ_d·L_d, λ_TI·L_TI and λ_nc·L_nc (the last three only where the config asks for
+    them); a mean teacher follows each step; the kept epoch follows the config's rule."""
 
     def __init__(self, config: AdaptConfig, model: AdaptiveEnsemble, src: Sources, inputs: AdaptInputs,
-                 device: torch.device) -> None:
-        self.config, self.model, self.inputs, self.device = config, model, inputs, device
+                 device: torch.device, started: float) -> None:
+        self.config, self.model, self.inputs, self.device, self.started = config, model, inputs, device, started
+        self.epochs = 0 if config.method == "none" else config.epochs
+        self.nan_hint = "lower --lr or the loss weights"
+        self.teacher = model.teacher() if config.ema > 0 else None
+        self.kept = self.teacher or model  # the model that is scanned, evaluated and written
         self.im, self.pl = InformationMaximization(), PseudoLabelLoss()
         self.ti = TIAlignmentLoss(config.ti_distance)
         self.nc = NeighbourhoodConsistencyLoss(config.neighbours)
@@ -211,43 +152,82 @@ class Losses:
             self.source_input = InputNormalizer(inputs.sources.contract).to(device)
         elif config.uses_ti:
             self.psi = source_ti_features(inputs, device)
+        groups = [g for m in model.members for g in parameter_groups(m, config.lr)]
+        if config.learns_zeta:
+            groups.append({"params": [model.w], "lr": config.lr_zeta, "lr0": config.lr_zeta, "weight_decay": 0.0})
+        self.optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
         self.labels = self.bank_feats = self.bank_probs = None
+        self.best: dict | None = None
+        self.last_scan: tuple | None = None  # the last evaluation's scan, reused by the next epoch's start
 
-    def start_epoch(self, scanned: tuple, zeta: torch.Tensor) -> None:
+    def start_epoch(self, epoch: int) -> None:
         """Pseudo-labels and the neighbour banks from the eval-mode scan of the target set."""
-        feats, probs, labels = scanned
+        feats, probs, labels = self.last_scan or _scan_target(self.kept, self.config, self.inputs, self.device)
         self.labels = labels.to(self.device) if self.config.lambda_pl > 0 else None
         if self.config.lambda_nc > 0:
-            self.bank_feats = ensemble_features(feats, zeta.cpu()).to(self.device)
+            self.bank_feats = ensemble_features(feats, self.kept.zeta().detach().cpu()).to(self.device)
             self.bank_probs = probs.float().to(self.device)
 
-    def step(self, idx: torch.Tensor, generator: torch.Generator, progress: float) -> tuple[torch.Tensor, dict]:
-        """The loss of the batch idx of the target set, and its terms."""
+    def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
+        """The loss of the batch idx of the target set, and its terms (under the loop's autocast)."""
         config, model, device = self.config, self.model, self.device
         raw = augment(torch.from_numpy(self.inputs.target[idx.numpy()]), generator,
                       nearest=self.inputs.target_contract.invalid_zero).to(device)
         terms = {}
-        with autocast(device):
-            with model.recording_bn_stats() as batch_stats:
-                feats, probs_k = model(raw)
-            zeta = model.zeta()
-            mixed = model.mix(probs_k)
-            loss, terms["l_ent"], terms["l_div"] = self.im(mixed)
-            if self.labels is not None:
-                terms["l_pl"] = self.pl(mixed, self.labels[idx.to(device)])
-                loss = loss + config.lambda_pl * terms["l_pl"]
-            if config.lambda_nc > 0:
-                batch_feats = ensemble_features([f.detach() for f in feats], zeta.detach())
-                alpha = (1 + 10 * progress) ** -1.0
-                terms["l_nc"] = self.nc(mixed, batch_feats, self.bank_feats, self.bank_probs, idx.to(device), alpha)
-                loss = loss + config.lambda_nc * terms["l_nc"]
-            if config.uses_bn_stats:
-                terms["l_d"] = self.bn(batch_stats, self.source_stats, zeta)
-                loss = loss + config.lambda_d * terms["l_d"]
-            if config.uses_ti:
-                terms["l_ti"] = self.ti(*self._ti_features(len(idx), generator), zeta)
-                loss = loss + config.lambda_ti * terms["l_ti"]
+        with model.recording_bn_stats() as batch_stats:
+            feats, probs_k = model(raw)
+        zeta = model.zeta()
+        mixed = model.mix(probs_k)
+        loss, terms["l_ent"], terms["l_div"] = self.im(mixed)
+        if self.labels is not None:
+            terms["l_pl"] = self.pl(mixed, self.labels[idx.to(device)])
+            loss = loss + config.lambda_pl * terms["l_pl"]
+        if config.lambda_nc > 0:
+            batch_feats = ensemble_features([f.detach() for f in feats], zeta.detach())
+            alpha = (1 + 10 * done) ** -1.0
+            terms["l_nc"] = self.nc(mixed, batch_feats, self.bank_feats, self.bank_probs, idx.to(device), alpha)
+            loss = loss + config.lambda_nc * terms["l_nc"]
+        if config.uses_bn_stats:
+            terms["l_d"] = self.bn(batch_stats, self.source_stats, zeta)
+            loss = loss + config.lambda_d * terms["l_d"]
+        if config.uses_ti:
+            terms["l_ti"] = self.ti(*self._ti_features(len(idx), generator), zeta)
+            loss = loss + config.lambda_ti * terms["l_ti"]
         return loss, terms
+
+    def after_step(self) -> None:
+        if self.teacher is not None:
+            self.teacher.follow(self.model, self.config.ema)
+
+    def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
+        """The epoch's metrics line with the label-free target scores (and the accuracy on the eval
+        data, when given); the target scan is kept for the next epoch's pseudo-labels."""
+        model, inputs = self.kept, self.inputs
+        entry: dict = {"epoch": epoch, **losses, "zeta": [round(float(z), 5) for z in model.zeta().detach().cpu()]}
+        self.last_scan = scanned = _scan_target(model, self.config, inputs, self.device)
+        require_finite(scanned[1], epoch)
+        entry.update(target_scores(scanned[1], scanned[2]))
+        if inputs.eval_frames is not None:
+            same = inputs.eval_frames is inputs.target
+            probs = scanned[1] if same else scan(model, inputs.eval_frames, self.device)[1]
+            classes = inputs.target_contract.class_names
+            entry["accuracy"] = metrics(inputs.eval_labels, probs.numpy(), classes)["accuracy"]
+        entry["elapsed_s"] = round(time.time() - self.started, 1)
+        if epoch == 0 or better(self.config.keep, entry, self.best):
+            self.best = {"epoch": epoch, "im": entry["im"],
+                         "state": None if self.config.keep == "last" else _cpu_state(model)}
+        return entry
+
+    def describe(self, entry: dict) -> str:
+        return _describe(entry, self.epochs)
+
+    def state(self) -> dict:
+        return {"teacher": self.teacher.state_dict() if self.teacher is not None else None, "best": self.best}
+
+    def restore(self, state: dict) -> None:
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state["teacher"])
+        self.best = state["best"]
 
     def _ti_features(self, batch: int, generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(f_k of a random TI target batch, ψ_k of the paired source images). With ti_augment both
@@ -284,21 +264,6 @@ def _scan_target(model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInpu
     feats, probs = scan(model, inputs.target, device)
     labels = cluster_pseudo_labels(feats, probs, model.zeta().detach().cpu()) if config.method != "none" else None
     return feats, probs, labels
-
-
-def _epoch_entry(epoch: int, model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInputs,
-                 device: torch.device, losses: dict, started: float) -> tuple[dict, tuple]:
-    """The epoch's metrics line with the label-free target scores (and the accuracy on the eval
-    data, when given), and the target scan, which the next epoch's pseudo-labels reuse."""
-    entry: dict = {"epoch": epoch, **losses, "zeta": [round(float(z), 5) for z in model.zeta().detach().cpu()]}
-    scanned = _scan_target(model, config, inputs, device)
-    require_finite(scanned[1], epoch)
-    entry.update(target_scores(scanned[1], scanned[2]))
-    if inputs.eval_frames is not None:
-        probs = scanned[1] if inputs.eval_frames is inputs.target else scan(model, inputs.eval_frames, device)[1]
-        entry["accuracy"] = metrics(inputs.eval_labels, probs.numpy(), inputs.target_contract.class_names)["accuracy"]
-    entry["elapsed_s"] = round(time.time() - started, 1)
-    return entry, scanned
 
 
 def _describe(entry: dict, epochs: int) -> str:

@@ -16,19 +16,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from socket_edge.training.run_folder import RunFolder, run_folder_for
 from socket_edge.distill.config import DistillConfig
 from socket_edge.distill.inputs import DistillInputs, load_inputs
 from socket_edge.distill.losses import KDLoss, PseudoLabelCE
-from socket_edge.distill.student import start_student
-from socket_edge.errors import UsageError
+from socket_edge.distill.student import StudentStart, start_student
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
-from socket_edge.models.torch_utils import (augment, autocast, lr_schedule, predict, resolve_device,
-                                            seed_everything)
+from socket_edge.models.torch_utils import augment, predict, resolve_device, seed_everything
 from socket_edge.models.zoo import parameter_groups
-from socket_edge.progress import bar
+from socket_edge.training.loop import Run, Task, fit, on_device
+from socket_edge.training.run_folder import RunFolder, plot_loss_terms, run_folder_for
 
 LOSS_KEYS = ("loss", "l_kd", "l_pl")
 
@@ -61,75 +59,19 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
                  "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes}
     settings = {"config": config.to_dict(), "inputs": described}
 
-    student = Ensemble(inputs.student_contract, [start.member], [1.0]).to(device)
-    teacher_model = inputs.teacher.to(device).eval()
-    reference = _teacher_reference(teacher_model, inputs, device)
-    kd_loss, pl_loss = KDLoss(config.temperature), PseudoLabelCE()
-    groups = parameter_groups(start.member, config.lr, backbone_factor=0.1 if start.pretrained else 1.0)
-    optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-
-    pool = inputs.target.teacher if inputs.ti_target is None else \
-        np.concatenate([inputs.target.teacher, inputs.ti_target])
-    is_target = torch.arange(len(pool)) < len(inputs.target.teacher)
-    batch = min(config.batch_size, len(pool))
-    steps_per_epoch = max(1, len(pool) // batch)
-    nearest = inputs.student_contract.invalid_zero
-    size = tuple(inputs.student_contract.size)
-
-    restored = run.restore_checkpoint(settings, student, optimizer, generator) if resume else None
-    if restored is not None:
-        history, first_epoch, _ = restored
-        print(f"resuming {run.root} after epoch {first_epoch}/{config.epochs}", flush=True)
-    else:
-        if resume:
-            print(f"resuming {run.root} from the start: no epoch had been saved", flush=True)
-        run.write_json(run.config, {**settings, "student_start": start.note, "teacher_reference": reference["summary"]})
-        history, first_epoch = [_epoch_entry(0, student, inputs, reference, device, {}, started)], 0
-        run.write_metrics(history)
-        if progress:
-            print(f"student: {start.note}; {describe_entry(history[0], config.epochs)}", flush=True)
-
-    for epoch in range(first_epoch, config.epochs):
-        student.train()
-        order = torch.randperm(len(pool), generator=generator)
-        sums: dict[str, float] = {}
-        for step in bar(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", enabled=progress,
-                        leave=False):
-            lr_schedule(optimizer, (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch))
-            idx = order[step * batch:(step + 1) * batch]
-            view = augment(torch.from_numpy(pool[idx.numpy()]), generator, nearest=nearest).to(device)
-            with autocast(device):
-                with torch.no_grad():
-                    teacher_probs = teacher_model(view).float()
-                logits = student.members[0](student.input(student_view(view, size, nearest)))
-                terms = {"l_kd": kd_loss(logits, teacher_probs)}
-                mask = is_target[idx].to(device)
-                loss = terms["l_kd"]
-                if config.lambda_pl > 0 and mask.any():
-                    terms["l_pl"] = pl_loss(logits[mask], teacher_probs[mask])
-                    loss = loss + config.lambda_pl * terms["l_pl"]
-            if not torch.isfinite(loss):
-                raise UsageError(f"the loss became {loss.item()} in epoch {epoch + 1}; lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for key, value in {"loss": loss, **terms}.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-        losses = {k: round(v / steps_per_epoch, 5) for k, v in sums.items()}
-        history.append(_epoch_entry(epoch + 1, student, inputs, reference, device, losses, started))
-        run.write_metrics(history)
-        run.save_checkpoint(epoch + 1, settings, student, optimizer, generator, history)
-        if progress:
-            print(describe_entry(history[-1], config.epochs), flush=True)
-
+    student = on_device(Ensemble(inputs.student_contract, [start.member], [1.0]), device)
+    task = Distillation(config, student, start, inputs, device, started)
+    summary = task.reference["summary"]
+    run_config = {**settings, "student_start": start.note, "teacher_reference": summary}
+    history = fit(task, data_size=len(task.pool), batch_size=config.batch_size, epochs=config.epochs,
+                  seed=config.seed, device=device, run=Run(run, settings, resume, run_config), progress=progress)
     final = history[-1]
     result = {
         "student": {"arch": config.arch, "start": start.note, "size": list(inputs.student_contract.size),
                     "dropped_blocks": list(config.dropped_blocks)},
         "epochs": history, "agreement": final["agreement"], "seconds": round(time.time() - started, 1),
         "target_n": len(inputs.target.teacher), "ti_n": 0 if inputs.ti_target is None else len(inputs.ti_target),
-        **reference["summary"],
+        **summary,
     }
     if "accuracy" in final:
         result["accuracy"] = final["accuracy"]
@@ -141,11 +83,68 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
                  "zeta": [float(z) for z in inputs.teacher.zeta]},
         data=inputs.target_list.summary(), device=str(device), run_folder=str(run.root),
     )
-    plot_curves(history, reference["summary"].get("teacher_accuracy"), run.curves,
+    plot_curves(history, summary.get("teacher_accuracy"), run.curves,
                 f"distill {Path(teacher).name} → {config.arch} ({start.weights} start), T {config.temperature}")
     artifact.save(student.cpu().eval(), out, "ensemble", prov)  # the last write: an output beside no checkpoint is finished
     run.checkpoint.unlink(missing_ok=True)
     return result
+
+
+class Distillation(Task):
+    """Distill's part of the training loop: each step shows the teacher and the student the same
+    augmented view of a batch of the pool (target images, then TI target images)."""
+
+    def __init__(self, config: DistillConfig, student: Ensemble, start: StudentStart, inputs: DistillInputs,
+                 device: torch.device, started: float) -> None:
+        self.config, self.model, self.start, self.inputs, self.device, self.started = \
+            config, student, start, inputs, device, started
+        self.teacher = inputs.teacher.to(device).eval()
+        self.reference = _teacher_reference(self.teacher, inputs, device)
+        self.kd_loss, self.pl_loss = KDLoss(config.temperature), PseudoLabelCE()
+        groups = parameter_groups(start.member, config.lr, backbone_factor=0.1 if start.pretrained else 1.0)
+        self.optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+        self.pool = inputs.target.teacher if inputs.ti_target is None else \
+            np.concatenate([inputs.target.teacher, inputs.ti_target])
+        self.is_target = torch.arange(len(self.pool)) < len(inputs.target.teacher)
+
+    def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
+        config, device, contract = self.config, self.device, self.inputs.student_contract
+        nearest = contract.invalid_zero
+        view = augment(torch.from_numpy(self.pool[idx.numpy()]), generator, nearest=nearest).to(device)
+        with torch.no_grad():
+            teacher_probs = self.teacher(view).float()
+        logits = self.model.members[0](self.model.input(student_view(view, tuple(contract.size), nearest)))
+        terms = {"l_kd": self.kd_loss(logits, teacher_probs)}
+        loss = terms["l_kd"]
+        mask = self.is_target[idx].to(device)
+        if config.lambda_pl > 0 and mask.any():
+            terms["l_pl"] = self.pl_loss(logits[mask], teacher_probs[mask])
+            loss = loss + config.lambda_pl * terms["l_pl"]
+        return loss, terms
+
+    def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
+        """The epoch's metrics line: losses, agreement with the teacher on the target, accuracy."""
+        inputs, device = self.inputs, self.device
+        pred = predict(self.model, inputs.target.student, device).argmax(axis=1)
+        entry: dict = {"epoch": epoch, **losses,
+                       "agreement": round(100.0 * float((pred == self.reference["target_pred"]).mean()), 2)}
+        if inputs.eval_frames is not None:
+            probs = predict(self.model, inputs.eval_frames.student, device)
+            entry["accuracy"] = metrics(inputs.eval_labels, probs, inputs.student_contract.class_names)["accuracy"]
+        entry["elapsed_s"] = round(time.time() - self.started, 1)
+        return entry
+
+    def describe(self, entry: dict) -> str:
+        """One line per epoch for the log (the first says how the student started)."""
+        parts = [f"epoch {entry['epoch']}/{self.config.epochs}" if entry["epoch"]
+                 else f"student: {self.start.note}; before training"]
+        if "loss" in entry:
+            terms = ", ".join(f"{k[2:]} {entry[k]:.3f}" for k in LOSS_KEYS[1:] if k in entry)
+            parts.append(f"loss {entry['loss']:.3f} ({terms})")
+        parts.append(f"agreement with the teacher {entry['agreement']:.1f}%")
+        if "accuracy" in entry:
+            parts.append(f"accuracy {entry['accuracy']:.1f}%")
+        return parts[0] + ": " + ", ".join(parts[1:])
 
 
 def _teacher_reference(teacher: Ensemble, inputs: DistillInputs, device: torch.device) -> dict:
@@ -159,46 +158,13 @@ def _teacher_reference(teacher: Ensemble, inputs: DistillInputs, device: torch.d
     return {"target_pred": target_pred, "summary": summary}
 
 
-def _epoch_entry(epoch: int, student: Ensemble, inputs: DistillInputs, reference: dict, device: torch.device,
-                 losses: dict, started: float) -> dict:
-    """The epoch's metrics line: losses, agreement with the teacher on the target, accuracy."""
-    pred = predict(student, inputs.target.student, device).argmax(axis=1)
-    entry: dict = {"epoch": epoch, **losses,
-                   "agreement": round(100.0 * float((pred == reference["target_pred"]).mean()), 2)}
-    if inputs.eval_frames is not None:
-        probs = predict(student, inputs.eval_frames.student, device)
-        entry["accuracy"] = metrics(inputs.eval_labels, probs, inputs.student_contract.class_names)["accuracy"]
-    entry["elapsed_s"] = round(time.time() - started, 1)
-    return entry
-
-
-def describe_entry(entry: dict, epochs: int) -> str:
-    """One line per epoch for the log."""
-    parts = [f"epoch {entry['epoch']}/{epochs}" if entry["epoch"] else "before training"]
-    if "loss" in entry:
-        terms = ", ".join(f"{k[2:]} {entry[k]:.3f}" for k in LOSS_KEYS[1:] if k in entry)
-        parts.append(f"loss {entry['loss']:.3f} ({terms})")
-    parts.append(f"agreement with the teacher {entry['agreement']:.1f}%")
-    if "accuracy" in entry:
-        parts.append(f"accuracy {entry['accuracy']:.1f}%")
-    return parts[0] + ": " + ", ".join(parts[1:])
-
-
 def plot_curves(history: list[dict], teacher_accuracy: float | None, out: Path, title: str) -> Path:
     """Loss terms, and agreement/accuracy per epoch (teacher's accuracy as a line), one PNG."""
     from socket_edge.plotting import figure, save_png
 
-    trained = [h for h in history if h["epoch"] > 0]
     fig = figure((9, 3.4))
     axes = fig.subplots(1, 2)
-    ax = axes[0]
-    for key in LOSS_KEYS:
-        if trained and all(key in h for h in trained):
-            ax.plot([h["epoch"] for h in trained], [h[key] for h in trained], marker=".", label=key)
-    ax.set_title("loss terms")
-    ax.set_xlabel("epoch")
-    if trained:
-        ax.legend(fontsize=7)
+    plot_loss_terms(axes[0], history, LOSS_KEYS)
     ax = axes[1]
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["agreement"] for h in history], marker="o", label="agreement with the teacher (target)")

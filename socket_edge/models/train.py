@@ -17,9 +17,9 @@ from socket_edge.errors import DataError
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
-from socket_edge.models.torch_utils import augment, lr_schedule, predict, resolve_device, seed_everything
+from socket_edge.models.torch_utils import augment, predict, resolve_device, seed_everything
 from socket_edge.models.zoo import ModelConfig, build, load_pretrained, parameter_groups
-from socket_edge.progress import bar
+from socket_edge.training.loop import Task, fit, on_device
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,42 @@ def make_contract(config: TrainConfig, class_names: tuple[str, ...], first_file:
     )
 
 
+class SourceTraining(Task):
+    """Train-source's part of the training loop: label-smoothed cross-entropy on augmented
+    batches of the training split, the held-out accuracy after each epoch."""
+
+    evaluates_start = False
+
+    def __init__(self, config: TrainConfig, model: Ensemble, frames: np.ndarray, labels: np.ndarray,
+                 train_idx: np.ndarray, val_idx: np.ndarray, device: torch.device) -> None:
+        self.config, self.model, self.frames, self.labels, self.device = config, model, frames, labels, device
+        self.train_idx, self.val_idx = train_idx, val_idx
+        self.optimizer = torch.optim.SGD(parameter_groups(model.members[0], config.lr), momentum=0.9, nesterov=True,
+                                         weight_decay=config.weight_decay)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
+        batch = self.train_idx[idx.numpy()]
+        raw = augment(torch.from_numpy(self.frames[batch]), generator, nearest=self.model.contract.invalid_zero)
+        logits = self.model.members[0](self.model.input(raw.to(self.device)))
+        return self.criterion(logits, torch.from_numpy(self.labels[batch]).to(self.device)), {}
+
+    def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
+        entry = {"epoch": epoch, **losses}
+        if len(self.val_idx):
+            entry["val_accuracy"] = self.validate()["accuracy"]
+        return entry
+
+    def validate(self) -> dict:
+        """Metrics of the model on the held-out split."""
+        probs = predict(self.model, self.frames[self.val_idx], self.device)
+        return metrics(self.labels[self.val_idx], probs, self.model.contract.class_names)
+
+    def describe(self, entry: dict) -> str:
+        return f"epoch {entry['epoch']}/{self.config.epochs}: " + \
+            ", ".join(f"{k} {v}" for k, v in entry.items() if k != "epoch")
+
+
 def train_source(data_root: str | Path, out: str | Path, config: TrainConfig, progress: bool = True,
                  classes: list[str] | None = None, command: str | None = None) -> dict:
     """Train, report held-out accuracy, write the artifact atomically; returns the metrics.
@@ -85,46 +121,18 @@ def train_source(data_root: str | Path, out: str | Path, config: TrainConfig, pr
 
     seed_everything(config.seed)
     member = build(ModelConfig(config.arch, len(images.class_names), config.head), backbone_state)
-    model = Ensemble(contract, [member], [1.0]).to(device)
-    optimizer = torch.optim.SGD(parameter_groups(member, config.lr), momentum=0.9, nesterov=True,
-                                weight_decay=config.weight_decay)
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    generator = torch.Generator().manual_seed(config.seed)
-    batches_per_epoch = max(1, len(train_idx) // config.batch_size)
-    total_steps = config.epochs * batches_per_epoch
-    history = []
-    step = 0
-    for epoch in range(config.epochs):
-        model.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
-        losses = []
-        batches = [order[i * config.batch_size:(i + 1) * config.batch_size] for i in range(batches_per_epoch)]
-        for batch in bar(batches, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=progress, leave=False):
-            lr_schedule(optimizer, step / max(1, total_steps))
-            raw = augment(torch.from_numpy(frames[batch]), generator, nearest=contract.invalid_zero).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = criterion(model.members[0](model.input(raw)), torch.from_numpy(labels[batch]).to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            step += 1
-        entry = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4)}
-        if len(val_idx):
-            entry["val_accuracy"] = metrics(labels[val_idx], predict(model, frames[val_idx], device), images.class_names)["accuracy"]
-        history.append(entry)
-        if progress:
-            print(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v}" for k, v in entry.items() if k != "epoch"),
-                  flush=True)
-
+    task = SourceTraining(config, on_device(Ensemble(contract, [member], [1.0]), device), frames, labels, train_idx,
+                          val_idx, device)
+    history = fit(task, data_size=len(train_idx), batch_size=config.batch_size, epochs=config.epochs,
+                  seed=config.seed, device=device, progress=progress)
     result = {"epochs": history, "train_n": int(len(train_idx)), "val_n": int(len(val_idx))}
     if len(val_idx):
-        val = metrics(labels[val_idx], predict(model, frames[val_idx], device), images.class_names)
+        val = task.validate()
         result.update(val_accuracy=val["accuracy"], val_per_class=val["per_class"])
     result["seconds"] = round(time.time() - started, 1)
     prov = artifact.provenance(
         command, stage="train-source", seed=config.seed, config=asdict(config), data=images.summary(), metrics=result,
         device=str(device),
     )
-    artifact.save(model.cpu(), out, "source", prov)
+    artifact.save(task.model.cpu(), out, "source", prov)
     return result

@@ -1,1 +1,2 @@
-"""What every trainer shares: the run folder (config, metrics, checkpoint, curves; --resume)."""
+"""What every trainer shares: the training loop (loop.py) and the run folder (config, metrics,
+checkpoint, curves; --resume)."""

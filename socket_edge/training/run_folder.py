@@ -98,3 +98,16 @@ class RunFolder:
     def write_metrics(self, history: list[dict]) -> None:
         """Rewrite metrics.jsonl from the history (atomically, so a resumed run never repeats lines)."""
         atomic.write_text(self.metrics, "".join(json.dumps(entry) + "\n" for entry in history))
+
+
+def plot_loss_terms(ax, history: list[dict], keys: tuple[str, ...]) -> None:
+    """The curves.png panel of the mean loss terms in `keys` (those logged every epoch) per epoch."""
+    trained = [h for h in history if h["epoch"] > 0]
+    for key in keys:
+        values = [h.get(key) for h in trained]
+        if trained and all(v is not None for v in values):
+            ax.plot([h["epoch"] for h in trained], values, marker=".", label=key)
+    ax.set_title("loss terms" if trained else "loss terms (no training)")
+    ax.set_xlabel("epoch")
+    if trained:
+        ax.legend(fontsize=7)
