@@ -368,3 +368,20 @@ def test_onnx_threads_spin_unless_told_not_to_and_bench_uses_the_same_options(mo
         seen.clear()
         assert main(["run", str(models["depth"]), "--source", str(tmp_path / "f"), "--no-spin", "--threads", "1", "-q"]) == 0
         assert seen == [(1, 1, ["0", "0"])]
+
+
+def test_the_tensorrt_provider_caches_beside_the_model_and_is_fp16_only_for_fp16_graphs(models):
+    from socket_edge.backends.onnx import CPU, TENSORRT, session_providers, trt_cache_dir
+
+    model = models["depth"]
+    assert OnnxModel(model, providers="cpu").info.precision == "fp32"
+    cache = str(model.with_name(model.name + ".trt-cache"))
+    assert trt_cache_dir(model) == Path(cache)
+    chosen = [TENSORRT, "CUDAExecutionProvider", CPU]
+    assert session_providers(chosen, model, "fp32") == [
+        (TENSORRT, {"trt_fp16_enable": "False", "trt_engine_cache_enable": "True", "trt_engine_cache_path": cache,
+                    "trt_timing_cache_enable": "True", "trt_timing_cache_path": cache}),
+        "CUDAExecutionProvider", CPU]
+    assert session_providers(chosen, model, "fp16")[0][1]["trt_fp16_enable"] == "True"
+    assert session_providers([TENSORRT, CPU], None, "fp16") == [(TENSORRT, {"trt_fp16_enable": "True"}), CPU]
+    assert session_providers([CPU], model, "fp32") == [CPU]  # ONNX Runtime without TensorRT: names only

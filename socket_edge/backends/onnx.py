@@ -29,6 +29,28 @@ PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", CPU)  # "aut
 SPIN_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 
 
+TENSORRT = "TensorrtExecutionProvider"
+
+
+def trt_cache_dir(path: Path) -> Path:
+    """Where ONNX Runtime's TensorRT provider keeps the engines and timing cache it builds for a
+    model: a folder beside it (MODEL.onnx → MODEL.onnx.trt-cache/), so a device builds once."""
+    return path.with_name(path.name + ".trt-cache")
+
+
+def session_providers(chosen: Sequence[str], path: Path | None, precision: str) -> list:
+    """The `providers` argument of an InferenceSession: the TensorRT provider with its engine and
+    timing caches in `trt_cache_dir(path)` (none for a graph given as bytes) and fp16 only when
+    the graph is fp16 (its input normalisation and output stay fp32 in the graph); the others by
+    name."""
+    options = {"trt_fp16_enable": "True" if precision == "fp16" else "False"}
+    if path is not None:
+        cache = str(trt_cache_dir(path))
+        options.update(trt_engine_cache_enable="True", trt_engine_cache_path=cache,
+                       trt_timing_cache_enable="True", trt_timing_cache_path=cache)
+    return [(name, options) if name == TENSORRT else name for name in chosen]
+
+
 def choose_providers(requested: str | Sequence[str] | None, available: Sequence[str]) -> list[str]:
     """ONNX Runtime providers for a request: None/'auto' (TensorRT, CUDA, CPU as available),
     an alias ('cpu', 'cuda', 'tensorrt'), or provider names in order. CPU stays last as the
@@ -88,12 +110,10 @@ class OnnxModel(ExportedModel):
         for key in SPIN_KEYS:
             options.add_session_config_entry(key, "1" if spinning else "0")
         chosen = choose_providers(providers, ort.get_available_providers())
-        try:
-            self.session = ort.InferenceSession(source, sess_options=options, providers=chosen)
-        except Exception as exc:  # onnxruntime raises its own exception types for foreign or corrupt files
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ArtifactError(f"{self.name} is not a readable ONNX model ({first})") from None
-        self.info = ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map, self.name)
+        if TENSORRT in chosen:  # its options depend on the graph's precision: read the metadata on the CPU first
+            precision = self._open(ort, source, options, [CPU]).precision
+            chosen = session_providers(chosen, None if isinstance(model, bytes) else Path(model), precision)
+        self.info = self._open(ort, source, options, chosen)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
             raise ArtifactError(
@@ -105,6 +125,16 @@ class OnnxModel(ExportedModel):
         width = next(o for o in outputs if o.name == OUTPUT_NAME).shape[-1]
         if isinstance(width, int):
             self._check_width(width)
+
+    def _open(self, ort, source: str | bytes, options, providers: list) -> ModelInfo:
+        """Open the session (self.session) and parse the socket-edge metadata; one line for a file
+        ONNX Runtime cannot read."""
+        try:
+            self.session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for foreign or corrupt files
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"{self.name} is not a readable ONNX model ({first})") from None
+        return ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map, self.name)
 
     def _check_width(self, width: int) -> None:
         """Refuse a graph whose output has another width than its contract has class names."""
