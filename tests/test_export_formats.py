@@ -253,3 +253,17 @@ assert "torch" not in sys.modules
 """
     result = run_without_torch(code)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_tensorrt_names_used_are_those_checked_against_tensorrt_10_and_11():
+    """tools/check_tensorrt_api.py checks these names in the 10.x and 11.x bindings wheels; the
+    builder flags and calibrators TensorRT 11 removed must not come back."""
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("check", Path(__file__).resolve().parents[1] / "tools/check_tensorrt_api.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    names = check.used_names([check.ROOT / s for s in check.SOURCES])
+    assert {"STRONGLY_TYPED", "create_timing_cache", "ignore_mismatch", "execute_async_v3", "get_tensor_dtype",
+            "set_input_shape", "serialize", "__version__"} <= names
+    assert not names & {"BuilderFlag", "FP16", "INT8", "IInt8EntropyCalibrator2", "int8_calibrator", "with_name"}

@@ -52,10 +52,10 @@ def check_available() -> tuple[str, Gpu]:
     return version, gpu
 
 
-def timing_cache_path(engine: str | Path) -> Path:
+def timing_cache_path(plan: str | Path) -> Path:
     """The timing cache beside an engine: `MODEL.engine` → `MODEL.engine.timing.cache`."""
-    engine = Path(engine)
-    return engine.with_name(engine.name + ".timing.cache")
+    plan = Path(plan)
+    return plan.with_name(plan.name + ".timing.cache")
 
 
 def build_engine(onnx_bytes: bytes, input_shape: tuple[int, int, int], batch: BatchSpec, timing_cache: Path) -> bytes:
