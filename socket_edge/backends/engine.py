@@ -22,7 +22,7 @@ import numpy as np
 from socket_edge.backends import Options
 from socket_edge.backends.exported import ExportedModel, summary
 from socket_edge.errors import ArtifactError, require
-from socket_edge.modelfile import (INPUT_NAME, KEY_COMPUTE, KEY_GPU, KEY_TENSORRT, OUTPUT_NAME, ModelInfo,
+from socket_edge.modelfile import (INPUT_NAME, KEY_COMPUTE, KEY_GPU, KEY_SOURCE, KEY_TENSORRT, OUTPUT_NAME, ModelInfo,
                                    read_sidecar)
 from socket_edge.progress import bar
 
@@ -64,7 +64,7 @@ def refuse_foreign(props: dict[str, str], name: str, tensorrt: str, gpu: Gpu) ->
     version = props.get(KEY_TENSORRT, "an unrecorded version")
     if version == tensorrt and built == gpu:
         return
-    source = props.get("socket_edge.source") or "MODEL.pt"
+    source = props.get(KEY_SOURCE) or "MODEL.pt"
     raise ArtifactError(
         f"{name} was built by TensorRT {version} for {built.name} (compute {built.compute}); this device has TensorRT "
         f"{tensorrt} and {gpu.name} (compute {gpu.compute}), and a plan runs only where it was built: rebuild it on "

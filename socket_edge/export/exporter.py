@@ -157,7 +157,8 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
     if fp16:
         final = onnx_graph.to_fp16(fp32)
         results.append(_parity(_onnx_runner(final, "fp16"), "fp16", reference, check))
-    plan = None
+    plan: bytes | None = None
+    engine_props: dict[str, str] = {}  # the engine's TensorRT version and GPU, for its sidecar
     if built_by is not None:
         from socket_edge.export import tensorrt
 
