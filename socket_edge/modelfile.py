@@ -162,7 +162,7 @@ def read_sidecar(path: str | Path) -> dict[str, str]:
     rebuild = "socket-edge export MODEL.pt --format engine on this device"
     if not sidecar.is_file():
         raise ArtifactError(f"{path} has no sidecar {sidecar.name} beside it (its contract, classes and the GPU it "
-                            f"was built for); rebuild both with: {rebuild}")
+                            f"was built for); copy it beside the engine, or rebuild both with: {rebuild}")
     if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
         raise ArtifactError(f"{sidecar} is larger than a socket-edge sidecar can be; rebuild with: {rebuild}")
     try:

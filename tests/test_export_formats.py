@@ -114,8 +114,8 @@ def test_an_engine_without_its_sidecar_is_refused_with_how_to_rebuild(tmp_path, 
     assert main(["inspect", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.endswith(
-        "has no sidecar m.engine.json beside it (its contract, classes and the GPU it was built for); rebuild both "
-        "with: socket-edge export MODEL.pt --format engine on this device")
+        "has no sidecar m.engine.json beside it (its contract, classes and the GPU it was built for); copy it beside "
+        "the engine, or rebuild both with: socket-edge export MODEL.pt --format engine on this device")
 
 
 @pytest.mark.parametrize("content, message", [
