@@ -527,15 +527,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Σ_k ζ_k softmax(g_k(f_k(preprocess(x)))) end to end, with its input contract "
                                    "inside. Input: float32 raw sensor values N×C×H×W after the host-side resize.")
     p.add_argument("model", type=Path, help="model artifact (.pt)")
-    p.add_argument("--format", default="onnx", help="onnx (default) or engine (TensorRT 10, on the GPU that runs it)")
+    p.add_argument("--format", default="onnx", help="onnx (default) or engine (a TensorRT plan and its sidecar, built on the GPU that runs it)")
     p.add_argument("--out", type=Path, help="file to write (default: beside the model, with the format's suffix)")
     p.add_argument("--opset", type=_positive_int, help="ONNX opset (default 17)")
     p.add_argument("--batch", type=_positive_int, help="a fixed batch size in the graph (default: any size)")
     p.add_argument("--dynamic-batch", type=_batch_range, metavar="MIN:OPT:MAX",
                    help="batch range (the TensorRT optimisation profile; engine default 1:1:8)")
     p.add_argument("--fp16", action="store_true", help="fp16 weights and compute (input and output stay float32)")
-    p.add_argument("--int8", action="store_true", help="int8 engine, calibrated on --calib images (engine only)")
-    p.add_argument("--calib", type=Path, help="target images for int8 calibration (flat or class folders)")
+    p.add_argument("--int8", action="store_true", help="int8 engine (not yet: it needs a Q/DQ ONNX graph, which socket-edge cannot write yet)")
+    p.add_argument("--calib", type=Path, help="target images for int8 calibration (with --int8)")
     p.add_argument("--prune-zeta", type=_positive_float, metavar="T",
                    help="drop members whose ζ < T, renormalise, and report accuracy before/after on --check-data")
     p.add_argument("--check-data", type=Path,

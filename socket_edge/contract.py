@@ -172,7 +172,7 @@ class InputContract:
         return d
 
     def to_json(self) -> str:
-        """Compact JSON, for ONNX metadata_props and engine headers."""
+        """Compact JSON, for ONNX metadata_props and engine sidecars."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod

@@ -1,22 +1,19 @@
 """What an exported model file carries besides its graph: the socket-edge metadata keys
-(ONNX `metadata_props`, the engine header) and the engine file layout.
+(ONNX `metadata_props`, the engine's sidecar) and the engine's pair of files.
 
 Standard library only, so that the runtime (no torch, no `onnx` package) and `inspect`
 (no TensorRT) read the same definitions the exporter writes.
 
 ONNX: each key below is one `metadata_props` entry whose value is a string (JSON for the
-structured ones). Engine file (`.engine`):
-
-    b"SEENGINE" | uint32 little-endian header length | UTF-8 JSON header | serialized TensorRT engine
-
-The JSON header is the same string map as the ONNX metadata plus the TensorRT version, so
-one parser (`ModelInfo.from_props`) reads both.
+structured ones). Engine: `MODEL.engine` is a plain TensorRT plan (the serialized bytes, as
+`trtexec --loadEngine`, DeepStream and Triton take it) and `MODEL.engine.json` beside it is a
+JSON object holding the same string map as the ONNX metadata plus the TensorRT version and
+the GPU it was built for, so one parser (`ModelInfo.from_props`) reads both.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +32,14 @@ KEY_PROVENANCE = PREFIX + "provenance"  # JSON: {"export": {...}, "source": the 
 KEY_SOURCE = PREFIX + "source"          # the .pt file name
 KEY_PRECISION = PREFIX + "precision"    # "fp32", "fp16", "int8"
 KEY_BATCH = PREFIX + "batch"            # JSON {"min", "opt", "max"}; null entries: any size
-KEY_TENSORRT = PREFIX + "tensorrt"      # engine files only: the TensorRT version that built it
+KEY_TENSORRT = PREFIX + "tensorrt"      # engine sidecars only: the TensorRT version that built the plan
+KEY_GPU = PREFIX + "gpu"                # engine sidecars only: the GPU's name, as CUDA reports it
+KEY_COMPUTE = PREFIX + "compute"        # engine sidecars only: the GPU's compute capability, "8.7"
 
 INPUT_NAME = "raw"      # float32 N×C_raw×H×W, raw values in contract units
 OUTPUT_NAME = "probs"   # float32 N×classes
 
-ENGINE_MAGIC = b"SEENGINE"
-_LENGTH = struct.Struct("<I")
-MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,7 @@ class ModelInfo:
     format_version: int = FORMAT_VERSION
 
     def to_props(self, **extra: str) -> dict[str, str]:
-        """The string map written into ONNX metadata_props and engine headers."""
+        """The string map written into ONNX metadata_props and engine sidecars."""
         return {
             KEY_FORMAT_VERSION: str(self.format_version),
             KEY_CONTRACT: self.contract.to_json(),
@@ -135,46 +132,43 @@ class ModelInfo:
         return info
 
 
-def write_engine(path: str | Path, header: Mapping[str, str], engine: bytes) -> Path:
-    """Write an engine file: magic, header length, JSON header, serialized engine (atomically)."""
-    blob = json.dumps(dict(header), sort_keys=True).encode("utf-8")
-    return atomic.write_bytes(path, [ENGINE_MAGIC, _LENGTH.pack(len(blob)), blob, engine])
+def sidecar_path(engine: str | Path) -> Path:
+    """The sidecar of an engine file: `MODEL.engine` → `MODEL.engine.json`."""
+    engine = Path(engine)
+    return engine.with_name(engine.name + ".json")
 
 
-def read_engine_header(path: str | Path) -> tuple[dict[str, str], int]:
-    """The JSON header of an engine file and the offset where the engine bytes start."""
+def write_engine(path: str | Path, props: Mapping[str, str], plan: bytes) -> Path:
+    """Write a plan and its sidecar, each atomically. The old sidecar goes first and the new one
+    comes last, so a pair cut short is a plan without a sidecar (refused), never a plan with
+    another plan's sidecar."""
+    sidecar = sidecar_path(path)
+    try:
+        sidecar.unlink(missing_ok=True)
+    except OSError as exc:
+        raise atomic.write_error(sidecar, exc) from None
+    atomic.write_bytes(path, [plan])
+    atomic.write_text(sidecar, json.dumps(dict(props), sort_keys=True, indent=1) + "\n")
+    return Path(path)
+
+
+def read_sidecar(path: str | Path) -> dict[str, str]:
+    """The string map in the sidecar of the engine file `path`; one line when either is missing
+    or the sidecar is damaged."""
     path = Path(path)
+    sidecar = sidecar_path(path)
     if not path.is_file():
         raise ArtifactError(f"engine file {path} does not exist")
-    with open(path, "rb") as f:
-        start = f.read(len(ENGINE_MAGIC) + _LENGTH.size)
-        if len(start) < len(ENGINE_MAGIC) + _LENGTH.size or not start.startswith(ENGINE_MAGIC):
-            raise ArtifactError(
-                f"{path} is not a socket-edge engine file (no {ENGINE_MAGIC.decode()} header); a bare TensorRT "
-                "engine carries no input contract: build it with socket-edge export --format engine"
-            )
-        (length,) = _LENGTH.unpack(start[len(ENGINE_MAGIC):])
-        if length > MAX_HEADER_BYTES:
-            raise ArtifactError(f"{path} has a header of {length} bytes, more than a socket-edge header can be; "
-                                "the file is damaged")
-        blob = f.read(length)
-    if len(blob) != length:
-        raise ArtifactError(f"{path} is truncated inside its header; copy the file again")
+    rebuild = "socket-edge export MODEL.pt --format engine on this device"
+    if not sidecar.is_file():
+        raise ArtifactError(f"{path} has no sidecar {sidecar.name} beside it (its contract, classes and the GPU it "
+                            f"was built for); copy it beside the engine, or rebuild both with: {rebuild}")
+    if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
+        raise ArtifactError(f"{sidecar} is larger than a socket-edge sidecar can be; rebuild with: {rebuild}")
     try:
-        header = json.loads(blob.decode("utf-8"))
+        props = json.loads(sidecar.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ArtifactError(f"{path} has a damaged header ({exc}); build the engine again") from None
-    if not isinstance(header, dict) or not all(isinstance(v, str) for v in header.values()):
-        raise ArtifactError(f"{path} has a damaged header (not a map of strings); build the engine again")
-    return header, len(start) + length
-
-
-def read_engine(path: str | Path) -> tuple[dict[str, str], bytes]:
-    """The header and the serialized engine bytes of an engine file."""
-    header, offset = read_engine_header(path)
-    with open(path, "rb") as f:
-        f.seek(offset)
-        engine = f.read()
-    if not engine:
-        raise ArtifactError(f"{path} has a header but no engine; build the engine again")
-    return header, engine
+        raise ArtifactError(f"{sidecar} is damaged ({exc}); rebuild with: {rebuild}") from None
+    if not isinstance(props, dict) or not all(isinstance(v, str) for v in props.values()):
+        raise ArtifactError(f"{sidecar} is damaged (not a JSON map of strings); rebuild with: {rebuild}")
+    return props

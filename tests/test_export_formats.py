@@ -1,9 +1,9 @@
-"""The formats table and option validation, the engine file (header readable without TensorRT),
+"""The formats table and option validation, the engine's plan and sidecar (read without TensorRT),
 provider choice, and the TensorRT builder where TensorRT and a GPU exist."""
 
 import importlib.util
 import json
-import struct
+import re
 
 import numpy as np
 import pytest
@@ -13,11 +13,16 @@ from socket_edge.cli import main
 from socket_edge.contract import InputContract
 from socket_edge.errors import ArtifactError, MissingDependencyError, UsageError
 from socket_edge.export import formats
-from socket_edge.modelfile import KEY_TENSORRT, BatchSpec, ModelInfo, read_engine, read_engine_header, write_engine
+from socket_edge.backends.engine import Gpu, refuse_foreign, summarize
+from socket_edge.modelfile import (KEY_COMPUTE, KEY_GPU, KEY_TENSORRT, BatchSpec, ModelInfo, read_sidecar, sidecar_path,
+                                   write_engine)
 from socket_edge.backends.onnx import choose_providers
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 CAN_BUILD = HAS_TENSORRT and torch.cuda.is_available()
+HAS_CUDA_PYTHON = importlib.util.find_spec("cuda") is not None and importlib.util.find_spec("cuda.bindings") is not None
+NEEDS_GPU = pytest.mark.skipif(not CAN_BUILD, reason="tensorrt does not import here (it cannot be installed on CPU "
+                               "machines)" if not HAS_TENSORRT else "building a TensorRT engine needs an NVIDIA GPU")
 
 
 @pytest.fixture
@@ -36,7 +41,8 @@ def source_pt(tmp_path):
     (["--format", "engin"], "did you mean 'engine'?"),
     (["--format", "tflite"], "unknown export format 'tflite' (formats: onnx, engine)\n"),
     (["--batch", "2", "--dynamic-batch", "1:2:4"], "--batch and --dynamic-batch exclude each other"),
-    (["--format", "engine", "--int8"], "--int8 needs --calib DIR"),
+    (["--format", "engine", "--int8", "--calib", "x"], "int8 engines come from a Q/DQ int8 ONNX graph, which "
+                                                       "socket-edge cannot write yet; export the engine in fp32"),
     (["--format", "engine", "--calib", "x"], "--calib DIR is only used with --int8"),
     (["--out", "model.bin"], "does not end in .onnx, the onnx format's suffix"),
     (["--opset", "9"], "--opset 9 is not supported; use 13..20"),
@@ -69,8 +75,10 @@ def test_engine_export_without_tensorrt_or_gpu_stops_with_one_line(source_pt, ca
     assert len(err.splitlines()) == 1 and err.startswith("socket-edge: error: --format engine needs ")
     if not HAS_TENSORRT:
         assert "the tensorrt Python package (pip install 'socket-edge[tensorrt]'" in err
-    if not torch.cuda.is_available():
-        assert "an NVIDIA GPU with CUDA" in err
+    if not HAS_CUDA_PYTHON:
+        assert "cuda-python (pip install 'socket-edge[tensorrt]')" in err
+    elif not torch.cuda.is_available():
+        assert "an NVIDIA GPU with CUDA (CUDA sees none here)" in err
     assert "export --format onnx here and build the engine on the device" in err
     assert not source_pt.with_suffix(".engine").exists()
 
@@ -83,46 +91,81 @@ def fabricated_info() -> ModelInfo:
     return ModelInfo(contract, (0.4, 0.6), members, provenance, "x.pt", "fp16", BatchSpec(1, 4, 8))
 
 
-def test_engine_header_round_trip(tmp_path):
-    info = fabricated_info()
-    header = info.to_props(**{KEY_TENSORRT: "10.3.0"})
-    path = write_engine(tmp_path / "m.engine", header, b"\x00dummy engine bytes\xff")
-    raw = path.read_bytes()
-    (length,) = struct.unpack("<I", raw[8:12])
-    assert raw[:8] == b"SEENGINE" and json.loads(raw[12:12 + length]) == header
-    read, offset = read_engine_header(path)
-    assert read == header and offset == 12 + length
-    assert read_engine(path) == (header, b"\x00dummy engine bytes\xff")
-    assert ModelInfo.from_props(read, "m.engine") == info
-    assert [p.name for p in tmp_path.iterdir()] == ["m.engine"]  # no temporary file left
+ENGINE_PROPS = {KEY_TENSORRT: "10.3.0", KEY_GPU: "Orin", KEY_COMPUTE: "8.7"}
+
+
+def fabricated_engine(tmp_path, plan: bytes = b"\x00dummy plan bytes\xff"):
+    return write_engine(tmp_path / "m.engine", fabricated_info().to_props(**ENGINE_PROPS), plan)
+
+
+def test_engine_is_a_plain_plan_with_a_sidecar(tmp_path):
+    path = fabricated_engine(tmp_path)
+    assert path.read_bytes() == b"\x00dummy plan bytes\xff"  # nothing prepended: trtexec takes it
+    assert sidecar_path(path) == tmp_path / "m.engine.json"
+    props = read_sidecar(path)
+    assert props == json.loads(sidecar_path(path).read_text()) == fabricated_info().to_props(**ENGINE_PROPS)
+    assert ModelInfo.from_props(props, "m.engine") == fabricated_info()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json"]  # no temporary file left
+
+
+def test_an_engine_without_its_sidecar_is_refused_with_how_to_rebuild(tmp_path, capsys):
+    path = fabricated_engine(tmp_path)
+    sidecar_path(path).unlink()
+    assert main(["inspect", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith(
+        "has no sidecar m.engine.json beside it (its contract, classes and the GPU it was built for); copy it beside "
+        "the engine, or rebuild both with: socket-edge export MODEL.pt --format engine on this device")
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"\x00\x01TRT engine without header", "not a socket-edge engine file"),
-    (b"SEENG", "not a socket-edge engine file"),
-    (b"SEENGINE" + struct.pack("<I", 100) + b"{}", "truncated inside its header"),
-    (b"SEENGINE" + struct.pack("<I", 4) + b"[1,2", "damaged header"),
-    (b"SEENGINE" + struct.pack("<I", 2) + b"{}", "has no socket-edge input contract"),
+    ("{not json", "m.engine.json is damaged (Expecting property name"),
+    ('["a list"]', "m.engine.json is damaged (not a JSON map of strings)"),
+    ('{"socket_edge.zeta": [1]}', "m.engine.json is damaged (not a JSON map of strings)"),
+    ("{}", "has no socket-edge input contract"),
 ])
-def test_damaged_engine_files_are_refused(tmp_path, content, message):
-    path = tmp_path / "bad.engine"
-    path.write_bytes(content)
-    with pytest.raises(ArtifactError, match=message):
-        header, _ = read_engine_header(path)
-        ModelInfo.from_props(header, str(path))
+def test_a_damaged_sidecar_is_refused(tmp_path, content, message):
+    path = fabricated_engine(tmp_path)
+    sidecar_path(path).write_text(content)
+    with pytest.raises(ArtifactError, match=re.escape(message)):
+        summarize(path)
+
+
+def test_a_rewritten_engine_never_keeps_the_old_sidecar(tmp_path):
+    path = fabricated_engine(tmp_path)
+    sidecar_path(path).chmod(0o444)
+    write_engine(path, {"socket_edge.precision": "fp32"}, b"new plan")
+    assert read_sidecar(path) == {"socket_edge.precision": "fp32"} and path.read_bytes() == b"new plan"
+
+
+@pytest.mark.parametrize("tensorrt, gpu, built", [
+    ("10.3.1", Gpu("Orin", "8.7"), "TensorRT 10.3.0 for Orin (compute 8.7)"),
+    ("10.3.0", Gpu("NVIDIA H200", "9.0"), "TensorRT 10.3.0 for Orin (compute 8.7)"),
+    ("10.3.0", Gpu("Orin", "8.6"), "TensorRT 10.3.0 for Orin (compute 8.7)"),
+])
+def test_an_engine_built_elsewhere_is_refused(tmp_path, tensorrt, gpu, built):
+    props = read_sidecar(fabricated_engine(tmp_path))
+    refuse_foreign(props, "m.engine", "10.3.0", Gpu("Orin", "8.7"))  # where it was built: fine
+    with pytest.raises(ArtifactError) as error:
+        refuse_foreign(props, "m.engine", tensorrt, gpu)
+    assert str(error.value) == (
+        f"m.engine was built by {built}; this device has TensorRT {tensorrt} and {gpu.name} (compute {gpu.compute}), "
+        "and a plan runs only where it was built: rebuild it on this device with: socket-edge export x.pt --format "
+        "engine")
 
 
 def test_inspect_reads_a_fabricated_engine_without_tensorrt(tmp_path, capsys):
-    path = write_engine(tmp_path / "m.engine", fabricated_info().to_props(**{KEY_TENSORRT: "10.3.0"}), b"x" * 1000)
+    path = fabricated_engine(tmp_path, b"x" * 1000)
     assert main(["inspect", str(path)]) == 0
     text = capsys.readouterr().out
-    assert "MB, TensorRT 10.3.0 engine, fp16, ensemble)" in text
+    assert "MB, TensorRT 10.3.0 engine for Orin (compute 8.7), fp16, ensemble)" in text
     assert "raw float32 N×1×128×128 (batch 1:4:8)" in text and "probs float32 N×2" in text
     assert "ζ=0.600  resnet18 (paper head, 2 classes, 11.30 M parameters)" in text
     assert "nir intensity, uint8 full scale" in text and "command   socket-edge export x.pt" in text
     assert main(["inspect", str(path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["graph"]["tensorrt"] == "10.3.0" and summary["zeta"] == [0.4, 0.6]
+    assert summary["graph"]["gpu"] == "Orin" and summary["graph"]["compute"] == "8.7"
     assert summary["contract"]["modality"] == "nir" and summary["size_bytes"] == path.stat().st_size
 
 
@@ -130,7 +173,7 @@ def test_inspect_reads_a_fabricated_engine_without_tensorrt(tmp_path, capsys):
 def test_eval_of_an_engine_without_tensorrt_is_one_line(tmp_path, capsys):
     from conftest import write_class_folders
 
-    path = write_engine(tmp_path / "m.engine", fabricated_info().to_props(), b"x")
+    path = fabricated_engine(tmp_path, b"x")
     data = write_class_folders(tmp_path / "nir", "ir", per_class=1, classes=("country", "field"))
     assert main(["eval", str(path), "--data", str(data)]) == 1
     err = capsys.readouterr().err.strip()
@@ -149,16 +192,17 @@ def test_provider_choice():
         choose_providers("gpu", [cpu])
 
 
-@pytest.mark.skipif(not CAN_BUILD, reason="tensorrt does not import here (it cannot be installed on CPU machines)"
-                    if not HAS_TENSORRT else "building a TensorRT engine needs an NVIDIA GPU")
+@NEEDS_GPU
 def test_tensorrt_engine_matches_pytorch(source_pt, tmp_path):  # pragma: no cover - needs TensorRT and a GPU
     from socket_edge.export import exporter
     from socket_edge.export.parity import generated_frames
-    from socket_edge.export.tensorrt import EngineModel
+    from socket_edge.backends.engine import EngineModel
+    from socket_edge.export.tensorrt import timing_cache_path
     from socket_edge.models import artifact
 
     out = tmp_path / "m.engine"
     summary = exporter.export(source_pt, "engine", out=out, dynamic_batch=(1, 2, 4))
+    assert timing_cache_path(out).stat().st_size > 0
     assert summary["parity"][-1]["precision"] == "tensorrt fp32" and summary["parity"][-1]["max_abs_diff"] < 1e-3
     engine = EngineModel(out)
     model, _ = artifact.load(source_pt)
@@ -166,4 +210,60 @@ def test_tensorrt_engine_matches_pytorch(source_pt, tmp_path):  # pragma: no cov
     with torch.no_grad():
         reference = model(torch.from_numpy(frames)).numpy()
     assert np.abs(engine.predict(frames) - reference).max() < 1e-3
-    assert engine.contract == model.contract and read_engine_header(out)[0][KEY_TENSORRT]
+    assert engine.contract == model.contract and read_sidecar(out)[KEY_TENSORRT]
+    fp16 = exporter.export(source_pt, "engine", out=out, fp16=True)  # a rebuild beside the timing cache
+    assert fp16["parity"][-1]["precision"] == "tensorrt fp16" and fp16["parity"][-1]["max_abs_diff"] < 1e-2
+    assert EngineModel(out).info.precision == "fp16"
+
+
+def test_inspect_of_an_engine_needs_no_torch(tmp_path):
+    from test_import_rules import run_without_torch
+
+    path = fabricated_engine(tmp_path)
+    code = f"from socket_edge.cli import main\nassert main(['inspect', {str(path)!r}]) == 0\nassert 'torch' not in sys.modules"
+    result = run_without_torch(code)
+    assert result.returncode == 0, result.stderr
+    assert "TensorRT 10.3.0 engine for Orin (compute 8.7)" in result.stdout
+
+
+@NEEDS_GPU
+def test_an_engine_runs_without_torch(source_pt, tmp_path):  # pragma: no cover - needs TensorRT and a GPU
+    """eval, inspect, run and bench of an .engine with torch blocked (as on a Jetson runtime image)."""
+    from conftest import write_class_folders
+    from test_import_rules import run_without_torch
+
+    from socket_edge.export import exporter
+
+    out = tmp_path / "m.engine"
+    exporter.export(source_pt, "engine", out=out)
+    data = write_class_folders(tmp_path / "data", "depth", per_class=2, classes=("a", "b", "c"))
+    frames = data / "a"
+    code = f"""
+import numpy as np
+from socket_edge.backends import open_model
+from socket_edge.cli import main
+model = open_model({str(out)!r})
+probs = model.predict(np.full((3, *model.contract.input_shape), 1500, np.float32))
+assert probs.shape == (3, len(model.contract.class_names)) and abs(float(probs.sum()) - 3) < 1e-3
+assert main(["inspect", {str(out)!r}]) == 0
+assert main(["eval", {str(out)!r}, "--data", {str(data)!r}, "-q"]) == 0
+assert main(["run", {str(out)!r}, "--source", {str(frames)!r}, "--json"]) == 0
+assert main(["bench", {str(out)!r}, "--frames", "2"]) == 0
+assert "torch" not in sys.modules
+"""
+    result = run_without_torch(code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_tensorrt_names_used_are_those_checked_against_tensorrt_10_and_11():
+    """tools/check_tensorrt_api.py checks these names in the 10.x and 11.x bindings wheels; the
+    builder flags and calibrators TensorRT 11 removed must not come back."""
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("check", Path(__file__).resolve().parents[1] / "tools/check_tensorrt_api.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    names = check.used_names([check.ROOT / s for s in check.SOURCES])
+    assert {"STRONGLY_TYPED", "create_timing_cache", "ignore_mismatch", "execute_async_v3", "get_tensor_dtype",
+            "set_input_shape", "serialize", "__version__"} <= names
+    assert not names & {"BuilderFlag", "FP16", "INT8", "IInt8EntropyCalibrator2", "int8_calibrator", "with_name"}

@@ -3,8 +3,9 @@
 
 Steps: validate the options against the formats table; load the artifact; optionally prune
 members with small ζ; trace the folded ensemble to ONNX; check parity against PyTorch on
-real or generated frames; write the ONNX (or build and write the TensorRT engine) to a
-temporary file renamed into place, with the contract, ζ, members and provenance inside."""
+real or generated frames; write the ONNX (or build the TensorRT plan from it and write the plan
+with its sidecar) to a temporary file renamed into place, with the contract, ζ, members and
+provenance inside (the plan: in its sidecar)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from socket_edge.export import formats, onnx_graph, parity
 from socket_edge.export.onnx_graph import DEFAULT_OPSET
 from socket_edge import atomic
 from socket_edge.metrics import metrics
-from socket_edge.modelfile import KEY_TENSORRT, BatchSpec, ModelInfo, write_engine
+from socket_edge.modelfile import KEY_COMPUTE, KEY_GPU, KEY_TENSORRT, BatchSpec, ModelInfo, write_engine
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
 
@@ -119,11 +120,11 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         "--opset": opset, "--batch": batch, "--dynamic-batch": dynamic_batch, "--fp16": fp16, "--int8": int8,
         "--calib": calib, "--prune-zeta": prune_zeta, "--check-data": check_data,
     })
-    trt_version = None
+    built_by = None
     if form.name == "engine":
         from socket_edge.export import tensorrt
 
-        trt_version = tensorrt.check_available()
+        built_by = tensorrt.check_available()
     opset = opset or DEFAULT_OPSET
     onnx_graph.check_opset(opset)
     model_path = Path(model_path)
@@ -144,7 +145,7 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         model, reference = pruned, after
     kept = [i for i in range(len(data["members"])) if i not in dropped]
     graph = onnx_graph.trace(model, opset=opset, batch=spec)
-    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
+    precision = "fp16" if fp16 else "fp32"  # formats.validate refuses --int8 until Q/DQ graphs exist
     info = ModelInfo(
         contract=model.contract, zeta=tuple(float(z) for z in model.zeta),
         members=tuple(artifact.member_summary(data["members"][i]) for i in kept), provenance={},
@@ -153,17 +154,19 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
     fp32 = onnx_graph.with_metadata(graph.proto, dataclasses.replace(info, precision="fp32").to_props())
     results = [_parity(_onnx_runner(fp32, "fp32"), "fp32", reference, check)]
     final = fp32
-    if fp16 and form.name == "onnx":
+    if fp16:
         final = onnx_graph.to_fp16(fp32)
         results.append(_parity(_onnx_runner(final, "fp16"), "fp16", reference, check))
-    engine = None
-    if form.name == "engine":
+    plan: bytes | None = None
+    engine_props: dict[str, str] = {}  # the engine's TensorRT version and GPU, for its sidecar
+    if built_by is not None:
         from socket_edge.export import tensorrt
 
-        calibration = parity.check_frames(model.contract, calib, progress=progress).frames if int8 else None
-        engine = tensorrt.build_engine(fp32.SerializeToString(), model.contract.input_shape, spec, fp16=fp16,
-                                       calibration=calibration)
-        runner = EngineModel(engine=engine, header=info.to_props())
+        version, gpu = built_by
+        engine_props = {KEY_TENSORRT: version, KEY_GPU: gpu.name, KEY_COMPUTE: gpu.compute}
+        plan = tensorrt.build_engine(final.SerializeToString(), model.contract.input_shape, spec,
+                                     tensorrt.timing_cache_path(out))
+        runner = EngineModel(plan=plan, props={**info.to_props(), **engine_props})
         results.append(_parity(runner, f"tensorrt {precision}", reference, check))
 
     left = onnx_graph.count_ops(graph.proto, "BatchNormalization")
@@ -173,10 +176,10 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         simplified_with=graph.simplified_with, parity=results, prune=prune_report, tools=_versions(),
     )
     props = dataclasses.replace(info, provenance={"export": block, "source": data["provenance"]}).to_props()
-    if engine is None:
+    if plan is None:
         atomic.write_bytes(out, [onnx_graph.with_metadata(final, props).SerializeToString()])
     else:
-        write_engine(out, {**props, KEY_TENSORRT: str(trt_version)}, engine)
+        write_engine(out, {**props, **engine_props}, plan)
     return {
         "file": str(out), "format": form.name, "size_bytes": out.stat().st_size, "precision": precision,
         "opset": opset, "batch": spec.describe(),

@@ -1,19 +1,21 @@
-"""TensorRT 10: build a serialized engine from the exported ONNX graph (running one is
+"""TensorRT 10/11: build a plan from the exported ONNX graph (running one is
 socket_edge.backends.engine).
 
-tensorrt is imported inside the functions (it exists only on machines with an NVIDIA GPU and
-its libraries); the calibrator's device buffer is a torch CUDA tensor, so no pycuda or
-cuda-python is needed. NOT RUN on the project's machines (no GPU, no TensorRT): the tests that
-build and run an engine skip there with the reason.
-
-The engine file layout (header readable without TensorRT) is in socket_edge.modelfile."""
+A strongly typed network: each tensor keeps the type the ONNX graph gives it, so an fp16 engine
+is built from the fp16 graph `export --fp16` writes (input normalisation and output in float32)
+and no builder precision flag or calibrator is used (TensorRT 10 deprecates them, 11 removes
+them). int8 engines will come from a Q/DQ ONNX graph, which socket-edge does not write yet.
+A timing cache beside the engine (`MODEL.engine.timing.cache`) makes a rebuild on the same
+device fast. tensorrt and cuda-bindings are imported inside the functions (they exist only on
+machines with an NVIDIA GPU and its libraries). NOT RUN on the project's machines (no GPU, no
+TensorRT): the tests that build an engine skip there with the reason."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from socket_edge import atomic
+from socket_edge.backends.engine import Gpu, cuda_runtime, current_gpu
 from socket_edge.errors import ArtifactError, MissingDependencyError, require
 from socket_edge.modelfile import INPUT_NAME, BatchSpec
 
@@ -21,10 +23,9 @@ MIN_MAJOR = 10
 WORKSPACE_BYTES = 1 << 30
 
 
-def check_available() -> str:
-    """The TensorRT version, or one line naming everything that is missing to build an engine here."""
-    import torch
-
+def check_available() -> tuple[str, Gpu]:
+    """The TensorRT version and the GPU an engine would be built for, or one line naming everything
+    that is missing to build an engine here."""
     missing = []
     version = None
     try:
@@ -36,54 +37,36 @@ def check_available() -> str:
     except ImportError:
         missing.append("the tensorrt Python package (pip install 'socket-edge[tensorrt]'; on a Jetson, JetPack's "
                        "python3-libnvinfer)")
-    if not torch.cuda.is_available():
-        missing.append("an NVIDIA GPU with CUDA (torch sees none here)")
-    if missing:
+    gpu = None
+    try:
+        gpu = current_gpu(cuda_runtime())
+    except MissingDependencyError:
+        missing.append("cuda-python (pip install 'socket-edge[tensorrt]')")
+    except ArtifactError:
+        missing.append("an NVIDIA GPU with CUDA (CUDA sees none here)")
+    if missing or version is None or gpu is None:
         raise MissingDependencyError(
             f"--format engine needs {' and '.join(missing)}; an engine is built on the GPU that will run it: "
             "export --format onnx here and build the engine on the device"
         )
-    return str(version)
+    return version, gpu
 
 
-def _calibrator(trt, frames: np.ndarray, batch: int):
-    """An entropy calibrator (IInt8EntropyCalibrator2) over raw target frames, `batch` at a time."""
-    import torch
-
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.index = 0
-            self.device = torch.empty((batch, *frames.shape[1:]), dtype=torch.float32, device="cuda")
-
-        def get_batch_size(self) -> int:
-            return batch
-
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            if self.index + batch > len(frames):
-                return None
-            self.device.copy_(torch.from_numpy(frames[self.index:self.index + batch]))
-            self.index += batch
-            return [int(self.device.data_ptr())]
-
-        def read_calibration_cache(self) -> bytes | None:
-            return None
-
-        def write_calibration_cache(self, cache: bytes) -> None:
-            return None
-
-    return EntropyCalibrator()
+def timing_cache_path(plan: str | Path) -> Path:
+    """The timing cache beside an engine: `MODEL.engine` → `MODEL.engine.timing.cache`."""
+    plan = Path(plan)
+    return plan.with_name(plan.name + ".timing.cache")
 
 
-def build_engine(onnx_bytes: bytes, input_shape: tuple[int, int, int], batch: BatchSpec, *, fp16: bool = False,
-                 calibration: np.ndarray | None = None) -> bytes:
-    """Serialized engine of an ONNX graph: an optimisation profile over `batch` (min, opt, max),
-    fp16 and/or int8 (entropy calibration on `calibration` frames) where asked."""
+def build_engine(onnx_bytes: bytes, input_shape: tuple[int, int, int], batch: BatchSpec, timing_cache: Path) -> bytes:
+    """The serialized plan of an ONNX graph as a strongly typed network (its precision is the
+    graph's), with an optimisation profile over `batch` (min, opt, max). `timing_cache` is read
+    when present (one from another device or TensorRT is set aside) and written after the build."""
     trt = require("tensorrt", "tensorrt")
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: explicit batch always
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -94,15 +77,11 @@ def build_engine(onnx_bytes: bytes, input_shape: tuple[int, int, int], batch: Ba
     top = batch.max if batch.max is not None else batch.opt
     profile.set_shape(INPUT_NAME, (batch.min, *input_shape), (batch.opt, *input_shape), (top, *input_shape))
     config.add_optimization_profile(profile)
-    if fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-    if calibration is not None:
-        if len(calibration) < batch.opt:  # one full batch at least: repeat the frames
-            calibration = np.resize(calibration, (batch.opt, *calibration.shape[1:]))
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = _calibrator(trt, calibration, batch.opt)
-        config.set_calibration_profile(profile)
+    cached = timing_cache.read_bytes() if timing_cache.is_file() else b""
+    if not config.set_timing_cache(config.create_timing_cache(cached), ignore_mismatch=False):
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)  # another device's cache
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ArtifactError("TensorRT could not build the engine; its log above says why")
+    atomic.write_bytes(timing_cache, [bytes(config.get_timing_cache().serialize())])
     return bytes(serialized)

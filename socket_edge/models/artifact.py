@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import platform
 import re
 import time
@@ -133,12 +132,8 @@ def read(path: str | Path) -> dict:
 
 
 def refuse_exported(path: Path) -> None:
-    """An ArtifactError for a file that export wrote (an .onnx, or an .engine by suffix or header)."""
-    from socket_edge.modelfile import ENGINE_MAGIC
-
-    with open(path, "rb") if path.is_file() else open(os.devnull, "rb") as f:
-        engine = f.read(len(ENGINE_MAGIC)) == ENGINE_MAGIC
-    kind = "TensorRT engine" if engine or path.suffix == ".engine" else "ONNX graph" if path.suffix == ".onnx" else None
+    """An ArtifactError for a file that export wrote (an .onnx or an .engine, by suffix)."""
+    kind = {".engine": "TensorRT engine", ".onnx": "ONNX graph"}.get(path.suffix)
     if kind:
         raise ArtifactError(f"{path} is an exported {kind}, not a model artifact (.pt); export, adapt and distill "
                             f"take the .pt it was exported from (socket-edge inspect {path} names it)")
