@@ -168,6 +168,7 @@ def test_bad_inputs_are_refused_with_one_line(setup, tmp_path, capsys):
     assert not out.exists() and not (tmp_path / "x-run").exists()
 
 
+@pytest.mark.timeout(900)  # three adapt processes, each with its own 300 s guard; ~20 s on an idle machine
 def test_killed_run_resumes_to_the_same_weights(setup, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     cmd = [sys.executable, "-m", "socket_edge"]
