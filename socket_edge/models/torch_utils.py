@@ -34,6 +34,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def to_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Raw frames (uint8, uint16 or float32, N×C×H×W) as a float32 tensor on `device`: the
+    integer copy crosses to the device, the conversion happens there."""
+    host = np.require(frames, requirements=("C", "W"))  # a read-only memory-mapped slice is copied
+    return torch.from_numpy(host).to(device, non_blocking=True).float()
+
+
 def augment(raw: torch.Tensor, generator: torch.Generator, nearest: bool, min_scale: float = 0.6) -> torch.Tensor:
     """Random resized crop (area fraction min_scale..1, aspect 3/4..4/3) and horizontal flip of raw
     frames, back to the same size. `nearest` keeps depth holes (0) from blending into readings."""
@@ -66,13 +73,13 @@ def lr_schedule(optimizer: torch.optim.Optimizer, progress: float, gamma: float 
 @torch.no_grad()
 def predict(model: torch.nn.Module, frames: np.ndarray, device: torch.device, batch_size: int = 64,
             progress: bool = False) -> np.ndarray:
-    """Class probabilities (N×classes, numpy) of an Ensemble on raw frames."""
+    """Class probabilities (N×classes, numpy) of an Ensemble on raw frames (any dtype of `to_device`)."""
     from socket_edge.progress import bar
 
     model.eval().to(device)
     out = []
     starts = range(0, len(frames), batch_size)
     for start in bar(starts, desc="predict", enabled=progress, leave=False):
-        batch = torch.from_numpy(frames[start:start + batch_size]).to(device)
+        batch = to_device(frames[start:start + batch_size], device)
         out.append(model(batch).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(model.contract.class_names)), np.float32)
