@@ -124,6 +124,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_dir_option(parser: argparse.ArgumentParser) -> None:
+    """--cache-dir of the commands that train on image folders (data/cache.py)."""
+    parser.add_argument("--cache-dir", type=Path,
+                        help="folder of the decoded-frame cache (default $SOCKET_EDGE_CACHE, else "
+                             "~/.cache/socket-edge/frames); safe to delete")
+
+
 def cmd_train_source(args: argparse.Namespace) -> int:
     _require_train("train-source")
     from socket_edge.models.train import TrainConfig, train_source
@@ -135,7 +142,7 @@ def cmd_train_source(args: argparse.Namespace) -> int:
     )
     with _claimed(args, args.out, {"--data": args.data, "--weights": Path(args.weights)}):
         result = train_source(args.data, args.out, config, progress=not args.quiet, classes=args.classes,
-                              command=args.command_line)
+                              command=args.command_line, cache_dir=args.cache_dir)
     val = f", held-out accuracy {result['val_accuracy']:.1f}% (n={result['val_n']})" if "val_accuracy" in result else ""
     print(f"wrote {args.out}: trained on {result['train_n']} images in {result['seconds']:.0f} s{val}")
     return 0
@@ -164,7 +171,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source,
                        ti_target=args.ti_target, eval_data=args.eval_data, classes=args.classes,
                        ti_classes=args.ti_classes, resume=args.resume, overwrite=args.overwrite,
-                       progress=not args.quiet, command=args.command_line)
+                       progress=not args.quiet, command=args.command_line, cache_dir=args.cache_dir)
     acc = ""
     if "accuracy" in result:
         acc = f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}%"
@@ -196,7 +203,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         result = distill(config, args.teacher, args.target, args.out, ti_target=args.ti_target,
                          eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes,
                          resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                         command=args.command_line)
+                         command=args.command_line, cache_dir=args.cache_dir)
     acc = ""
     if "accuracy" in result:
         acc = f", accuracy {result['accuracy']:.1f}% (teacher {result['teacher_accuracy']:.1f}%)"
@@ -398,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _cache_dir_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(handler=cmd_train_source)
 
@@ -457,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _cache_dir_option(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in the run folder")
     p.set_defaults(handler=cmd_adapt)
@@ -501,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-pl", type=_weight, default=0.5, help="pseudo-label cross-entropy weight (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _cache_dir_option(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in the run folder")
     p.set_defaults(handler=cmd_distill)

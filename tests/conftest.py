@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,16 @@ import numpy as np
 import pytest
 
 CLASSES = ("bars", "blob", "ring")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def frame_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's frame cache (data/cache.py), for the commands and their subprocesses alike:
+    the tests never write to the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("frame-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOCKET_EDGE_CACHE", str(folder))
+        yield folder
 
 
 def offline_imagenet_mobilenet_v2() -> Path | None:

@@ -20,6 +20,7 @@ from socket_edge.adapt.trainer import source_ti_features
 from socket_edge.cli import main
 from socket_edge.data.folders import ti_pairs
 from socket_edge.models import artifact
+from socket_edge.models.torch_utils import to_device
 
 @pytest.mark.parametrize("method", ["none", "shot", "decision", "socket"])
 def test_each_method_writes_an_ensemble_and_a_run_folder(setup, tmp_path, capsys, method):
@@ -102,7 +103,7 @@ def test_source_features_use_the_sources_own_normalisation(setup):
     psi = source_ti_features(inputs, torch.device("cpu"))[0]
     trained, _ = artifact.load(setup["a"])  # the source exactly as train-source normalised its inputs
     with torch.no_grad():
-        expected = trained.members[0].encoder(trained.input(torch.from_numpy(inputs.ti_source)))
+        expected = trained.members[0].encoder(trained.input(to_device(inputs.ti_source, torch.device("cpu"))))
     torch.testing.assert_close(psi, expected)
     # and the target side keeps the source's network normalisation, only the raw units change
     assert inputs.target_contract.mean == trained.contract.mean and inputs.target_contract.std == trained.contract.std

@@ -12,7 +12,8 @@ from socket_edge.adapt.config import AdaptConfig
 from socket_edge.contract import InputContract
 from socket_edge.data.folders import (ImageList, check_ti_disjoint, class_folders, contract_labels, ti_pairs,
                                       unlabeled_images)
-from socket_edge.data.loading import intensity_dtype, load_frames
+from socket_edge.data.cache import cached_frames
+from socket_edge.data.loading import intensity_dtype
 from socket_edge.data.preprocess import check_class_names
 from socket_edge.errors import ContractError, DataError, UsageError
 from socket_edge.models import artifact
@@ -31,7 +32,8 @@ class Sources:
 
 @dataclass
 class AdaptInputs:
-    """Loaded, checked inputs: raw frames in the contracts' units (float32 N×C×H×W)."""
+    """Loaded, checked inputs: raw frames N×C×H×W in the contracts' raw dtypes, memory-mapped from
+    the frame cache."""
 
     sources: Sources
     target_contract: InputContract
@@ -83,8 +85,9 @@ def _check_same(a: tuple[Path, InputContract], b: tuple[Path, InputContract]) ->
 
 def load_inputs(config: AdaptConfig, sources: Sources, target: Path, ti_source: Path | None, ti_target: Path | None,
                 eval_data: Path | None, classes: list[str] | None = None, ti_classes: list[str] | None = None,
-                progress: bool = True) -> AdaptInputs:
-    """Load and check everything adaptation reads (fails before anything is written)."""
+                progress: bool = True, cache_dir: str | Path | None = None) -> AdaptInputs:
+    """Load and check everything adaptation reads (fails before anything is written); the frames
+    come from the frame cache in `cache_dir`."""
     task = sources.contract.class_names
     if sources.contract.modality == config.modality:
         raise UsageError(
@@ -107,16 +110,18 @@ def load_inputs(config: AdaptConfig, sources: Sources, target: Path, ti_source: 
     if config.uses_ti:
         pairs = ti_pairs(ti_source, ti_target, ti_classes)
         check_ti_disjoint(pairs, task)
-        ti_src = load_frames(pairs.source.files, sources.contract, desc="TI source", progress=progress)
-        ti_tgt = load_frames(pairs.target.files, contract, desc="TI target", progress=progress)
+        ti_src = cached_frames(pairs.source.files, sources.contract, cache_dir=cache_dir, desc="TI source",
+                               progress=progress)
+        ti_tgt = cached_frames(pairs.target.files, contract, cache_dir=cache_dir, desc="TI target", progress=progress)
         ti_summary = {"source": pairs.source.summary(), "target": str(pairs.target.root), "pairs": len(pairs)}
-    frames = load_frames(target_list.files, contract, desc="target", progress=progress)
+    frames = cached_frames(target_list.files, contract, cache_dir=cache_dir, desc="target", progress=progress)
     eval_frames = eval_labels = None
     if eval_data is not None:
         same = Path(eval_data).resolve() == Path(target).resolve()
         images = target_list if same and target_list.class_names else class_folders(eval_data, "evaluation data", classes)
         eval_labels = contract_labels(images, contract, f"evaluation data {eval_data}")
-        eval_frames = frames if images is target_list else load_frames(images.files, contract, desc="eval", progress=progress)
+        eval_frames = frames if images is target_list else \
+            cached_frames(images.files, contract, cache_dir=cache_dir, desc="eval", progress=progress)
     if len(frames) < 2:
         raise DataError(f"target folder {target} has {len(frames)} image; adaptation needs a batch of several")
     return AdaptInputs(sources, contract, frames, target_list, ti_src, ti_tgt, ti_summary, eval_frames, eval_labels)

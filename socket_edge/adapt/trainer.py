@@ -30,7 +30,7 @@ from socket_edge.errors import UsageError
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.input_module import InputNormalizer
-from socket_edge.models.torch_utils import augment, autocast, resolve_device, seed_everything
+from socket_edge.models.torch_utils import augment, autocast, resolve_device, seed_everything, to_device
 from socket_edge.models.zoo import parameter_groups
 from socket_edge.training.run_folder import RunFolder, run_folder_for
 from socket_edge.training.loop import Run, Task, fit, on_device
@@ -45,7 +45,7 @@ def scan(model: AdaptiveEnsemble, frames: np.ndarray, device: torch.device) -> t
     feats: list[list[torch.Tensor]] = [[] for _ in model.members]
     probs = []
     for start in range(0, len(frames), SCAN_BATCH):
-        raw = torch.from_numpy(frames[start:start + SCAN_BATCH]).to(device)
+        raw = to_device(frames[start:start + SCAN_BATCH], device)
         with autocast(device):
             f, p = model(raw)
         for k, fk in enumerate(f):
@@ -64,7 +64,7 @@ def source_ti_features(inputs: AdaptInputs, device: torch.device) -> list[torch.
         member = member.to(device).eval()
         feats = []
         for start in range(0, len(inputs.ti_source), SCAN_BATCH):
-            raw = torch.from_numpy(inputs.ti_source[start:start + SCAN_BATCH]).to(device)
+            raw = to_device(inputs.ti_source[start:start + SCAN_BATCH], device)
             with autocast(device):
                 feats.append(member.encoder(normalise(raw)).float())
         out.append(torch.cat(feats))
@@ -75,9 +75,9 @@ def source_ti_features(inputs: AdaptInputs, device: torch.device) -> list[torch.
 def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, ti_source: Path | None = None,
           ti_target: Path | None = None, eval_data: Path | None = None, classes: list[str] | None = None,
           ti_classes: list[str] | None = None, resume: bool = False, overwrite: bool = False,
-          progress: bool = True, command: str | None = None) -> dict:
+          progress: bool = True, command: str | None = None, cache_dir: str | Path | None = None) -> dict:
     """Adapt the sources to the target modality; write the ensemble artifact and the run folder.
-    `command`: the command line, for the provenance."""
+    `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives."""
     started = time.time()
     out = Path(out)
     run = RunFolder(run_folder_for(out))
@@ -85,7 +85,7 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     device = resolve_device(config.device)
     src = load_sources([Path(p) for p in sources], config.img_size)
     inputs = load_inputs(config, src, Path(target), ti_source and Path(ti_source), ti_target and Path(ti_target),
-                         eval_data and Path(eval_data), classes, ti_classes, progress)
+                         eval_data and Path(eval_data), classes, ti_classes, progress, cache_dir)
     described = {
         "sources": [str(p) for p in sources], "target": str(target), "ti_source": str(ti_source),
         "ti_target": str(ti_target), "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes,
@@ -171,8 +171,8 @@ class Adaptation(Task):
     def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
         """The loss of the batch idx of the target set, and its terms (under the loop's autocast)."""
         config, model, device = self.config, self.model, self.device
-        raw = augment(torch.from_numpy(self.inputs.target[idx.numpy()]), generator,
-                      nearest=self.inputs.target_contract.invalid_zero).to(device)
+        raw = augment(to_device(self.inputs.target[idx.numpy()], device), generator,
+                      nearest=self.inputs.target_contract.invalid_zero)
         terms = {}
         with model.recording_bn_stats() as batch_stats:
             feats, probs_k = model(raw)
@@ -234,20 +234,20 @@ class Adaptation(Task):
         images of a pair get the same crop and flip and ψ is computed now by the frozen sources."""
         inputs, model, device = self.inputs, self.model, self.device
         pick = torch.randperm(len(inputs.ti_target), generator=generator)[:batch]
-        target = torch.from_numpy(inputs.ti_target[pick.numpy()])
+        target = to_device(inputs.ti_target[pick.numpy()], device)
         if self.source_encoders is not None:
             seed = int(torch.randint(2**62, (1,), generator=generator))
-            source = augment(torch.from_numpy(inputs.ti_source[pick.numpy()]), torch.Generator().manual_seed(seed),
+            source = augment(to_device(inputs.ti_source[pick.numpy()], device), torch.Generator().manual_seed(seed),
                              nearest=False)
             target = augment(target, torch.Generator().manual_seed(seed), nearest=inputs.target_contract.invalid_zero)
             with torch.no_grad():
-                x = self.source_input(source.to(device))
+                x = self.source_input(source)
                 psi = [enc(x).float() for enc in self.source_encoders]
         else:
             psi = [p[pick.to(p.device)] for p in self.psi]
         bn_mode = model.running_bn_stats() if self.config.ti_bn == "running" else model.frozen_bn_stats()
         with bn_mode:
-            return model.encode(target.to(device)), psi
+            return model.encode(target), psi
 
 
 def require_finite(probs: torch.Tensor, epoch: int) -> None:

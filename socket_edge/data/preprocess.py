@@ -94,6 +94,23 @@ def prepare(frame: np.ndarray, contract: InputContract, *, source_unit: float | 
     return np.ascontiguousarray(frame.transpose(2, 0, 1))
 
 
+def prepare_raw(frame: np.ndarray, contract: InputContract, name: str = "frame") -> np.ndarray:
+    """Decoded frame → C×H×W at the contract's size in its raw dtype (uint8/uint16), as the frame
+    cache stores it: the checks of `prepare`, and a file of another bit depth rescaled to the
+    contract's. Unit conversion and normalisation stay in the model's input module."""
+    if frame.size == 0:
+        raise DataError(f"{name} is empty (0 pixels)")
+    frame = check_channels(frame, contract.modality, name)
+    raw = np.dtype(contract.raw_dtype)
+    if frame.dtype != raw:  # to_contract_units refuses what the contract cannot take (8-bit depth)
+        values = to_contract_units(frame, contract, name=name)
+        frame = np.clip(np.rint(values), 0, np.iinfo(raw).max).astype(raw)
+    frame = resize(np.ascontiguousarray(frame), contract)
+    if frame.ndim == 2:
+        return frame[None]
+    return np.ascontiguousarray(frame.transpose(2, 0, 1))
+
+
 def check_class_names(expected: tuple[str, ...] | list[str], found: tuple[str, ...] | list[str],
                       what: str) -> None:
     """Refuse data whose class folders are not the model's classes."""

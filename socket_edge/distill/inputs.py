@@ -11,7 +11,7 @@ import numpy as np
 from socket_edge.contract import InputContract
 from socket_edge.data.folders import ImageList, class_folders, contract_labels, unlabeled_images
 from socket_edge.data.images import sniff_modality
-from socket_edge.data.loading import load_frames
+from socket_edge.data.cache import cached_frames
 from socket_edge.data.preprocess import check_class_names
 from socket_edge.errors import ArtifactError, ContractError, DataError
 from socket_edge.models import artifact
@@ -23,7 +23,8 @@ _DESCRIBE = {"rgb": "a colour (rgb)", "depth": "a 16-bit single-channel (depth)"
 @dataclass
 class Frames:
     """The same images prepared for the teacher's and for the student's input size
-    (one array when the sizes agree): float32 N×C×H×W raw values in contract units."""
+    (one array when the sizes agree): N×C×H×W in the contract's raw dtype, memory-mapped from the
+    frame cache."""
 
     teacher: np.ndarray
     student: np.ndarray
@@ -69,17 +70,19 @@ def check_modality(files: tuple[Path, ...], contract: InputContract, what: str) 
 
 
 def _frames(files: tuple[Path, ...], teacher: InputContract, student: InputContract, desc: str,
-            progress: bool) -> Frames:
-    first = load_frames(files, teacher, desc=desc, progress=progress)
+            progress: bool, cache_dir: str | Path | None) -> Frames:
+    first = cached_frames(files, teacher, cache_dir=cache_dir, desc=desc, progress=progress)
     if student.size == teacher.size:
         return Frames(first, first)
-    return Frames(first, load_frames(files, student, desc=f"{desc} ({student.size[0]} px)", progress=progress))
+    return Frames(first, cached_frames(files, student, cache_dir=cache_dir, desc=f"{desc} ({student.size[0]} px)",
+                                       progress=progress))
 
 
 def load_inputs(teacher_path: Path, target: Path, img_size: int | None, *, ti_target: Path | None = None,
                 eval_data: Path | None = None, classes: list[str] | None = None, ti_classes: list[str] | None = None,
-                progress: bool = True) -> DistillInputs:
-    """Load and check everything distillation reads (fails before anything is written)."""
+                progress: bool = True, cache_dir: str | Path | None = None) -> DistillInputs:
+    """Load and check everything distillation reads (fails before anything is written); the frames
+    come from the frame cache in `cache_dir`."""
     teacher, data = load_teacher(teacher_path)
     contract = teacher.contract
     student_contract = contract if img_size is None else contract.replace(size=[img_size, img_size])
@@ -101,13 +104,13 @@ def load_inputs(teacher_path: Path, target: Path, img_size: int | None, *, ti_ta
     if len(target_list) < 2:
         raise DataError(f"target folder {target} has {len(target_list)} image; distillation needs a batch of several")
 
-    frames = _frames(target_list.files, contract, student_contract, "target", progress)
+    frames = _frames(target_list.files, contract, student_contract, "target", progress, cache_dir)
     if ti_list is not None:
-        ti_frames = load_frames(ti_list.files, contract, desc="TI target", progress=progress)
+        ti_frames = cached_frames(ti_list.files, contract, cache_dir=cache_dir, desc="TI target", progress=progress)
     eval_frames = eval_labels = None
     if eval_list is not None:
         eval_labels = contract_labels(eval_list, contract, f"evaluation data {eval_data}")
         eval_frames = frames if eval_list is target_list else \
-            _frames(eval_list.files, contract, student_contract, "eval", progress)
+            _frames(eval_list.files, contract, student_contract, "eval", progress, cache_dir)
     return DistillInputs(teacher, data["provenance"], student_contract, frames, target_list, ti_frames, ti_list,
                          eval_frames, eval_labels)

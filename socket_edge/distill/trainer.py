@@ -23,7 +23,7 @@ from socket_edge.distill.student import StudentStart, start_student
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
-from socket_edge.models.torch_utils import augment, predict, resolve_device, seed_everything
+from socket_edge.models.torch_utils import augment, predict, resolve_device, seed_everything, to_device
 from socket_edge.models.zoo import parameter_groups
 from socket_edge.training.loop import Run, Task, fit, on_device
 from socket_edge.training.run_folder import RunFolder, plot_loss_terms, run_folder_for
@@ -42,9 +42,10 @@ def student_view(view: torch.Tensor, size: tuple[int, int], nearest: bool) -> to
 
 def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti_target: Path | None = None,
             eval_data: Path | None = None, classes: list[str] | None = None, ti_classes: list[str] | None = None,
-            resume: bool = False, overwrite: bool = False, progress: bool = True, command: str | None = None) -> dict:
+            resume: bool = False, overwrite: bool = False, progress: bool = True, command: str | None = None,
+            cache_dir: str | Path | None = None) -> dict:
     """Distil the teacher ensemble into one student; write the student artifact and the run folder.
-    `command`: the command line, for the provenance."""
+    `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives."""
     started = time.time()
     out = Path(out)
     run = RunFolder(run_folder_for(out))
@@ -52,7 +53,7 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
     device = resolve_device(config.device)
     inputs = load_inputs(Path(teacher), Path(target), config.img_size, ti_target=ti_target and Path(ti_target),
                          eval_data=eval_data and Path(eval_data), classes=classes, ti_classes=ti_classes,
-                         progress=progress)
+                         progress=progress, cache_dir=cache_dir)
     seed_everything(config.seed)
     start = start_student(config, inputs.teacher)
     described = {"teacher": str(teacher), "target": str(target), "ti_target": str(ti_target),
@@ -63,7 +64,7 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
     task = Distillation(config, student, start, inputs, device, started)
     summary = task.reference["summary"]
     run_config = {**settings, "student_start": start.note, "teacher_reference": summary}
-    history = fit(task, data_size=len(task.pool), batch_size=config.batch_size, epochs=config.epochs,
+    history = fit(task, data_size=len(task.is_target), batch_size=config.batch_size, epochs=config.epochs,
                   seed=config.seed, device=device, run=Run(run, settings, resume, run_config), progress=progress)
     final = history[-1]
     result = {
@@ -103,14 +104,13 @@ class Distillation(Task):
         self.kd_loss, self.pl_loss = KDLoss(config.temperature), PseudoLabelCE()
         groups = parameter_groups(start.member, config.lr, backbone_factor=0.1 if start.pretrained else 1.0)
         self.optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
-        self.pool = inputs.target.teacher if inputs.ti_target is None else \
-            np.concatenate([inputs.target.teacher, inputs.ti_target])
-        self.is_target = torch.arange(len(self.pool)) < len(inputs.target.teacher)
+        ti_n = 0 if inputs.ti_target is None else len(inputs.ti_target)
+        self.is_target = torch.arange(len(inputs.target.teacher) + ti_n) < len(inputs.target.teacher)
 
     def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
         config, device, contract = self.config, self.device, self.inputs.student_contract
         nearest = contract.invalid_zero
-        view = augment(torch.from_numpy(self.pool[idx.numpy()]), generator, nearest=nearest).to(device)
+        view = augment(to_device(self.pool(idx), device), generator, nearest=nearest)
         with torch.no_grad():
             teacher_probs = self.teacher(view).float()
         logits = self.model.members[0](self.model.input(student_view(view, tuple(contract.size), nearest)))
@@ -121,6 +121,17 @@ class Distillation(Task):
             terms["l_pl"] = self.pl_loss(logits[mask], teacher_probs[mask])
             loss = loss + config.lambda_pl * terms["l_pl"]
         return loss, terms
+
+    def pool(self, idx: torch.Tensor) -> np.ndarray:
+        """The teacher-size frames of positions `idx` of the pool (target images, then TI target
+        images), read from their caches without joining them in memory."""
+        target, mask = self.inputs.target.teacher, self.is_target[idx].numpy()
+        picked = idx.numpy()
+        batch = np.empty((len(picked), *target.shape[1:]), dtype=target.dtype)
+        batch[mask] = target[picked[mask]]
+        if not mask.all():
+            batch[~mask] = self.inputs.ti_target[picked[~mask] - len(target)]
+        return batch
 
     def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
         """The epoch's metrics line: losses, agreement with the teacher on the target, accuracy."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -34,26 +35,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def to_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Raw frames (uint8, uint16 or float32, N×C×H×W) as a float32 tensor on `device`: the
+    integer copy crosses to the device, the conversion happens there."""
+    host = np.require(frames, requirements=("C", "W"))  # a read-only memory-mapped slice is copied
+    return torch.from_numpy(host).to(device, non_blocking=True).float()
+
+
 def augment(raw: torch.Tensor, generator: torch.Generator, nearest: bool, min_scale: float = 0.6) -> torch.Tensor:
     """Random resized crop (area fraction min_scale..1, aspect 3/4..4/3) and horizontal flip of raw
-    frames, back to the same size. `nearest` keeps depth holes (0) from blending into readings."""
+    float frames, back to the same size: one batched resampling on the frames' device; the draws
+    come from `generator` (on the CPU). `nearest` keeps depth holes (0) from blending into readings."""
     n, _, h, w = raw.shape
-    out = torch.empty_like(raw)
-    params = torch.rand((n, 4), generator=generator)
-    mode = "nearest" if nearest else "bilinear"
-    for i in range(n):
-        area = min_scale + (1 - min_scale) * params[i, 0].item()
-        aspect = float(np.exp(np.log(3 / 4) + (np.log(4 / 3) - np.log(3 / 4)) * params[i, 1].item()))
-        ch = min(h, max(2, round(h * np.sqrt(area / aspect))))
-        cw = min(w, max(2, round(w * np.sqrt(area * aspect))))
-        top = int((h - ch) * params[i, 2].item())
-        left = int((w - cw) * params[i, 3].item())
-        crop = raw[i:i + 1, :, top:top + ch, left:left + cw]
-        kwargs = {} if nearest else {"align_corners": False}
-        out[i] = F.interpolate(crop, size=(h, w), mode=mode, **kwargs)[0]
+    params = torch.rand((n, 4), generator=generator, dtype=torch.float64)
     flip = torch.rand(n, generator=generator) < 0.5
-    out[flip] = out[flip].flip(-1)
-    return out
+    area = min_scale + (1 - min_scale) * params[:, 0]
+    aspect = torch.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * params[:, 1])
+    ch = torch.round(h * torch.sqrt(area / aspect)).clamp(2, h)
+    cw = torch.round(w * torch.sqrt(area * aspect)).clamp(2, w)
+    top = torch.floor((h - ch) * params[:, 2])
+    left = torch.floor((w - cw) * params[:, 3])
+    theta = torch.zeros((n, 2, 3), dtype=torch.float64)
+    theta[:, 0, 0] = torch.where(flip, -1.0, 1.0) * cw / w  # the crop's box, in the frame's [-1, 1] coordinates
+    theta[:, 0, 2] = (2 * left + cw) / w - 1
+    theta[:, 1, 1] = ch / h
+    theta[:, 1, 2] = (2 * top + ch) / h - 1
+    grid = F.affine_grid(theta.to(raw.device, torch.float32), list(raw.shape), align_corners=False)
+    return F.grid_sample(raw, grid, mode="nearest" if nearest else "bilinear", padding_mode="border",
+                         align_corners=False)
 
 
 def lr_schedule(optimizer: torch.optim.Optimizer, progress: float, gamma: float = 10.0, power: float = 0.75) -> None:
@@ -66,13 +75,13 @@ def lr_schedule(optimizer: torch.optim.Optimizer, progress: float, gamma: float 
 @torch.no_grad()
 def predict(model: torch.nn.Module, frames: np.ndarray, device: torch.device, batch_size: int = 64,
             progress: bool = False) -> np.ndarray:
-    """Class probabilities (N×classes, numpy) of an Ensemble on raw frames."""
+    """Class probabilities (N×classes, numpy) of an Ensemble on raw frames (any dtype of `to_device`)."""
     from socket_edge.progress import bar
 
     model.eval().to(device)
     out = []
     starts = range(0, len(frames), batch_size)
     for start in bar(starts, desc="predict", enabled=progress, leave=False):
-        batch = torch.from_numpy(frames[start:start + batch_size]).to(device)
+        batch = to_device(frames[start:start + batch_size], device)
         out.append(model(batch).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(model.contract.class_names)), np.float32)

@@ -12,12 +12,13 @@ from torch import nn
 
 from socket_edge.contract import DEFAULT_DEPTH_RANGE, DEFAULT_DEPTH_SCALE, InputContract
 from socket_edge.data.folders import class_folders
-from socket_edge.data.loading import intensity_dtype, load_frames
+from socket_edge.data.cache import cached_frames
+from socket_edge.data.loading import intensity_dtype
 from socket_edge.errors import DataError
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
-from socket_edge.models.torch_utils import augment, predict, resolve_device, seed_everything
+from socket_edge.models.torch_utils import augment, predict, resolve_device, seed_everything, to_device
 from socket_edge.models.zoo import ModelConfig, build, load_pretrained, parameter_groups
 from socket_edge.training.loop import Task, fit, on_device
 
@@ -81,8 +82,8 @@ class SourceTraining(Task):
 
     def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
         batch = self.train_idx[idx.numpy()]
-        raw = augment(torch.from_numpy(self.frames[batch]), generator, nearest=self.model.contract.invalid_zero)
-        logits = self.model.members[0](self.model.input(raw.to(self.device)))
+        raw = augment(to_device(self.frames[batch], self.device), generator, nearest=self.model.contract.invalid_zero)
+        logits = self.model.members[0](self.model.input(raw))
         return self.criterion(logits, torch.from_numpy(self.labels[batch]).to(self.device)), {}
 
     def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
@@ -102,9 +103,10 @@ class SourceTraining(Task):
 
 
 def train_source(data_root: str | Path, out: str | Path, config: TrainConfig, progress: bool = True,
-                 classes: list[str] | None = None, command: str | None = None) -> dict:
+                 classes: list[str] | None = None, command: str | None = None,
+                 cache_dir: str | Path | None = None) -> dict:
     """Train, report held-out accuracy, write the artifact atomically; returns the metrics.
-    `command`: the command line, for the provenance."""
+    `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives."""
     started = time.time()
     out = Path(out)
     if out.is_dir():
@@ -115,7 +117,7 @@ def train_source(data_root: str | Path, out: str | Path, config: TrainConfig, pr
     device = resolve_device(config.device)
     backbone_state = load_pretrained(config.arch, config.weights)
     contract = make_contract(config, images.class_names, images.files[0])
-    frames = load_frames(images.files, contract, desc="reading images", progress=progress)
+    frames = cached_frames(images.files, contract, cache_dir=cache_dir, desc="reading images", progress=progress)
     labels = np.asarray(images.labels, dtype=np.int64)
     train_idx, val_idx = stratified_split(labels, config.val_fraction, config.seed)
 

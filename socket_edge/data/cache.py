@@ -1,0 +1,89 @@
+"""The frame cache of train-source, adapt and distill: every file of a list decoded once, at the
+contract's input size in its raw dtype (uint8 colour and 8-bit IR, uint16 depth and 16-bit IR),
+into one memory-mapped `.npy`. Its name is a hash of the file list (paths, sizes, mtimes) and of
+the contract fields that shape the pixels, so another list or contract never reuses it; it is
+built under a temporary name and renamed into place, so a killed build leaves nothing that is
+used (the next build deletes its leftover)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from socket_edge.atomic import replacing
+from socket_edge.contract import InputContract
+from socket_edge.data.images import read_image
+from socket_edge.data.preprocess import prepare_raw
+from socket_edge.errors import DataError, OutputError
+from socket_edge.progress import bar
+
+CACHE_ENV = "SOCKET_EDGE_CACHE"
+LAYOUT_VERSION = 1  # bump when prepare_raw changes what a cached frame holds
+
+
+def default_cache_dir() -> Path:
+    """$SOCKET_EDGE_CACHE, else $XDG_CACHE_HOME/socket-edge/frames, else ~/.cache/socket-edge/frames."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "socket-edge" / "frames"
+
+
+def cache_key(files: Sequence[Path], contract: InputContract) -> str:
+    """A hash of the files (absolute path, size, mtime) and the contract fields that shape the
+    cached pixels (modality, size, resize policy, raw dtype, invalid zeros)."""
+    entries = []
+    for path in files:
+        try:
+            stat = Path(path).stat()
+        except OSError as exc:
+            raise DataError(f"{path} cannot be read: {exc.strerror}") from None
+        entries.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
+    shaping = {"version": LAYOUT_VERSION, "modality": contract.modality, "size": list(contract.size),
+               "resize": contract.resize, "raw_dtype": contract.raw_dtype, "invalid_zero": contract.invalid_zero}
+    text = json.dumps({"files": entries, "contract": shaping}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def cached_frames(files: Sequence[Path], contract: InputContract, *, cache_dir: str | Path | None = None,
+                  desc: str = "decoding", progress: bool = True) -> np.ndarray:
+    """N×C×H×W frames of `files` in the contract's raw dtype, memory-mapped read-only from the
+    cache in `cache_dir` (default: `default_cache_dir()`); decoded first when no cache matches."""
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    path = folder / f"frames-{cache_key(files, contract)}.npy"
+    shape, dtype = (len(files), *contract.input_shape), np.dtype(contract.raw_dtype)
+    if path.is_file():
+        frames = np.load(path, mmap_mode="r")
+        if frames.shape == shape and frames.dtype == dtype:
+            return frames
+    try:
+        with replacing(path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            decode_into(out, files, contract, desc, progress)
+            out.flush()
+            del out
+    except OutputError as exc:
+        raise OutputError(f"frame cache: {exc}, or pass another --cache-dir") from None
+    return np.load(path, mmap_mode="r")
+
+
+def decode_into(out: np.ndarray, files: Sequence[Path], contract: InputContract, desc: str, progress: bool) -> None:
+    """Decode and prepare every file into `out` on a thread per core (OpenCV releases the GIL
+    while it decodes and resizes), in the files' order, with a progress bar."""
+
+    def decode(path: Path) -> np.ndarray:
+        return prepare_raw(read_image(path, contract.modality), contract, name=str(path))
+
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    try:
+        frames = pool.map(decode, files)
+        for i, frame in enumerate(bar(frames, desc=desc, enabled=progress, total=len(files))):
+            out[i] = frame
+    finally:
+        pool.shutdown(cancel_futures=True)  # a bad file stops the build without decoding the rest
