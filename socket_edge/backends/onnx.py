@@ -123,7 +123,8 @@ class OnnxModel(ExportedModel):
         batch = inputs[0].shape[0]
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
         width = next(o for o in outputs if o.name == OUTPUT_NAME).shape[-1]
-        if isinstance(width, int):
+        self.width_checked = isinstance(width, int)  # else the first prediction's width is checked
+        if self.width_checked:
             self._check_width(width)
 
     def _open(self, ort, source: str | bytes, options, providers: list) -> ModelInfo:
@@ -174,7 +175,9 @@ class OnnxModel(ExportedModel):
             if self.fixed_batch and n < self.fixed_batch:
                 chunk = np.concatenate([chunk, np.zeros((self.fixed_batch - n, *chunk.shape[1:]), np.float32)])
             probs = self.session.run([OUTPUT_NAME], {INPUT_NAME: chunk})[0]
-            self._check_width(probs.shape[-1])
+            if not self.width_checked:
+                self._check_width(probs.shape[-1])
+                self.width_checked = True
             out.append(np.asarray(probs[:n], dtype=np.float32))
         return np.concatenate(out) if out else np.zeros((0, len(self.contract.class_names)), np.float32)
 
