@@ -64,11 +64,14 @@ def write_error(path: Path, exc: OSError) -> OutputError:
 
 
 @contextmanager
-def replacing(path: str | Path, suffix: str = "") -> Iterator[Path]:
+def replacing(path: str | Path, suffix: str = "", any_rank: bool = False) -> Iterator[Path]:
     """A temporary path to write `path` under: renamed onto `path` when the block ends, deleted
     when it fails. Stale temporary files of `path` are deleted first; an OSError of the block or
-    the rename becomes an OutputError."""
+    the rename becomes an OutputError. In a torchrun job only rank 0 writes outputs (`any_rank`:
+    a machine-local file such as the frame cache); another rank's write is a bug and raises."""
     path = Path(path)
+    if not any_rank and os.environ.get("RANK", "0") != "0":
+        raise RuntimeError(f"rank {os.environ['RANK']} of a torchrun job tried to write {path}: only rank 0 writes")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale(path)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import sys
+import traceback
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 from socket_edge import __version__
@@ -31,6 +33,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -93,9 +102,18 @@ def _require_train(command: str, *more: str) -> None:
         require(module, "train", needed_by=f"socket-edge {command}")
 
 
+def _rank() -> int:
+    """This process's rank in a torchrun job (0 alone, or without torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def _claimed(args: argparse.Namespace, out: Path, inputs: dict, flag: str = "--out"):
-    """The command's claim on `out` (claim.claimed) with its --overwrite and command line."""
+    """The command's claim on `out` (claim.claimed) with its --overwrite and command line; in a
+    torchrun job rank 0 claims for all."""
     from socket_edge.claim import claimed
+
+    if _rank() != 0:
+        return nullcontext()
 
     return claimed(out, inputs, overwrite=getattr(args, "overwrite", False), command=args.command_line, flag=flag)
 
@@ -125,7 +143,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cache_dir_option(parser: argparse.ArgumentParser) -> None:
-    """--cache-dir of the commands that train on image folders (data/cache.py)."""
+    """--cache-dir and --workers of the commands that train on image folders (data/cache.py,
+    training/batches.py)."""
+    parser.add_argument("--workers", type=_non_negative_int,
+                        help="DataLoader processes that read the batches (default: none on the CPU, up to 4 per "
+                             "GPU process)")
     parser.add_argument("--cache-dir", type=Path,
                         help="folder of the decoded-frame cache (default $SOCKET_EDGE_CACHE, else "
                              "~/.cache/socket-edge/frames); safe to delete")
@@ -142,8 +164,10 @@ def cmd_train_source(args: argparse.Namespace) -> int:
     )
     with _claimed(args, args.out, {"--data": args.data, "--weights": Path(args.weights)}):
         result = train_source(args.data, args.out, config, progress=not args.quiet, classes=args.classes,
-                              command=args.command_line, cache_dir=args.cache_dir)
+                              command=args.command_line, cache_dir=args.cache_dir, workers=args.workers)
     val = f", held-out accuracy {result['val_accuracy']:.1f}% (n={result['val_n']})" if "val_accuracy" in result else ""
+    if _rank() != 0:
+        return 0
     print(f"wrote {args.out}: trained on {result['train_n']} images in {result['seconds']:.0f} s{val}")
     return 0
 
@@ -171,11 +195,13 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source,
                        ti_target=args.ti_target, eval_data=args.eval_data, classes=args.classes,
                        ti_classes=args.ti_classes, resume=args.resume, overwrite=args.overwrite,
-                       progress=not args.quiet, command=args.command_line, cache_dir=args.cache_dir)
+                       progress=not args.quiet, command=args.command_line, cache_dir=args.cache_dir, workers=args.workers)
     acc = ""
     if "accuracy" in result:
         acc = f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}%"
     zeta = "/".join(f"{z:.3f}" for z in result["zeta"])
+    if _rank() != 0:
+        return 0
     print(f"wrote {args.out} ({args.method}, ζ {zeta}{acc}) in {result['seconds']:.0f} s; "
           f"run folder {run_folder_for(args.out)}")
     return 0
@@ -203,11 +229,13 @@ def cmd_distill(args: argparse.Namespace) -> int:
         result = distill(config, args.teacher, args.target, args.out, ti_target=args.ti_target,
                          eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes,
                          resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                         command=args.command_line, cache_dir=args.cache_dir)
+                         command=args.command_line, cache_dir=args.cache_dir, workers=args.workers)
     acc = ""
     if "accuracy" in result:
         acc = f", accuracy {result['accuracy']:.1f}% (teacher {result['teacher_accuracy']:.1f}%)"
     student = result["student"]
+    if _rank() != 0:
+        return 0
     print(f"wrote {args.out} ({student['arch']}, {student['size'][0]} px, from {student['start']}): agreement with "
           f"the teacher {result['agreement']:.1f}% on {result['target_n']} target images{acc} in "
           f"{result['seconds']:.0f} s; run folder {run_folder_for(args.out)}")
@@ -669,6 +697,34 @@ def unexpected(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {text[0] if text else repr(exc)}; run with --debug for the traceback"
 
 
+def _report(exc: SocketEdgeError) -> int:
+    """Print the error's line (in a torchrun job: rank 0 alone for a failure every rank meets,
+    else with this rank's number) and return its exit code."""
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    if ranks > 1 and exc.everywhere:
+        if _rank() == 0:
+            print(f"socket-edge: error: {exc}", file=sys.stderr, flush=True)
+        from socket_edge.training.distributed import barrier
+
+        try:
+            barrier()  # every rank exits after rank 0 has said why
+        except RuntimeError:
+            pass  # a rank has already gone
+    else:
+        where = f" (rank {_rank()} of {ranks})" if ranks > 1 else ""
+        print(f"socket-edge: error{where}: {exc}", file=sys.stderr, flush=True)
+    return exc.exit_code
+
+
+def _peer_failed(exc: Exception) -> bool:
+    """Whether, in a torchrun job, a collective failed under this process: another rank has
+    stopped (it reported its own error) and its connections closed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2 or not isinstance(exc, RuntimeError):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any("torch/distributed/" in frame.filename.replace(os.sep, "/") for frame in frames)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line and a non-zero exit code for every failure; `--debug` shows the
     traceback of an unexpected one."""
@@ -678,14 +734,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except SocketEdgeError as exc:
-        print(f"socket-edge: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _report(exc)
     except KeyboardInterrupt:
         print("socket-edge: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.debug:
             raise
+        if _peer_failed(exc):
+            return 1  # the process that failed has said why; torchrun ends the job
         print(f"socket-edge: error: {unexpected(exc)}", file=sys.stderr)
         return 1
 

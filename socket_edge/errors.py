@@ -8,9 +8,15 @@ import re
 
 
 class SocketEdgeError(Exception):
-    """A failure the user can fix; the message says what, what was received, and how."""
+    """A failure the user can fix; the message says what, what was received, and how.
+    `everywhere`: every process of a torchrun job meets it alike (a loss all ranks share), so
+    rank 0 alone reports it."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, everywhere: bool = False) -> None:
+        super().__init__(message)
+        self.everywhere = everywhere
 
 
 class DataError(SocketEdgeError):

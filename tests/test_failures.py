@@ -183,7 +183,7 @@ def test_a_full_disk_leaves_a_run_that_resume_continues(setup, tmp_path, capsys)
         f"{ERROR}cannot write {run_folder}/checkpoint.pt: the file would exceed the file-size limit of this process "
         f"(ulimit -f) (File too large); free space in {run_folder} or write elsewhere; then add --resume to the same "
         "command: the run folder keeps every finished epoch\n")
-    assert sorted(p.name for p in run_folder.iterdir()) == ["config.json", "metrics.jsonl"]
+    assert sorted(p.name for p in run_folder.iterdir()) == ["config.json", "metrics.jsonl", "steps.jsonl"]
     assert not out.exists() and leftovers(tmp_path) == []
     capsys.readouterr()
     assert main(argv + ["--resume"]) == 0

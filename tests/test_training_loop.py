@@ -1,14 +1,18 @@
 """The training loop on a task of a few lines: mean terms per epoch, the NaN stop, resume."""
 
+import json
+
 import pytest
 import torch
 from torch import nn
 
 from socket_edge.errors import UsageError
+from socket_edge.training.batches import FrameRows
 from socket_edge.training.loop import Run, Task, fit
 from socket_edge.training.run_folder import RunFolder
 
 X, Y = torch.randn(40, 3, generator=torch.Generator().manual_seed(1)), torch.randn(40, 1)
+DATA = FrameRows([X.numpy()])
 
 
 class Regression(Task):
@@ -20,7 +24,9 @@ class Regression(Task):
         self.optimizer = torch.optim.SGD([{"params": self.model.parameters(), "lr0": 0.1}], lr=0.1)
         self.blow_up = blow_up
 
-    def step(self, idx, generator, done):
+    def step(self, batch, generator, done):
+        idx = batch.idx
+        assert torch.equal(batch.frames, X[idx])
         noise = 0.01 * torch.randn(len(idx), 1, generator=generator)
         l_fit = ((self.model(X[idx]) - Y[idx] - noise) ** 2).mean()
         l_big = l_fit * (float("inf") if self.blow_up else 0.0)
@@ -34,7 +40,7 @@ class Regression(Task):
 
 
 def test_terms_are_epoch_means_and_the_start_is_evaluated(capsys):
-    history = fit(Regression(), data_size=40, batch_size=8, epochs=2, seed=0, device=torch.device("cpu"))
+    history = fit(Regression(), data=DATA, batch_size=8, epochs=2, seed=0, device=torch.device("cpu"))
     assert [h["epoch"] for h in history] == [0, 1, 2] and set(history[1]) == {"epoch", "loss", "l_fit", "l_big"}
     assert history[1]["loss"] == history[1]["l_fit"] > history[2]["l_fit"]
     assert capsys.readouterr().out.splitlines() == ["epoch 0", "epoch 1", "epoch 2"]
@@ -44,13 +50,13 @@ def test_a_loss_that_is_not_a_number_stops_before_the_epoch_is_saved(tmp_path):
     run = Run(RunFolder(tmp_path / "run"), {"x": 1})
     (tmp_path / "run").mkdir()
     with pytest.raises(UsageError, match=r"the loss became nan in epoch 1; lower --lr \(terms: l_fit nan, l_big nan\)"):
-        fit(Regression(blow_up=True), data_size=40, batch_size=8, epochs=2, seed=0, device=torch.device("cpu"),
+        fit(Regression(blow_up=True), data=DATA, batch_size=8, epochs=2, seed=0, device=torch.device("cpu"),
             run=run, progress=False)
     assert not run.folder.checkpoint.exists() and run.folder.metrics.read_text().count("\n") == 1
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    args = dict(data_size=40, batch_size=8, epochs=3, seed=5, device=torch.device("cpu"), progress=False)
+    args = dict(data=DATA, batch_size=8, epochs=3, seed=5, device=torch.device("cpu"), progress=False)
     straight = Regression()
     fit(straight, **args)
     real_save = RunFolder.save_checkpoint
@@ -69,3 +75,6 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     history = fit(resumed, **args, run=Run(RunFolder(tmp_path / "run"), {"x": 1}, resume=True))
     assert [h["epoch"] for h in history] == [0, 1, 2, 3]
     assert torch.equal(straight.model.weight, resumed.model.weight)
+    steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    assert [(s["epoch"], s["step"]) for s in steps] == [(e, i) for e in (1, 2, 3) for i in range(1, 6)]
+    assert sum(s["l_fit"] for s in steps if s["epoch"] == 3) / 5 == pytest.approx(history[3]["l_fit"], abs=1e-5)

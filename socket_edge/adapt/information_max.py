@@ -15,8 +15,10 @@ class InformationMaximization(nn.Module):
     l_ent = mean_i H(p_i) (confident predictions) and l_div = H(mean_i p_i) (diverse
     predictions); minimising l_ent − l_div maximises the mutual information."""
 
-    def forward(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, probs: torch.Tensor, mean: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`mean`: the mean prediction of the whole (global) batch when `probs` is one share of it."""
         l_ent = -(probs * torch.log(probs + EPS)).sum(dim=1).mean()
-        mean = probs.mean(dim=0)
+        mean = probs.mean(dim=0) if mean is None else mean
         l_div = -(mean * torch.log(mean + EPS)).sum()
         return l_ent - l_div, l_ent, l_div

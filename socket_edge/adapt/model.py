@@ -15,6 +15,7 @@ from socket_edge.contract import InputContract
 from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.input_module import InputNormalizer
 from socket_edge.models.zoo import SourceModel
+from socket_edge.training import distributed
 
 Stats = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -32,10 +33,11 @@ class AdaptiveEnsemble(nn.Module):
     """Members with frozen classifiers and learnable ζ; forward gives features and probabilities."""
 
     def __init__(self, contract: InputContract, members: list[SourceModel], learn_zeta: bool,
-                 zeta_param: str = "sigmoid") -> None:
+                 zeta_param: str = "sigmoid", ti_bn: str = "batch") -> None:
         super().__init__()
         self.contract = contract
         self.zeta_param = zeta_param
+        self.ti_bn = ti_bn
         self.input = InputNormalizer(contract)
         self.members = nn.ModuleList(members)
         self.w = nn.Parameter(torch.zeros(len(members)), requires_grad=learn_zeta)
@@ -50,6 +52,10 @@ class AdaptiveEnsemble(nn.Module):
     def _make_hook(self, k: int):
         def hook(module: nn.Module, inputs: tuple[torch.Tensor]) -> None:
             if self._recorded is None:
+                return
+            if distributed.active():  # the global batch's statistics, as SyncBatchNorm sees them
+                mean, var, n = distributed.moments(inputs[0], module.running_mean)
+                self._recorded[k].append((mean.float(), var * n / (n - 1)))
                 return
             x = inputs[0].float()
             dims = [0] + list(range(2, x.dim()))
@@ -68,11 +74,23 @@ class AdaptiveEnsemble(nn.Module):
         x = self.input(raw)
         return [m.encoder(x) for m in self.members]
 
-    def forward(self, raw: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Raw frames → (features f_k(x) per member, softmax(g_k(f_k(x))) per member)."""
+    def forward(self, raw: torch.Tensor, ti: torch.Tensor | None = None
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None]:
+        """Raw frames → (features f_k(x) per member, softmax(g_k(f_k(x))) per member, and the
+        features of the TI target frames `ti` when given). The TI pass is never recorded for L_d
+        and normalises as `ti_bn` says ("batch": its own statistics, the running ones untouched;
+        "running": the running statistics). One call per step, as DDP wants."""
         feats = self.encode(raw)
         probs = [torch.softmax(m.classifier(f).float(), dim=1) for m, f in zip(self.members, feats)]
-        return feats, probs
+        if ti is None:
+            return feats, probs, None
+        recorded, self._recorded = self._recorded, None
+        try:
+            with self.running_bn_stats() if self.ti_bn == "running" else self.frozen_bn_stats():
+                ti_feats = self.encode(ti)
+        finally:
+            self._recorded = recorded
+        return feats, probs, ti_feats
 
     def mix(self, probs: list[torch.Tensor]) -> torch.Tensor:
         """F_T(x) = Σ_k ζ_k p_k (SOCKET eq. 4)."""
@@ -120,7 +138,8 @@ class AdaptiveEnsemble(nn.Module):
 
     def teacher(self) -> AdaptiveEnsemble:
         """A copy with the same weights and ζ, nothing trainable: the start of a mean teacher."""
-        copy_ = AdaptiveEnsemble(self.contract, [copy.deepcopy(m) for m in self.members], False, self.zeta_param)
+        copy_ = AdaptiveEnsemble(self.contract, [copy.deepcopy(m) for m in self.members], False, self.zeta_param,
+                                 self.ti_bn)
         copy_.load_state_dict(self.state_dict())
         copy_.requires_grad_(False)
         return copy_.to(self.w.device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ from socket_edge.models import artifact
 from socket_edge.models.input_module import InputNormalizer
 from socket_edge.models.torch_utils import augment, autocast, resolve_device, seed_everything, to_device
 from socket_edge.models.zoo import parameter_groups
+from socket_edge.training import distributed
+from socket_edge.training.batches import Batch, FrameRows
 from socket_edge.training.run_folder import RunFolder, run_folder_for
 from socket_edge.training.loop import Run, Task, fit, on_device
 
@@ -40,18 +43,24 @@ SCAN_BATCH = 128
 
 @torch.no_grad()
 def scan(model: AdaptiveEnsemble, frames: np.ndarray, device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Eval-mode pass over frames: (features per member, ensemble probabilities), on the CPU."""
+    """Eval-mode pass over frames: (features per member, ensemble probabilities), on the CPU.
+    Under torchrun each rank scans its shard and every rank gets all rows."""
     model.eval()
     feats: list[list[torch.Tensor]] = [[] for _ in model.members]
     probs = []
-    for start in range(0, len(frames), SCAN_BATCH):
-        raw = to_device(frames[start:start + SCAN_BATCH], device)
+    own = distributed.shard(len(frames))
+    for start in range(own.start, own.stop, SCAN_BATCH):
+        raw = to_device(frames[start:min(start + SCAN_BATCH, own.stop)], device)
         with autocast(device):
-            f, p = model(raw)
+            f, p, _ = model(raw)
         for k, fk in enumerate(f):
             feats[k].append(fk.float().cpu())
         probs.append(model.mix(p).float().cpu())
-    return [torch.cat(f) for f in feats], torch.cat(probs)
+    widths = [m.classifier.in_features for m in model.members]
+    local_feats = [torch.cat(f) if f else torch.zeros(0, w) for f, w in zip(feats, widths)]
+    local_probs = torch.cat(probs) if probs else torch.zeros(0, len(model.contract.class_names))
+    n = len(frames)
+    return [distributed.gather_shards(f, n) for f in local_feats], distributed.gather_shards(local_probs, n)
 
 
 @torch.no_grad()
@@ -75,17 +84,26 @@ def source_ti_features(inputs: AdaptInputs, device: torch.device) -> list[torch.
 def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, ti_source: Path | None = None,
           ti_target: Path | None = None, eval_data: Path | None = None, classes: list[str] | None = None,
           ti_classes: list[str] | None = None, resume: bool = False, overwrite: bool = False,
-          progress: bool = True, command: str | None = None, cache_dir: str | Path | None = None) -> dict:
+          progress: bool = True, command: str | None = None, cache_dir: str | Path | None = None,
+          workers: int | None = None) -> dict:
     """Adapt the sources to the target modality; write the ensemble artifact and the run folder.
-    `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives."""
+    `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives;
+    `workers`: DataLoader processes. Under torchrun, rank 0 alone writes."""
     started = time.time()
     out = Path(out)
     run = RunFolder(run_folder_for(out))
-    run.prepare(out, resume, overwrite, example="adapted.pt")
-    device = resolve_device(config.device)
+    if distributed.is_main():
+        run.prepare(out, resume, overwrite, example="adapted.pt")
+    if distributed.size() > 1 and config.lambda_nc > 0:
+        raise UsageError("--lambda-nc is not available under torchrun yet (its neighbour banks are per process); "
+                         "run it in one process")
+    device = distributed.join(resolve_device(config.device))
+    distributed.barrier()  # rank 0 has prepared the run folder
     src = load_sources([Path(p) for p in sources], config.img_size)
-    inputs = load_inputs(config, src, Path(target), ti_source and Path(ti_source), ti_target and Path(ti_target),
-                         eval_data and Path(eval_data), classes, ti_classes, progress, cache_dir)
+    with distributed.local_main_first():
+        inputs = load_inputs(config, src, Path(target), ti_source and Path(ti_source), ti_target and Path(ti_target),
+                             eval_data and Path(eval_data), classes, ti_classes,
+                             progress and distributed.is_main(), cache_dir)
     described = {
         "sources": [str(p) for p in sources], "target": str(target), "ti_source": str(ti_source),
         "ti_target": str(ti_target), "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes,
@@ -93,12 +111,12 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     settings = {"config": config.to_dict(), "inputs": described}
 
     seed_everything(config.seed)
-    model = AdaptiveEnsemble(inputs.target_contract, [copy.deepcopy(m) for m in src.members], config.learns_zeta,
-                             config.zeta_param)
+    members = [distributed.sync_batchnorm(copy.deepcopy(m), device) for m in src.members]
+    model = AdaptiveEnsemble(inputs.target_contract, members, config.learns_zeta, config.zeta_param, config.ti_bn)
     task = Adaptation(config, on_device(model, device), src, inputs, device, started)
     n = len(inputs.target)
-    history = fit(task, data_size=n, batch_size=config.batch_size, epochs=task.epochs, seed=config.seed,
-                  device=device, run=Run(run, settings, resume), progress=progress)
+    history = fit(task, data=FrameRows([inputs.target]), batch_size=config.batch_size, epochs=task.epochs,
+                  seed=config.seed, device=device, run=Run(run, settings, resume), progress=progress, workers=workers)
     best, kept = task.best, task.kept
     if best["state"] is not None:
         kept.load_state_dict(best["state"])
@@ -115,6 +133,8 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
         sources=src.provenance, data=inputs.target_list.summary(), ti=inputs.ti_summary, metrics=result,
         device=str(device), run_folder=str(run.root),
     )
+    if not distributed.is_main():
+        return result
     plot_curves(history, run.curves, f"{config.method}: {', '.join(Path(p).name for p in sources)} → "
                                      f"{config.modality} ({Path(target).name})")
     artifact.save(ensemble, out, "ensemble", prov)  # the last write: an output beside no checkpoint is finished
@@ -156,6 +176,7 @@ class Adaptation(Task):
         if config.learns_zeta:
             groups.append({"params": [model.w], "lr": config.lr_zeta, "lr0": config.lr_zeta, "weight_decay": 0.0})
         self.optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+        self.net = distributed.parallel(model, device)  # DDP under torchrun: the gradients averaged over the ranks
         self.labels = self.bank_feats = self.bank_probs = None
         self.best: dict | None = None
         self.last_scan: tuple | None = None  # the last evaluation's scan, reused by the next epoch's start
@@ -168,17 +189,20 @@ class Adaptation(Task):
             self.bank_feats = ensemble_features(feats, self.kept.zeta().detach().cpu()).to(self.device)
             self.bank_probs = probs.float().to(self.device)
 
-    def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
-        """The loss of the batch idx of the target set, and its terms (under the loop's autocast)."""
+    def step(self, batch: Batch, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
+        """The loss of this rank's share of a target batch, and its terms (under the loop's autocast):
+        L_ent, L_pl and L_TI are means over the share; L_div and L_d are of the global batch."""
         config, model, device = self.config, self.model, self.device
-        raw = augment(to_device(self.inputs.target[idx.numpy()], device), generator,
-                      nearest=self.inputs.target_contract.invalid_zero)
+        idx = batch.idx
+        raw = augment(batch.on(device), generator, nearest=self.inputs.target_contract.invalid_zero,
+                      share=distributed.share())
+        ti, psi = self._ti_batch(batch.total, generator) if config.uses_ti else (None, None)
         terms = {}
-        with model.recording_bn_stats() as batch_stats:
-            feats, probs_k = model(raw)
+        with model.recording_bn_stats() if config.uses_bn_stats else nullcontext() as batch_stats:
+            feats, probs_k, ti_feats = self.net(raw, ti)
         zeta = model.zeta()
         mixed = model.mix(probs_k)
-        loss, terms["l_ent"], terms["l_div"] = self.im(mixed)
+        loss, terms["l_ent"], terms["l_div"] = self.im(mixed, distributed.global_sum(mixed.sum(dim=0)) / batch.total)
         if self.labels is not None:
             terms["l_pl"] = self.pl(mixed, self.labels[idx.to(device)])
             loss = loss + config.lambda_pl * terms["l_pl"]
@@ -191,7 +215,7 @@ class Adaptation(Task):
             terms["l_d"] = self.bn(batch_stats, self.source_stats, zeta)
             loss = loss + config.lambda_d * terms["l_d"]
         if config.uses_ti:
-            terms["l_ti"] = self.ti(*self._ti_features(len(idx), generator), zeta)
+            terms["l_ti"] = self.ti(ti_feats, psi, zeta)
             loss = loss + config.lambda_ti * terms["l_ti"]
         return loss, terms
 
@@ -207,6 +231,8 @@ class Adaptation(Task):
         self.last_scan = scanned = _scan_target(model, self.config, inputs, self.device)
         require_finite(scanned[1], epoch)
         entry.update(target_scores(scanned[1], scanned[2]))
+        if scanned[2] is not None:  # the next epoch's pseudo-labels per class (a collapse shows here)
+            entry["pseudo_labels"] = torch.bincount(scanned[2], minlength=scanned[1].shape[1]).tolist()
         if inputs.eval_frames is not None:
             same = inputs.eval_frames is inputs.target
             probs = scanned[1] if same else scan(model, inputs.eval_frames, self.device)[1]
@@ -229,25 +255,24 @@ class Adaptation(Task):
             self.teacher.load_state_dict(state["teacher"])
         self.best = state["best"]
 
-    def _ti_features(self, batch: int, generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """(f_k of a random TI target batch, ψ_k of the paired source images). With ti_augment both
-        images of a pair get the same crop and flip and ψ is computed now by the frozen sources."""
-        inputs, model, device = self.inputs, self.model, self.device
-        pick = torch.randperm(len(inputs.ti_target), generator=generator)[:batch]
+    def _ti_batch(self, total: int, generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(this rank's share of a random TI target batch of `total` pairs, ψ_k of the paired source
+        images). With ti_augment both images of a pair get the same crop and flip and ψ is computed
+        now by the frozen sources."""
+        inputs, device = self.inputs, self.device
+        pick = distributed.take_share(torch.randperm(len(inputs.ti_target), generator=generator)[:total])
         target = to_device(inputs.ti_target[pick.numpy()], device)
-        if self.source_encoders is not None:
-            seed = int(torch.randint(2**62, (1,), generator=generator))
-            source = augment(to_device(inputs.ti_source[pick.numpy()], device), torch.Generator().manual_seed(seed),
-                             nearest=False)
-            target = augment(target, torch.Generator().manual_seed(seed), nearest=inputs.target_contract.invalid_zero)
-            with torch.no_grad():
-                x = self.source_input(source)
-                psi = [enc(x).float() for enc in self.source_encoders]
-        else:
-            psi = [p[pick.to(p.device)] for p in self.psi]
-        bn_mode = model.running_bn_stats() if self.config.ti_bn == "running" else model.frozen_bn_stats()
-        with bn_mode:
-            return model.encode(target), psi
+        if self.source_encoders is None:
+            return target, [p[pick.to(p.device)] for p in self.psi]
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        share = distributed.share()
+        source = augment(to_device(inputs.ti_source[pick.numpy()], device), torch.Generator().manual_seed(seed),
+                         nearest=False, share=share)
+        target = augment(target, torch.Generator().manual_seed(seed), nearest=inputs.target_contract.invalid_zero,
+                         share=share)
+        with torch.no_grad():
+            x = self.source_input(source)
+            return target, [enc(x).float() for enc in self.source_encoders]
 
 
 def require_finite(probs: torch.Tensor, epoch: int) -> None:
@@ -255,8 +280,8 @@ def require_finite(probs: torch.Tensor, epoch: int) -> None:
     if not torch.isfinite(probs).all():
         raise UsageError(
             f"the ensemble's predictions on the target became NaN/inf after epoch {epoch}: a loss term exploded "
-            "(the paper's L_d does with poorly trained sources); use --bn-distance kl, or lower --lambda-d or --lr"
-        )
+            "(the paper's L_d does with poorly trained sources); use --bn-distance kl, or lower --lambda-d or --lr",
+            everywhere=True)
 
 
 def _scan_target(model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInputs, device: torch.device) -> tuple:

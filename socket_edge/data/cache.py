@@ -63,7 +63,7 @@ def cached_frames(files: Sequence[Path], contract: InputContract, *, cache_dir: 
         if frames.shape == shape and frames.dtype == dtype:
             return frames
     try:
-        with replacing(path) as tmp:
+        with replacing(path, any_rank=True) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
             decode_into(out, files, contract, desc, progress)
             out.flush()

@@ -37,5 +37,9 @@ class PseudoLabelCE(nn.Module):
     """Cross-entropy of the student's logits (N×C) against the teacher's argmax (from N×C
     probabilities): the ensemble's pseudo-labels. Returns a scalar."""
 
-    def forward(self, student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(student_logits.float(), teacher_probs.argmax(dim=1))
+    def forward(self, student_logits: torch.Tensor, teacher_probs: torch.Tensor,
+                count: torch.Tensor | float | None = None) -> torch.Tensor:
+        """`count`: divide the summed cross-entropy by it instead of N (a share of a batch whose
+        rows are split unevenly over processes)."""
+        summed = F.cross_entropy(student_logits.float(), teacher_probs.argmax(dim=1), reduction="sum")
+        return summed / (len(student_logits) if count is None else count)

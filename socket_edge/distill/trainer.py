@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -23,8 +22,10 @@ from socket_edge.distill.student import StudentStart, start_student
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
-from socket_edge.models.torch_utils import augment, predict, resolve_device, seed_everything, to_device
+from socket_edge.models.torch_utils import augment, resolve_device, seed_everything
 from socket_edge.models.zoo import parameter_groups
+from socket_edge.training import distributed
+from socket_edge.training.batches import Batch, FrameRows
 from socket_edge.training.loop import Run, Task, fit, on_device
 from socket_edge.training.run_folder import RunFolder, plot_loss_terms, run_folder_for
 
@@ -43,29 +44,34 @@ def student_view(view: torch.Tensor, size: tuple[int, int], nearest: bool) -> to
 def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti_target: Path | None = None,
             eval_data: Path | None = None, classes: list[str] | None = None, ti_classes: list[str] | None = None,
             resume: bool = False, overwrite: bool = False, progress: bool = True, command: str | None = None,
-            cache_dir: str | Path | None = None) -> dict:
+            cache_dir: str | Path | None = None, workers: int | None = None) -> dict:
     """Distil the teacher ensemble into one student; write the student artifact and the run folder.
-    `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives."""
+    `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives;
+    `workers`: DataLoader processes. Under torchrun, rank 0 alone writes."""
     started = time.time()
     out = Path(out)
     run = RunFolder(run_folder_for(out))
-    run.prepare(out, resume, overwrite, example="student.pt")
-    device = resolve_device(config.device)
-    inputs = load_inputs(Path(teacher), Path(target), config.img_size, ti_target=ti_target and Path(ti_target),
-                         eval_data=eval_data and Path(eval_data), classes=classes, ti_classes=ti_classes,
-                         progress=progress, cache_dir=cache_dir)
+    if distributed.is_main():
+        run.prepare(out, resume, overwrite, example="student.pt")
+    device = distributed.join(resolve_device(config.device))
+    distributed.barrier()  # rank 0 has prepared the run folder
+    with distributed.local_main_first():
+        inputs = load_inputs(Path(teacher), Path(target), config.img_size, ti_target=ti_target and Path(ti_target),
+                             eval_data=eval_data and Path(eval_data), classes=classes, ti_classes=ti_classes,
+                             progress=progress and distributed.is_main(), cache_dir=cache_dir)
     seed_everything(config.seed)
     start = start_student(config, inputs.teacher)
     described = {"teacher": str(teacher), "target": str(target), "ti_target": str(ti_target),
                  "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes}
     settings = {"config": config.to_dict(), "inputs": described}
 
-    student = on_device(Ensemble(inputs.student_contract, [start.member], [1.0]), device)
+    student = on_device(Ensemble(inputs.student_contract, [distributed.sync_batchnorm(start.member, device)], [1.0]), device)
     task = Distillation(config, student, start, inputs, device, started)
     summary = task.reference["summary"]
     run_config = {**settings, "student_start": start.note, "teacher_reference": summary}
-    history = fit(task, data_size=len(task.is_target), batch_size=config.batch_size, epochs=config.epochs,
-                  seed=config.seed, device=device, run=Run(run, settings, resume, run_config), progress=progress)
+    pool = FrameRows([inputs.target.teacher] + ([] if inputs.ti_target is None else [inputs.ti_target]))
+    history = fit(task, data=pool, batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
+                  device=device, run=Run(run, settings, resume, run_config), progress=progress, workers=workers)
     final = history[-1]
     result = {
         "student": {"arch": config.arch, "start": start.note, "size": list(inputs.student_contract.size),
@@ -76,6 +82,8 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
     }
     if "accuracy" in final:
         result["accuracy"] = final["accuracy"]
+    if not distributed.is_main():
+        return result
     prov = artifact.provenance(
         command, stage="distill", seed=config.seed, config=config.to_dict(), inputs=described, metrics=result,
         teacher={"file": str(teacher), **{k: inputs.teacher_provenance.get(k) for k in ("stage", "method", "command",
@@ -104,43 +112,34 @@ class Distillation(Task):
         self.kd_loss, self.pl_loss = KDLoss(config.temperature), PseudoLabelCE()
         groups = parameter_groups(start.member, config.lr, backbone_factor=0.1 if start.pretrained else 1.0)
         self.optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+        self.net = distributed.parallel(student.members[0], device)  # DDP under torchrun
         ti_n = 0 if inputs.ti_target is None else len(inputs.ti_target)
         self.is_target = torch.arange(len(inputs.target.teacher) + ti_n) < len(inputs.target.teacher)
 
-    def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
+    def step(self, batch: Batch, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
         config, device, contract = self.config, self.device, self.inputs.student_contract
         nearest = contract.invalid_zero
-        view = augment(to_device(self.pool(idx), device), generator, nearest=nearest)
+        view = augment(batch.on(device), generator, nearest=nearest, share=distributed.share())
         with torch.no_grad():
             teacher_probs = self.teacher(view).float()
-        logits = self.model.members[0](self.model.input(student_view(view, tuple(contract.size), nearest)))
+        logits = self.net(self.model.input(student_view(view, tuple(contract.size), nearest)))
         terms = {"l_kd": self.kd_loss(logits, teacher_probs)}
         loss = terms["l_kd"]
-        mask = self.is_target[idx].to(device)
-        if config.lambda_pl > 0 and mask.any():
-            terms["l_pl"] = self.pl_loss(logits[mask], teacher_probs[mask])
+        if config.lambda_pl > 0:  # a mean over the global batch's target images (none: 0)
+            mask = self.is_target[batch.idx].to(device)
+            share = distributed.global_sum(mask.sum().float()) / distributed.size()
+            terms["l_pl"] = self.pl_loss(logits[mask], teacher_probs[mask], share.clamp_min(1e-12))
             loss = loss + config.lambda_pl * terms["l_pl"]
         return loss, terms
-
-    def pool(self, idx: torch.Tensor) -> np.ndarray:
-        """The teacher-size frames of positions `idx` of the pool (target images, then TI target
-        images), read from their caches without joining them in memory."""
-        target, mask = self.inputs.target.teacher, self.is_target[idx].numpy()
-        picked = idx.numpy()
-        batch = np.empty((len(picked), *target.shape[1:]), dtype=target.dtype)
-        batch[mask] = target[picked[mask]]
-        if not mask.all():
-            batch[~mask] = self.inputs.ti_target[picked[~mask] - len(target)]
-        return batch
 
     def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
         """The epoch's metrics line: losses, agreement with the teacher on the target, accuracy."""
         inputs, device = self.inputs, self.device
-        pred = predict(self.model, inputs.target.student, device).argmax(axis=1)
+        pred = distributed.predict_all(self.model, inputs.target.student, device).argmax(axis=1)
         entry: dict = {"epoch": epoch, **losses,
                        "agreement": round(100.0 * float((pred == self.reference["target_pred"]).mean()), 2)}
         if inputs.eval_frames is not None:
-            probs = predict(self.model, inputs.eval_frames.student, device)
+            probs = distributed.predict_all(self.model, inputs.eval_frames.student, device)
             entry["accuracy"] = metrics(inputs.eval_labels, probs, inputs.student_contract.class_names)["accuracy"]
         entry["elapsed_s"] = round(time.time() - self.started, 1)
         return entry
@@ -161,10 +160,10 @@ class Distillation(Task):
 def _teacher_reference(teacher: Ensemble, inputs: DistillInputs, device: torch.device) -> dict:
     """The teacher's predictions on the un-augmented target images (for agreement), and its
     accuracy on the evaluation data: computed once, the teacher never changes."""
-    target_pred = predict(teacher, inputs.target.teacher, device).argmax(axis=1)
+    target_pred = distributed.predict_all(teacher, inputs.target.teacher, device).argmax(axis=1)
     summary: dict = {"teacher_members": len(teacher.members)}
     if inputs.eval_frames is not None:
-        probs = predict(teacher, inputs.eval_frames.teacher, device)
+        probs = distributed.predict_all(teacher, inputs.eval_frames.teacher, device)
         summary["teacher_accuracy"] = metrics(inputs.eval_labels, probs, teacher.contract.class_names)["accuracy"]
     return {"target_pred": target_pred, "summary": summary}
 

@@ -42,13 +42,18 @@ def to_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(host).to(device, non_blocking=True).float()
 
 
-def augment(raw: torch.Tensor, generator: torch.Generator, nearest: bool, min_scale: float = 0.6) -> torch.Tensor:
+def augment(raw: torch.Tensor, generator: torch.Generator, nearest: bool, min_scale: float = 0.6,
+            share: tuple[int, int] = (0, 1)) -> torch.Tensor:
     """Random resized crop (area fraction min_scale..1, aspect 3/4..4/3) and horizontal flip of raw
     float frames, back to the same size: one batched resampling on the frames' device; the draws
-    come from `generator` (on the CPU). `nearest` keeps depth holes (0) from blending into readings."""
-    n, _, h, w = raw.shape
-    params = torch.rand((n, 4), generator=generator, dtype=torch.float64)
-    flip = torch.rand(n, generator=generator) < 0.5
+    come from `generator` (on the CPU). `nearest` keeps depth holes (0) from blending into readings.
+    `share` (rank, ranks): `raw` is rows rank, rank + ranks, … of a global batch; the draws are
+    made for the whole global batch, so every image gets the crop it gets in one process."""
+    _, _, h, w = raw.shape
+    rank, ranks = share
+    params = torch.rand((len(raw) * ranks, 4), generator=generator, dtype=torch.float64)[rank::ranks]
+    flip = (torch.rand(len(raw) * ranks, generator=generator) < 0.5)[rank::ranks]
+    n = len(raw)
     area = min_scale + (1 - min_scale) * params[:, 0]
     aspect = torch.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * params[:, 1])
     ch = torch.round(h * torch.sqrt(area / aspect)).clamp(2, h)

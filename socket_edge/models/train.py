@@ -18,8 +18,10 @@ from socket_edge.errors import DataError
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
-from socket_edge.models.torch_utils import augment, predict, resolve_device, seed_everything, to_device
+from socket_edge.models.torch_utils import augment, resolve_device, seed_everything
 from socket_edge.models.zoo import ModelConfig, build, load_pretrained, parameter_groups
+from socket_edge.training import distributed
+from socket_edge.training.batches import Batch, FrameRows
 from socket_edge.training.loop import Task, fit, on_device
 
 
@@ -79,12 +81,14 @@ class SourceTraining(Task):
         self.optimizer = torch.optim.SGD(parameter_groups(model.members[0], config.lr), momentum=0.9, nesterov=True,
                                          weight_decay=config.weight_decay)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.net = distributed.parallel(model.members[0], device)  # DDP under torchrun
 
-    def step(self, idx: torch.Tensor, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
-        batch = self.train_idx[idx.numpy()]
-        raw = augment(to_device(self.frames[batch], self.device), generator, nearest=self.model.contract.invalid_zero)
-        logits = self.model.members[0](self.model.input(raw))
-        return self.criterion(logits, torch.from_numpy(self.labels[batch]).to(self.device)), {}
+    def step(self, batch: Batch, generator: torch.Generator, done: float) -> tuple[torch.Tensor, dict]:
+        rows = self.train_idx[batch.idx.numpy()]
+        raw = augment(batch.on(self.device), generator, nearest=self.model.contract.invalid_zero,
+                      share=distributed.share())
+        logits = self.net(self.model.input(raw))
+        return self.criterion(logits, torch.from_numpy(self.labels[rows]).to(self.device)), {}
 
     def evaluate(self, epoch: int, losses: dict[str, float]) -> dict:
         entry = {"epoch": epoch, **losses}
@@ -94,7 +98,7 @@ class SourceTraining(Task):
 
     def validate(self) -> dict:
         """Metrics of the model on the held-out split."""
-        probs = predict(self.model, self.frames[self.val_idx], self.device)
+        probs = distributed.predict_all(self.model, self.frames[self.val_idx], self.device)
         return metrics(self.labels[self.val_idx], probs, self.model.contract.class_names)
 
     def describe(self, entry: dict) -> str:
@@ -104,9 +108,10 @@ class SourceTraining(Task):
 
 def train_source(data_root: str | Path, out: str | Path, config: TrainConfig, progress: bool = True,
                  classes: list[str] | None = None, command: str | None = None,
-                 cache_dir: str | Path | None = None) -> dict:
+                 cache_dir: str | Path | None = None, workers: int | None = None) -> dict:
     """Train, report held-out accuracy, write the artifact atomically; returns the metrics.
-    `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives."""
+    `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives;
+    `workers`: DataLoader processes. Under torchrun, rank 0 alone writes."""
     started = time.time()
     out = Path(out)
     if out.is_dir():
@@ -114,24 +119,29 @@ def train_source(data_root: str | Path, out: str | Path, config: TrainConfig, pr
     images = class_folders(data_root, "training data", classes)
     if len(images.class_names) < 2:
         raise DataError(f"training data {images.root} has one class ({images.class_names[0]}); a classifier needs at least 2")
-    device = resolve_device(config.device)
+    device = distributed.join(resolve_device(config.device))
     backbone_state = load_pretrained(config.arch, config.weights)
     contract = make_contract(config, images.class_names, images.files[0])
-    frames = cached_frames(images.files, contract, cache_dir=cache_dir, desc="reading images", progress=progress)
+    with distributed.local_main_first():
+        frames = cached_frames(images.files, contract, cache_dir=cache_dir, desc="reading images",
+                               progress=progress and distributed.is_main())
     labels = np.asarray(images.labels, dtype=np.int64)
     train_idx, val_idx = stratified_split(labels, config.val_fraction, config.seed)
 
     seed_everything(config.seed)
-    member = build(ModelConfig(config.arch, len(images.class_names), config.head), backbone_state)
+    member = distributed.sync_batchnorm(build(ModelConfig(config.arch, len(images.class_names), config.head),
+                                              backbone_state), device)
     task = SourceTraining(config, on_device(Ensemble(contract, [member], [1.0]), device), frames, labels, train_idx,
                           val_idx, device)
-    history = fit(task, data_size=len(train_idx), batch_size=config.batch_size, epochs=config.epochs,
-                  seed=config.seed, device=device, progress=progress)
+    history = fit(task, data=FrameRows([frames], train_idx), batch_size=config.batch_size, epochs=config.epochs,
+                  seed=config.seed, device=device, progress=progress, workers=workers)
     result = {"epochs": history, "train_n": int(len(train_idx)), "val_n": int(len(val_idx))}
     if len(val_idx):
         val = task.validate()
         result.update(val_accuracy=val["accuracy"], val_per_class=val["per_class"])
     result["seconds"] = round(time.time() - started, 1)
+    if not distributed.is_main():
+        return result
     prov = artifact.provenance(
         command, stage="train-source", seed=config.seed, config=asdict(config), data=images.summary(), metrics=result,
         device=str(device),

@@ -1,5 +1,5 @@
 """The run folder of a trainer (adapt, distill): config.json, metrics.jsonl (one line per epoch),
-curves.png and, until the output is written, checkpoint.pt for --resume.
+steps.jsonl (the loss terms of every step), curves.png and, until the output is written, checkpoint.pt for --resume.
 
 A run is finished once its output exists and its checkpoint is gone. Every file is written
 atomically, so a run stopped anywhere (Ctrl-C, a kill, a full disk) leaves a folder that --resume
@@ -29,6 +29,7 @@ class RunFolder:
         self.root = root
         self.config = root / "config.json"
         self.metrics = root / "metrics.jsonl"
+        self.steps = root / "steps.jsonl"
         self.checkpoint = root / "checkpoint.pt"
         self.curves = root / "curves.png"
 
@@ -94,6 +95,19 @@ class RunFolder:
     def write_json(self, path: Path, data: dict) -> None:
         """Write a JSON file atomically."""
         atomic.write_text(path, json.dumps(data, indent=2) + "\n")
+
+    def append_steps(self, epoch: int, names: list[str], per_step: list[list[float]]) -> None:
+        """Add the loss terms of every step of `epoch` to steps.jsonl (one line per step)."""
+        lines = [json.dumps({"epoch": epoch, "step": i + 1, **dict(zip(names, (round(v, 6) for v in row)))})
+                 for i, row in enumerate(per_step)]
+        old = self.steps.read_text() if self.steps.is_file() else ""
+        atomic.write_text(self.steps, old + "".join(line + "\n" for line in lines))
+
+    def trim_steps(self, epoch: int) -> None:
+        """Keep the steps.jsonl lines of the first `epoch` epochs (a resumed run redoes the rest)."""
+        if self.steps.is_file():
+            kept = [line for line in self.steps.read_text().splitlines() if json.loads(line)["epoch"] <= epoch]
+            atomic.write_text(self.steps, "".join(line + "\n" for line in kept))
 
     def write_metrics(self, history: list[dict]) -> None:
         """Rewrite metrics.jsonl from the history (atomically, so a resumed run never repeats lines)."""
