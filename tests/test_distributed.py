@@ -152,3 +152,23 @@ def test_a_failure_ends_every_rank_with_one_line(data, tmp_path):
     ours = [line for line in done.stderr.splitlines() if line.startswith("socket-edge: error")]
     assert done.returncode != 0 and len(ours) == 1 and "nan" in ours[0].lower(), done.stderr[-3000:]
     assert not out.exists()
+
+
+def test_only_rank_zero_writes_outputs_and_the_batch_must_split(tmp_path, monkeypatch):
+    from socket_edge import atomic
+    from socket_edge.errors import UsageError
+    from socket_edge.training import distributed
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(RuntimeError, match="rank 1 of a torchrun job tried to write .*only rank 0 writes"):
+        atomic.write_text(tmp_path / "out.json", "{}")
+    assert not any(tmp_path.iterdir())
+    with atomic.replacing(tmp_path / "frames.npy", any_rank=True) as tmp:  # a machine-local cache may
+        tmp.write_bytes(b"x")
+    assert (tmp_path / "frames.npy").read_bytes() == b"x"
+    assert distributed.global_batch(30, 100) == 30 and distributed.global_batch(64, 9) == 9
+    with pytest.raises(UsageError, match="the batch of 32 does not split over 3 processes; pass a --batch-size "
+                                         "divisible by 3"):
+        distributed.global_batch(32, 100)
+    assert distributed.take_share(torch.arange(9)).tolist() == [1, 4, 7]
