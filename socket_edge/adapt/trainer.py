@@ -33,6 +33,7 @@ from socket_edge.models import artifact
 from socket_edge.models.input_module import InputNormalizer
 from socket_edge.models.torch_utils import augment, autocast, resolve_device, seed_everything, to_device
 from socket_edge.models.zoo import parameter_groups
+from socket_edge.progress import bar
 from socket_edge.training import distributed
 from socket_edge.training.batches import Batch, FrameRows
 from socket_edge.training.run_folder import RunFolder, run_folder_for
@@ -42,14 +43,15 @@ SCAN_BATCH = 128
 
 
 @torch.no_grad()
-def scan(model: AdaptiveEnsemble, frames: np.ndarray, device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
+def scan(model: AdaptiveEnsemble, frames: np.ndarray, device: torch.device,
+         progress: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Eval-mode pass over frames: (features per member, ensemble probabilities), on the CPU.
     Under torchrun each rank scans its shard and every rank gets all rows."""
     model.eval()
     feats: list[list[torch.Tensor]] = [[] for _ in model.members]
     probs = []
     own = distributed.shard(len(frames))
-    for start in range(own.start, own.stop, SCAN_BATCH):
+    for start in bar(range(own.start, own.stop, SCAN_BATCH), desc="scan", enabled=progress, leave=False):
         raw = to_device(frames[start:min(start + SCAN_BATCH, own.stop)], device)
         with autocast(device):
             f, p, _ = model(raw)
@@ -114,6 +116,7 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     members = [distributed.sync_batchnorm(copy.deepcopy(m), device) for m in src.members]
     model = AdaptiveEnsemble(inputs.target_contract, members, config.learns_zeta, config.zeta_param, config.ti_bn)
     task = Adaptation(config, on_device(model, device), src, inputs, device, started)
+    task.progress = progress and distributed.is_main()
     n = len(inputs.target)
     history = fit(task, data=FrameRows([inputs.target]), batch_size=config.batch_size, epochs=task.epochs,
                   seed=config.seed, device=device, run=Run(run, settings, resume), progress=progress, workers=workers)
@@ -147,6 +150,7 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 class Adaptation(Task):
+    progress = False  # progress bars on the scans of the target set
     """Adapt's part of the training loop. Each epoch starts with the scan of the target set (its
     pseudo-labels and neighbour banks); each step's loss, from the config, is L_ent − L_div,
     λ_pl·L_pl, λ_d·L_d, λ_TI·L_TI and λ_nc·L_nc (the last three only where the config asks for
@@ -183,7 +187,8 @@ class Adaptation(Task):
 
     def start_epoch(self, epoch: int) -> None:
         """Pseudo-labels and the neighbour banks from the eval-mode scan of the target set."""
-        feats, probs, labels = self.last_scan or _scan_target(self.kept, self.config, self.inputs, self.device)
+        feats, probs, labels = self.last_scan or _scan_target(self.kept, self.config, self.inputs, self.device,
+                                                              self.progress)
         self.labels = labels.to(self.device) if self.config.lambda_pl > 0 else None
         if self.config.lambda_nc > 0:
             self.bank_feats = ensemble_features(feats, self.kept.zeta().detach().cpu()).to(self.device)
@@ -228,14 +233,14 @@ class Adaptation(Task):
         data, when given); the target scan is kept for the next epoch's pseudo-labels."""
         model, inputs = self.kept, self.inputs
         entry: dict = {"epoch": epoch, **losses, "zeta": [round(float(z), 5) for z in model.zeta().detach().cpu()]}
-        self.last_scan = scanned = _scan_target(model, self.config, inputs, self.device)
+        self.last_scan = scanned = _scan_target(model, self.config, inputs, self.device, self.progress)
         require_finite(scanned[1], epoch)
         entry.update(target_scores(scanned[1], scanned[2]))
         if scanned[2] is not None:  # the next epoch's pseudo-labels per class (a collapse shows here)
             entry["pseudo_labels"] = torch.bincount(scanned[2], minlength=scanned[1].shape[1]).tolist()
         if inputs.eval_frames is not None:
             same = inputs.eval_frames is inputs.target
-            probs = scanned[1] if same else scan(model, inputs.eval_frames, self.device)[1]
+            probs = scanned[1] if same else scan(model, inputs.eval_frames, self.device, self.progress)[1]
             classes = inputs.target_contract.class_names
             entry["accuracy"] = metrics(inputs.eval_labels, probs.numpy(), classes)["accuracy"]
         entry["elapsed_s"] = round(time.time() - self.started, 1)
@@ -284,9 +289,10 @@ def require_finite(probs: torch.Tensor, epoch: int) -> None:
             everywhere=True)
 
 
-def _scan_target(model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInputs, device: torch.device) -> tuple:
+def _scan_target(model: AdaptiveEnsemble, config: AdaptConfig, inputs: AdaptInputs, device: torch.device,
+                 progress: bool = False) -> tuple:
     """(features per member, ensemble probabilities, clustering pseudo-labels) of the target set."""
-    feats, probs = scan(model, inputs.target, device)
+    feats, probs = scan(model, inputs.target, device, progress)
     labels = cluster_pseudo_labels(feats, probs, model.zeta().detach().cpu()) if config.method != "none" else None
     return feats, probs, labels
 
