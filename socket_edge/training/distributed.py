@@ -145,9 +145,9 @@ def global_sum(values: torch.Tensor) -> torch.Tensor:
     and DDP's averaging of the gradients then gives the one-process gradient."""
     if not active():
         return values
-    from torch.distributed.nn.functional import all_reduce
+    from torch.distributed import _functional_collectives as functional  # the differentiable all-reduce
 
-    return all_reduce(values, group=_methods)
+    return functional.wait_tensor(functional.all_reduce(values, "sum", _methods))
 
 
 def moments(x: torch.Tensor, shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
