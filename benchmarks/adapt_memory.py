@@ -87,10 +87,12 @@ def measure(work: Path, frames: int, minutes: float) -> dict:
         proc.wait()
     text = (work / f"adapt-{frames}.log").read_text(errors="replace")
     phase = "finished" if finished else "training" if "unadapted" in text else "frame cache or first scan"
+    bars = [line.strip() for line in text.replace("\r", "\n").splitlines() if "|" in line]
     return {
         "frames": frames, "size": 224, "sources": "2× mobilenet_v3_small", "method": "socket",
         "peak_rss_anon_mb": round(peak.get("RssAnon", 0) / 1024), "peak_vmhwm_mb": round(peak.get("VmHWM", 0) / 1024),
         "seconds": round(time.time() - started), "phase_reached": phase, "finished": finished,
+        "last_progress": bars[-1] if bars else None,
         "float32_array_mb": round(frames * 224 * 224 * 4 / 2**20),  # what the data alone took before the cache
         "uint16_cache_mb": round(frames * 224 * 224 * 2 / 2**20),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores", "load_at_start": os.getloadavg()[0],
