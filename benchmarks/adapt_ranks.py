@@ -5,7 +5,8 @@
 
 Setting: synthetic scenes at 64 px (one sensor domain, 6 task classes as the target, 4 TI
 classes as pairs), two ImageNet MobileNetV2 sources trained for 2 epochs on the scenes' RGB
-images, `adapt --method socket` with batch 32. An epoch's time is the difference of consecutive
+images, `adapt --method socket` with batch 32; and, for the default of --workers on the CPU (0), one
+process with 2 DataLoader worker processes. An epoch's time is the difference of consecutive
 `elapsed_s` in metrics.jsonl (training steps plus the scan of the target set); the first epoch is
 left out (warm-up). Run it alone on the machine. Writes benchmarks/results/adapt_ranks.json.
 """
@@ -58,9 +59,11 @@ def main() -> None:
               "--batch-size", 32, "--cache-dir", args.work / "cache", "--overwrite", "-q"]
     result = {"setting": f"synthetic kv2 scenes, 64 px, {6 * args.per_class} target frames, 2× mobilenet_v2 "
                          "(ImageNet), socket, global batch 32", "load_at_start": os.getloadavg()[0]}
-    for name, launcher, threads in (("1 process × 2 threads", SE, 2), ("2 processes × 1 thread", TORCHRUN, 1)):
-        out = args.work / f"{name.split()[0]}.pt"
-        sh(launcher + common + ["--out", out], threads)
+    runs = (("1 process × 2 threads", SE, 2, []), ("2 processes × 1 thread", TORCHRUN, 1, []),
+            ("1 process × 2 threads, 2 DataLoader workers", SE, 2, ["--workers", 2]))
+    for i, (name, launcher, threads, extra) in enumerate(runs):
+        out = args.work / f"run{i}.pt"
+        sh(launcher + common + extra + ["--out", out], threads)
         epochs = epoch_seconds(out.with_name(out.stem + "-run"))
         result[name] = {"epoch_seconds": epochs, "mean_after_first": round(sum(epochs[1:]) / len(epochs[1:]), 1)}
     OUT.parent.mkdir(parents=True, exist_ok=True)
