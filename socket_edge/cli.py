@@ -613,7 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "stream's health, a stream that ends or fails leaves the others running, and the exit code "
                         "is 1 if any stream failed")
     p.add_argument("--json", action="store_true",
-                   help="one JSON line per frame on stdout: {stream, frame, timestamp, label, score, top_k, latency_ms}")
+                   help="one JSON line per frame on stdout: "
+                        "{stream, frame, timestamp, label, score, top_k, latency_ms}")
     p.add_argument("--show", action="store_true",
                    help="overlay window, one per stream (needs an OpenCV build with GUI support)")
     p.add_argument("--save", type=Path,

@@ -171,7 +171,8 @@ def test_csi_and_rtsp_uris(tmp_path, capsys):
     csi = parse_source("csi://1?width=640&height=480&fps=60&modality=ir")
     assert (csi.kind, csi.target, csi.width, csi.height, csi.fps, csi.live) == ("csi", "1", 640, 480, 60, True)
     assert parse_source("csi://0").width == 1280 and "sensor-id=0" in csi_pipeline(parse_source("csi://0"))
-    assert "width=(int)640, height=(int)480" in csi_pipeline(csi) and csi_pipeline(csi).endswith("appsink drop=true max-buffers=1")
+    assert "width=(int)640, height=(int)480" in csi_pipeline(csi)
+    assert csi_pipeline(csi).endswith("appsink drop=true max-buffers=1")
     cam = parse_source("rtsp://user:pw@cam:554/live?channel=1&transport=tcp&modality=rgb")
     assert (cam.kind, cam.target, cam.transport, cam.modality, cam.live) == (
         "rtsp", "rtsp://user:pw@cam:554/live?channel=1", "tcp", "rgb", True)  # the camera's own query stays

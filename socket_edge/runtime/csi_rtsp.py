@@ -63,7 +63,8 @@ def open_csi(spec: SourceSpec) -> cv2.VideoCapture:
         capture.release()
         raise DataError(f"cannot open CSI camera {spec.target} ({spec.width}×{spec.height} at {spec.fps} FPS); check "
                         "the ribbon cable, that nvargus-daemon runs, that no other program uses the camera and that "
-                        "the sensor has this mode (gst-launch-1.0 nvarguscamerasrc sensor-id=N num-buffers=1 ! fakesink)")
+                        "the sensor has this mode "
+                        f"(gst-launch-1.0 nvarguscamerasrc sensor-id={spec.target} num-buffers=1 ! fakesink)")
     return capture
 
 

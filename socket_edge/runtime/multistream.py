@@ -8,8 +8,8 @@ theirs, so a slow or stalled stream never holds up the rest. A stream that ends 
 recording is over) or fails (it cannot be opened, or its source raises) is reported and the others
 go on; the run ends when every stream has ended, at Ctrl-C, or when an output window closes.
 A model that cannot take all streams in one call (a graph exported with a fixed batch, an
-engine's profile maximum) runs them in chunks: the backend's predict splits the stack, and one
-note says so at the start. A single --source runs in pipeline.run, unchanged."""
+engine's profile maximum) runs them in chunks of what it takes, each chunk's frames output as soon
+as its call returns, and one note says so at the start. A single --source runs in pipeline.run, unchanged."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from socket_edge.errors import ContractError, SocketEdgeError
 from socket_edge.runtime.capture import END, Capture
 from socket_edge.runtime.outputs import record
 from socket_edge.runtime.pipeline import STAGES, Smoother, Summary, percentile_ms
-from socket_edge.runtime.sources import Source, open_source
+from socket_edge.runtime.sources import Frame, Source, open_source
 from socket_edge.runtime.uri import SourceSpec
 
 GATHER_S = 0.01  # how long a tick waits for the other streams once one has a frame
@@ -47,6 +47,15 @@ class Stream:
     capture: Capture | None = None
     done: bool = False
 
+    def deliver(self, frame: Frame, probs: np.ndarray, latency_s: float, names, top_k: int, started: float) -> None:
+        """Smooth a frame's probabilities, write its record to this stream's outputs, count it."""
+        rec = record(frame.number, frame.timestamp, names, self.smoother(probs), 1000.0 * latency_s, top_k,
+                     stream=self.index)
+        for out in self.outputs:
+            out.write(rec, frame.image)
+        self.summary.frames += 1
+        self.summary.last_frame = frame.number
+        self.summary.seconds = time.perf_counter() - started
 
 @dataclass
 class MultiSummary:
@@ -124,9 +133,8 @@ def _open_streams(model: Model, specs: list[SourceSpec], outputs: list[list], sm
     try:
         for index, spec in enumerate(specs):
             source = sources[index] if sources else open_source(spec, contract.modality)
-            what = f"source {spec.uri} ({{}})"
-            if source.modality is not None:
-                contract.check_modality(source.modality, what=what.format(source.modality))
+            if source.modality is not None:  # RealSense, or named in the URI: refused before opening
+                contract.check_modality(source.modality, what=f"source {spec.uri} ({source.modality})")
             stream = Stream(index, spec, source, outputs[index], Smoother(smooth),
                             Summary(backend=backend, source=spec.uri))
             streams.append(stream)
@@ -138,7 +146,7 @@ def _open_streams(model: Model, specs: list[SourceSpec], outputs: list[list], sm
                 errors.append(exc)
                 stream.summary.failed, stream.done = str(exc), True
                 continue
-            contract.check_modality(source.modality, what=what.format(source.modality))
+            contract.check_modality(source.modality, what=f"source {spec.uri} ({source.modality})")
     except BaseException:
         for stream in streams:
             stream.source.close()
@@ -203,7 +211,8 @@ def run_streams(model: Model, specs: list[SourceSpec], outputs: list[list], *, s
     """Run every stream until all have ended (or `max_frames` each), an output closes or Ctrl-C.
 
     outputs[i]: stream i's outputs (one object may serve several streams: it is closed once).
-    max_batch: the most frames per model call (1: one frame at a time, the benchmark's baseline);
+    max_batch: the most frames per model call (1: one frame at a time, the benchmark's baseline; each
+    chunk's frames are output when its call returns);
     `sources` replaces the specs' Sources (tests)."""
     warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
     streams = _open_streams(model, specs, outputs, smooth, sources, warn)
@@ -230,27 +239,23 @@ def run_streams(model: Model, specs: list[SourceSpec], outputs: list[list], *, s
             raw = np.stack([prepare(frame.image, contract, source_unit=frame.unit,
                                     name=f"{stream.spec.uri} frame {frame.number}") for stream, frame, _ in batch])
             t2 = time.perf_counter()
-            probs = model.predict(raw, batch_size=max_batch)
-            t3 = time.perf_counter()
-            for (stream, frame, queued), p in zip(batch, probs):
-                rec = record(frame.number, frame.timestamp, names, stream.smoother(p), 1000.0 * (t3 - queued), top_k,
-                             stream=stream.index)
-                for out in stream.outputs:
-                    out.write(rec, frame.image)
-                summary.latencies.append(t3 - queued)
-                health = stream.summary
-                health.frames += 1
-                health.last_frame = frame.number
-                health.seconds = time.perf_counter() - started
-                if max_frames is not None and health.frames >= max_frames:
-                    _finish(stream)
-            t4 = time.perf_counter()
-            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            inference = output = 0.0
+            for start in range(0, len(batch), step or len(batch)):  # one call, or chunks the model can take
+                chunk = batch[start:start + (step or len(batch))]
+                t3 = time.perf_counter()
+                probs = model.predict(raw[start:start + len(chunk)])
+                t4 = time.perf_counter()
+                for (stream, frame, queued), p in zip(chunk, probs):
+                    stream.deliver(frame, p, t4 - queued, names, top_k, started)
+                    summary.latencies.append(t4 - queued)
+                    if max_frames is not None and stream.summary.frames >= max_frames:
+                        _finish(stream)
+                summary.batches.append(len(chunk))
+                inference, output = inference + t4 - t3, output + time.perf_counter() - t4
+            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, inference, output)):
                 stages[stage].append(seconds)
-            n = len(batch)
-            summary.batches += [min(step or n, n - start) for start in range(0, n, step or n)]
             summary.frames += len(batch)
-            summary.seconds = t4 - started
+            summary.seconds = time.perf_counter() - started
             if any(getattr(out, "closed", False) for stream in streams for out in stream.outputs):
                 break
     except KeyboardInterrupt:

@@ -5,8 +5,8 @@
     0 | /dev/video0 | v4l2:///dev/video0 [?modality=ir]                              OpenCV camera (UVC IR, thermal)
     clip.mkv | clip.mp4 | clip.avi [?depth_scale=0.001&modality=depth]                 video file (16-bit FFV1 for depth)
     frames/ | 'frames/*.png' [?depth_scale=0.001&loop=1&modality=ir]                  image folder or glob (16-bit PNG depth)
-    csi://0 [?width=1280&height=720&fps=30&modality=ir]                              Jetson CSI camera (GStreamer)
-    rtsp://HOST:PORT/PATH [?transport=tcp&modality=ir&listen=1]                      RTSP stream (8-bit; live)
+    csi://0 [?width=1280&height=720&fps=30&modality=ir]                               Jetson CSI camera (GStreamer)
+    rtsp://HOST:PORT/PATH [?transport=tcp&modality=ir&listen=1]                       RTSP stream (8-bit, live)
 
 Query options common to files and cameras: `modality` (what the frames are; default: from the
 device, or sniffed from the first file), `depth_scale` (metres per depth unit of the files).
