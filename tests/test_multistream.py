@@ -78,8 +78,11 @@ def test_two_streams_of_different_lengths_each_get_all_their_frames(graphs, two_
         assert [r["frame"] for r in mine] == list(range(len(expected)))
         assert [(r["label"], r["score"]) for r in mine] == [(r["label"], r["score"]) for r in expected]
     assert "17 frames" in err and "from 2 streams" in err
-    assert f"stream 0  12 frames" in err and f"stream 1  5 frames" in err and "dropped 0, reopened 0" in err
+    assert "stream 0  12 frames" in err and "stream 1  5 frames" in err and "dropped 0, reopened 0" in err
     assert "latency" in err and "p95" in err
+    assert main(["run", str(graphs["depth"]), "--source", video, "--source", folder, "--max-frames", "2"]) == 0
+    text = capsys.readouterr().out.splitlines()  # without --json: each line names its stream; 2 frames each
+    assert sorted(line.split()[:4] for line in text) == [["stream", s, "frame", f] for s in "01" for f in "01"]
     saved = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert saved == ["ann.s0.mp4", "ann.s1.mp4"]
     assert [int(cv2.VideoCapture(str(tmp_path / "out" / n)).get(cv2.CAP_PROP_FRAME_COUNT)) for n in saved] == [12, 5]

@@ -131,7 +131,8 @@ def describe(result: dict) -> str:
             lines.append(f"    {stage:<13} mean {v['mean']:7.2f} ms  p50 {v['p50']:7.2f} ms  p95 {v['p95']:7.2f} ms")
     if "streams" in result:
         s = result["streams"]
-        lines.append(f"  {len(s['sources'])} streams, speedup of batching {s['speedup']:.2f}×")
+        speedup = "n/a (no frames)" if s["speedup"] is None else f"{s['speedup']:.2f}×"
+        lines.append(f"  {len(s['sources'])} streams, speedup of batching {speedup}")
         for name in ("batched", "one_at_a_time"):
             run = s[name]
             lines.append(f"    {name.replace('_', ' '):<14} {run['frames']} frames, {run['fps']:.1f} FPS in total, "
