@@ -15,6 +15,7 @@ SECTIONS = (  # (file, script that writes it)
     ("distill.md", "benchmarks/distill_benchmark.py"),
     ("export.md", "benchmarks/export_latency.py"),
     ("run.md", "benchmarks/run_fps.py"),
+    ("multistream.md", "benchmarks/multistream.py"),
     ("demo.md", "socket-edge demo"),
 )
 

@@ -310,7 +310,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from socket_edge.runtime.pipeline import run
     from socket_edge.runtime.uri import parse_source
 
-    spec = parse_source(args.source, depth_scale=args.depth_scale)
+    specs = [parse_source(uri, depth_scale=args.depth_scale) for uri in args.source]
+    if len(specs) > 1:
+        return _run_streams(args, specs)
+    spec = specs[0]
     model = open_model(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
                        device=args.device)
     modality = model.contract.modality
@@ -333,12 +336,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 130 if summary.interrupted else 0
 
 
+def _run_streams(args: argparse.Namespace, specs: list) -> int:
+    """`run` with several --source: one batched model over all streams (runtime.multistream); exit 1
+    when any stream failed or lost frames, else 130 after Ctrl-C, else 0."""
+    from socket_edge.backends import open_model
+    from socket_edge.runtime.multistream import run_streams
+    from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window, per_stream_path
+
+    model = open_model(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
+                       device=args.device)
+    modality = model.contract.modality
+    printer = LinePrinter(args.json, tagged=True) if not args.quiet or args.json else None
+    outputs: list[list] = [[printer] if printer else [] for _ in specs]
+    inputs = {"the model": args.model, **{f"--source {i}": Path(spec.target) for i, spec in enumerate(specs)}}
+    videos = [per_stream_path(args.save, i) for i in range(len(specs))] if args.save else []
+    with ExitStack() as stack:
+        for index, path in enumerate(videos):
+            stack.enter_context(_claimed(args, path, inputs, flag="--save"))
+            outputs[index].append(VideoSaver(path, modality))
+        if args.show:
+            for index, stream_outputs in enumerate(outputs):
+                stream_outputs.append(Window(modality, title=f"socket-edge stream {index}"))
+        summary = run_streams(model, specs, outputs, smooth=args.smooth, max_frames=args.max_frames,
+                              top_k=args.top_k, backoff_s=args.reopen_backoff)
+    print(summary.describe(), file=sys.stderr, flush=True)
+    for path, stream in zip(videos, summary.streams):
+        if stream.frames:
+            print(f"annotated video: {path}", file=sys.stderr)
+    for line in summary.problems:
+        print(f"socket-edge: error: {line}", file=sys.stderr)
+    if summary.problems:
+        return 1
+    return 130 if summary.interrupted else 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from socket_edge.runtime.bench import bench, describe
     from socket_edge.runtime.uri import parse_source
 
-    spec = parse_source(args.source, depth_scale=args.depth_scale) if args.source else None
-    result = bench(args.model, spec, frames=args.frames, threads=args.threads, spinning=args.spin,
+    specs = [parse_source(uri, depth_scale=args.depth_scale) for uri in args.source or []]
+    result = bench(args.model, specs, frames=args.frames, threads=args.threads, spinning=args.spin,
                    providers=args.providers, device=args.device)
     print(json.dumps(result) if args.json else describe(result))
     return 0
@@ -598,15 +635,23 @@ def build_parser() -> argparse.ArgumentParser:
                                    "goes to stderr at the end, after Ctrl-C too (exit 130).",
                        epilog=SCHEMES)
     p.add_argument("model", type=Path, help="exported .onnx (ONNX Runtime), .engine (TensorRT) or .pt (PyTorch, dev)")
-    p.add_argument("--source", required=True, help="source URI (listed below)")
+    p.add_argument("--source", required=True, action="append",
+                   help="source URI (listed below); repeat it for several streams through one batched model: "
+                        "each frame's line names its stream (0, 1, … in the order given), the summary has each "
+                        "stream's health, a stream that ends or fails leaves the others running, and the exit code "
+                        "is 1 if any stream failed")
     p.add_argument("--json", action="store_true",
-                   help="one JSON line per frame on stdout: {frame, timestamp, label, score, top_k, latency_ms}")
-    p.add_argument("--show", action="store_true", help="overlay window (needs an OpenCV build with GUI support)")
-    p.add_argument("--save", type=Path, help="write an annotated video (.mp4 or .avi)")
+                   help="one JSON line per frame on stdout: "
+                        "{stream, frame, timestamp, label, score, top_k, latency_ms}")
+    p.add_argument("--show", action="store_true",
+                   help="overlay window, one per stream (needs an OpenCV build with GUI support)")
+    p.add_argument("--save", type=Path,
+                   help="write an annotated video (.mp4 or .avi); with several sources one per stream, the stream "
+                        "in the name: out.mp4 → out.s0.mp4, out.s1.mp4, …")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --save video")
     p.add_argument("--smooth", type=_smooth, metavar="ALPHA",
                    help="EMA of probabilities: s = ALPHA·p + (1−ALPHA)·s_prev (default: none)")
-    p.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
+    p.add_argument("--max-frames", type=_positive_int, help="stop after N frames (of each stream)")
     p.add_argument("--top-k", type=_positive_int, default=3, help="classes in top_k (default 3)")
     p.add_argument("--providers", help="ONNX Runtime providers: auto (TensorRT, CUDA, CPU as available; default), "
                                        "cpu, cuda, tensorrt, or comma-separated provider names",
@@ -630,7 +675,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "backend; with --source, the full pipeline's FPS and its overhead.",
                        epilog=SCHEMES)
     p.add_argument("model", type=Path, help="exported .onnx, .engine or .pt")
-    p.add_argument("--source", help="source URI for the pipeline measurement (and the sample frame)")
+    p.add_argument("--source", action="append",
+                   help="source URI for the pipeline measurement (and the sample frame); repeat it for several "
+                        "streams: the batched pipeline's total FPS against the same pipeline one frame at a time")
     p.add_argument("--frames", type=_positive_int, default=100, help="frames to time (default 100)")
     p.add_argument("--threads", type=_positive_int, default=2, help="ONNX Runtime intra-op threads (default 2)")
     p.add_argument("--no-spin", dest="spin", action="store_false",

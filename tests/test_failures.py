@@ -99,9 +99,15 @@ def test_an_input_is_never_overwritten_and_an_output_only_with_overwrite(setup, 
     assert failure(run + [str(video)], capsys, code=2) == (f"--save {video} already exists; pass --overwrite to "
                                                            "replace it, or choose another --save")
     assert main(run + [str(video), "--overwrite"]) == 0 and video.stat().st_size > 1000
-    assert failure(run + [str(video), "--source", str(video), "--overwrite"], capsys, code=2) == (
+    assert failure(["run", str(model), "--source", str(video), "-q", "--save", str(video), "--overwrite"], capsys,
+                   code=2) == (
         f"--save {video} is also an input of this command (--source {video}); choose another --save: an input is "
         "never overwritten, not even with --overwrite")
+    stream1 = tmp_path / "seen.s1.mp4"  # several sources: one video per stream, none of them an input either
+    stream1.write_bytes(b"an earlier video")
+    assert failure(run + [str(video), "--source", str(stream1), "--overwrite"], capsys, code=2) == (
+        f"--save {stream1} is also an input of this command (--source 1 {stream1}); choose another --save: an input "
+        "is never overwritten, not even with --overwrite")
 
 
 # 2. two runs of one output

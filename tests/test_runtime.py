@@ -147,7 +147,8 @@ def test_recording_labels_equal_eval_on_the_saved_frames(models, recording, tmp_
     code, lines, err = run_cli([models["depth"], "--source", path], capsys)
     assert code == 0, err
     assert [r["frame"] for r in lines] == list(range(N))  # playback drops nothing
-    assert set(lines[0]) == {"frame", "timestamp", "label", "score", "top_k", "latency_ms"}
+    assert set(lines[0]) == {"stream", "frame", "timestamp", "label", "score", "top_k", "latency_ms"}
+    assert {r["stream"] for r in lines} == {0}
     assert abs(lines[1]["timestamp"] - lines[0]["timestamp"] - 1 / 30) < 1e-3
     assert f"{N} frames" in err and "inference" in err and "p95" in err
     files = save_pngs(tmp_path / "frames" / CLASSES[0], depth)  # as recorded: 0.1 mm units

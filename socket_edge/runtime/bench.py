@@ -1,5 +1,7 @@
 """`socket-edge bench`: pure inference latency and throughput per available backend, and, with a
-source, the full pipeline's FPS and its overhead over pure inference on the same backend."""
+source, the full pipeline's FPS and its overhead over pure inference on the same backend; with
+several sources, the batched multi-stream pipeline's total FPS against the same pipeline one frame
+per model call."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from socket_edge.backends import Model, backend_for, onnx, open_model
 from socket_edge.data.preprocess import prepare
 from socket_edge.errors import MissingDependencyError, require
 from socket_edge.runtime import pipeline
+from socket_edge.runtime.multistream import run_streams
 from socket_edge.runtime.sources import open_source
 from socket_edge.runtime.uri import SourceSpec
 
@@ -53,12 +56,18 @@ def time_inference(model: Model, raw: np.ndarray, frames: int, warmup: int = 5) 
             "fps": round(frames / sum(times), 2)}
 
 
-def bench(model: str | Path, spec: SourceSpec | None = None, *, frames: int = 100, threads: int | None = 2,
-          spinning: bool = True, providers: str | None = None, device: str = "auto") -> dict:
+def bench(model: str | Path, spec: SourceSpec | list[SourceSpec] | None = None, *, frames: int = 100,
+          threads: int | None = 2, spinning: bool = True, providers: str | None = None, device: str = "auto") -> dict:
     """Inference per backend; with `spec`, the pipeline's FPS over up to `frames` frames and its
     overhead = 1 − pipeline FPS / pure inference FPS (same backend and session options: threads,
     spinning; pure inference is timed before and after the pipeline and averaged, so that a
-    drifting machine load cancels)."""
+    drifting machine load cancels). With several specs, `streams`: the batched pipeline over up to
+    `frames` frames of each, then the same one frame per call, and the speedup of the first."""
+    specs = [spec] if isinstance(spec, SourceSpec) else list(spec or [])
+    if len(specs) > 1:
+        return bench_streams(model, specs, frames=frames, threads=threads, spinning=spinning, providers=providers,
+                             device=device)
+    spec = specs[0] if specs else None
     path = Path(model)
     tried = [providers] if providers else candidates(path)
     results, first = [], None
@@ -84,6 +93,26 @@ def bench(model: str | Path, spec: SourceSpec | None = None, *, frames: int = 10
     return out
 
 
+def bench_streams(model: str | Path, specs: list[SourceSpec], *, frames: int, threads: int | None, spinning: bool,
+                  providers: str | None, device: str) -> dict:
+    """Several sources on the first available backend: batch-1 inference, then the multi-stream
+    pipeline batched and one frame per call (`frames` frames of each stream, or fewer where a file
+    ends), and speedup = batched total FPS / one-at-a-time total FPS."""
+    path = Path(model)
+    out = bench(path, None, frames=frames, threads=threads, spinning=spinning, providers=providers, device=device)
+    tried = [providers] if providers else candidates(path)
+    usable = [choice for choice, row in zip(tried, out["inference"]) if "skipped" not in row]
+    if not usable:
+        return out
+    loaded = open_model(path, providers=usable[0], threads=threads, spinning=spinning, device=device)
+    runs = {name: run_streams(loaded, specs, [[] for _ in specs], max_frames=frames, max_batch=limit)
+            for name, limit in (("batched", None), ("one_at_a_time", 1))}
+    batched, single = runs["batched"], runs["one_at_a_time"]
+    out["streams"] = {"sources": [s.uri for s in specs], **{name: run.to_dict() for name, run in runs.items()},
+                      "speedup": round(batched.fps / single.fps, 3) if single.fps else None}
+    return out
+
+
 def describe(result: dict) -> str:
     """Human-readable lines of a bench result."""
     spin = "spinning" if result.get("spinning") else "no spinning"
@@ -100,4 +129,13 @@ def describe(result: dict) -> str:
                      f"{result['overhead_pct']:.1f}% over pure inference ({result['pure_fps']:.1f} FPS, before and after)")
         for stage, v in p["stages_ms"].items():
             lines.append(f"    {stage:<13} mean {v['mean']:7.2f} ms  p50 {v['p50']:7.2f} ms  p95 {v['p95']:7.2f} ms")
+    if "streams" in result:
+        s = result["streams"]
+        speedup = "n/a (no frames)" if s["speedup"] is None else f"{s['speedup']:.2f}×"
+        lines.append(f"  {len(s['sources'])} streams, speedup of batching {speedup}")
+        for name in ("batched", "one_at_a_time"):
+            run = s[name]
+            lines.append(f"    {name.replace('_', ' '):<14} {run['frames']} frames, {run['fps']:.1f} FPS in total, "
+                         f"{run['calls']} model calls (mean batch {run['mean_batch']:.2f}), frame latency p50 "
+                         f"{run['latency_ms']['p50']:.2f} ms p95 {run['latency_ms']['p95']:.2f} ms")
     return "\n".join(lines)

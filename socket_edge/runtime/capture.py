@@ -25,7 +25,8 @@ class Capture:
     a missing camera fails at once, in the caller."""
 
     def __init__(self, source: Source, *, live: bool, queue_size: int | None = None, backoff_s: float = 0.5,
-                 max_backoff_s: float = 8.0, warn: Callable[[str], None] | None = None) -> None:
+                 max_backoff_s: float = 8.0, warn: Callable[[str], None] | None = None,
+                 ready: threading.Event | None = None) -> None:
         self.source, self.live = source, live
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size or (2 if live else 8))
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
@@ -33,6 +34,7 @@ class Capture:
         self.dropped = 0
         self.reopens = 0
         self.stopping = threading.Event()
+        self.ready = ready  # set after each item queued: several captures can wake one consumer
         self.thread = threading.Thread(target=self._run, name="socket-edge-capture", daemon=True)
 
     def start(self) -> "Capture":
@@ -42,6 +44,16 @@ class Capture:
     def get(self, timeout: float | None = None):
         """The next (Frame, enqueue time) or END; re-raises a capture error."""
         item = self.queue.get(timeout=timeout)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def poll(self):
+        """The next (Frame, enqueue time) or END without waiting; None when nothing is queued."""
+        try:
+            item = self.queue.get_nowait()
+        except queue.Empty:
+            return None
         if isinstance(item, BaseException):
             raise item
         return item
@@ -57,6 +69,11 @@ class Capture:
         self.source.close()
 
     def _put(self, item) -> None:
+        self._enqueue(item)
+        if self.ready is not None:
+            self.ready.set()
+
+    def _enqueue(self, item) -> None:
         if self.live:
             while True:
                 try:

@@ -16,10 +16,13 @@ from socket_edge import atomic
 from socket_edge.errors import DataError, MissingDependencyError, OutputError
 
 
-def record(number: int, timestamp: float, class_names, probs: np.ndarray, latency_ms: float, top_k: int) -> dict:
-    """The per-frame result: {frame, timestamp, label, score, top_k, latency_ms}."""
+def record(number: int, timestamp: float, class_names, probs: np.ndarray, latency_ms: float, top_k: int,
+           stream: int = 0) -> dict:
+    """The per-frame result: {stream, frame, timestamp, label, score, top_k, latency_ms}; `stream` is
+    the source's index in the order of the --source options (0 for a single source)."""
     order = np.argsort(-probs)[:top_k]
     return {
+        "stream": int(stream),
         "frame": int(number),
         "timestamp": round(float(timestamp), 6),
         "label": class_names[int(order[0])],
@@ -30,16 +33,19 @@ def record(number: int, timestamp: float, class_names, probs: np.ndarray, latenc
 
 
 class LinePrinter:
-    """One line per frame on `stream`: JSON (`--json`) or `frame label score`."""
+    """One line per frame on `stream`: JSON (`--json`) or `frame label score`, after `stream N` when
+    `tagged` (several sources)."""
 
-    def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
-        self.as_json, self.stream = as_json, stream or sys.stdout
+    def __init__(self, as_json: bool, stream: TextIO | None = None, tagged: bool = False) -> None:
+        self.as_json, self.stream, self.tagged = as_json, stream or sys.stdout, tagged
 
     def write(self, rec: dict, image: np.ndarray) -> None:
         if self.as_json:
             line = json.dumps(rec)
         else:
             line = f"frame {rec['frame']:>6}  {rec['label']:<16} {rec['score']:.3f}  {rec['latency_ms']:7.2f} ms"
+            if self.tagged:
+                line = f"stream {rec['stream']}  {line}"
         self.stream.write(line + "\n")
         self.stream.flush()
 
@@ -116,6 +122,11 @@ class VideoSaver:
             raise atomic.write_error(self.path, exc) from None
         finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def per_stream_path(path: Path, index: int) -> Path:
+    """The file of stream `index` for an output named `path` with several sources: out.mp4 → out.s1.mp4."""
+    return path.with_name(f"{path.stem}.s{index}{path.suffix}")
 
 
 def readable_frames(path: Path) -> int:

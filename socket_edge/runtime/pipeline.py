@@ -37,6 +37,7 @@ class Summary:
     source: str = ""
     recorded: int | None = None  # frames the source file holds, where it says so
     last_frame: int | None = None  # the number of the last frame read
+    failed: str | None = None  # why a stream of several stopped before its end (runtime.multistream)
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
 
     @property
@@ -47,7 +48,7 @@ class Summary:
         return {
             "frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 2),
             "dropped": self.dropped, "reopens": self.reopens, "interrupted": self.interrupted,
-            "backend": self.backend, "source": self.source, "recorded": self.recorded,
+            "backend": self.backend, "source": self.source, "recorded": self.recorded, "failed": self.failed,
             "stages_ms": {s: {"mean": round(1000.0 * float(np.mean(v)), 3) if v else 0.0, "p50": percentile_ms(v, 50),
                               "p95": percentile_ms(v, 95)} for s, v in self.stages.items()},
         }

@@ -17,7 +17,8 @@ import numpy as np
 
 from socket_edge.data.images import is_image, read_image, sniff_modality
 from socket_edge.errors import DataError, SocketEdgeError, require
-from socket_edge.runtime.uri import SourceSpec
+from socket_edge.runtime.csi_rtsp import open_csi, open_rtsp, refuse_depth
+from socket_edge.runtime.uri import EIGHT_BIT_KINDS, SourceSpec
 
 
 class SourceLost(SocketEdgeError):
@@ -89,16 +90,26 @@ class ImageSource(Source):
 
 
 class OpenCVSource(Source):
-    """A video file or an OpenCV camera (index, /dev/videoN). Depth video is decoded without colour
-    conversion (16-bit FFV1 → uint16); single-channel modalities get grey frames."""
+    """A video file, an OpenCV camera (index, /dev/videoN), a Jetson CSI camera or an RTSP stream
+    (csi_rtsp). Depth video is decoded without colour conversion (16-bit FFV1 → uint16);
+    single-channel modalities get grey frames. A live one (camera, csi, rtsp) that delivers no
+    frame raises SourceLost, so that capture reopens it."""
 
     def __init__(self, spec: SourceSpec, model_modality: str = "rgb") -> None:
         super().__init__(spec)
         self.capture = None
         self.count = 0
         self.modality = spec.modality or model_modality
+        if spec.kind in EIGHT_BIT_KINDS:
+            refuse_depth(spec, self.modality)
 
     def open(self) -> None:
+        if self.spec.kind == "csi":
+            self.capture = open_csi(self.spec)
+            return
+        if self.spec.kind == "rtsp":
+            self.capture = open_rtsp(self.spec)
+            return
         target: str | int = self.spec.target
         if self.spec.kind == "camera" and str(target).isdigit():
             target = int(target)
@@ -127,8 +138,9 @@ class OpenCVSource(Source):
     def read(self) -> Frame | None:
         ok, image = self.capture.read() if self.capture is not None else (False, None)
         if not ok or image is None:
-            if self.spec.kind == "camera":
-                raise SourceLost(f"camera {self.spec.target} delivered no frame")
+            if self.spec.live:
+                what = {"csi": "CSI camera", "rtsp": "RTSP stream"}.get(self.spec.kind, "camera")
+                raise SourceLost(f"{what} {self.spec.target} delivered no frame")
             return None
         if image.ndim == 3 and self.modality != "rgb":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)

@@ -5,6 +5,8 @@
     0 | /dev/video0 | v4l2:///dev/video0 [?modality=ir]                              OpenCV camera (UVC IR, thermal)
     clip.mkv | clip.mp4 | clip.avi [?depth_scale=0.001&modality=depth]                 video file (16-bit FFV1 for depth)
     frames/ | 'frames/*.png' [?depth_scale=0.001&loop=1&modality=ir]                  image folder or glob (16-bit PNG depth)
+    csi://0 [?width=1280&height=720&fps=30&modality=ir]                               Jetson CSI camera (GStreamer)
+    rtsp://HOST:PORT/PATH [?transport=tcp&modality=ir&listen=1]                       RTSP stream (8-bit, live)
 
 Query options common to files and cameras: `modality` (what the frames are; default: from the
 device, or sniffed from the first file), `depth_scale` (metres per depth unit of the files).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from socket_edge.contract import MODALITIES
 from socket_edge.errors import UsageError
@@ -34,6 +36,12 @@ SCHEMES = """source URIs:
                         video file (16-bit FFV1 for depth)
   DIR/ | 'DIR/*.png'[?depth_scale=0.001&loop=1]
                         image folder or glob (16-bit PNG for depth)
+  csi://N[?width=1280&height=720&fps=30]
+                        Jetson CSI camera N (nvarguscamerasrc; needs an OpenCV built with GStreamer)
+  rtsp://HOST:PORT/PATH[?transport=tcp|udp&listen=1]
+                        RTSP stream (IP camera, encoder); reconnected with backoff when lost;
+                        listen=1 waits for a publisher to push to this address instead
+  csi:// and rtsp:// frames are 8-bit: they feed IR (grey) or RGB models, never depth ones
   options: modality=depth|ir|nir|rgb (what the frames are), depth_scale=M (metres per unit)"""
 
 _KNOWN = {
@@ -42,15 +50,22 @@ _KNOWN = {
     "camera": {"modality", "width", "height", "fps"},
     "video": {"modality", "depth_scale"},
     "images": {"modality", "depth_scale", "loop"},
+    "csi": {"modality", "width", "height", "fps"},
+    "rtsp": {"modality", "transport", "listen"},
 }
+EIGHT_BIT_KINDS = ("csi", "rtsp")  # 8-bit video only: never depth
+CSI_DEFAULTS = {"width": 1280, "height": 720, "fps": 30}
+RTSP_TRANSPORTS = ("tcp", "udp")
 
 
 @dataclass(frozen=True)
 class SourceSpec:
     """A parsed source URI.
 
-    kind: realsense (live), recording (RealSense playback), camera (OpenCV), video, images.
-    target: serial number, file/folder/glob path, or camera index/device path.
+    kind: realsense (live), recording (RealSense playback), camera (OpenCV), video, images, csi (Jetson
+    CSI camera), rtsp (an RTSP stream).
+    target: serial number, file/folder/glob path, camera index/device path, CSI sensor id or RTSP URL
+    (with the query options socket-edge does not know: they belong to the camera).
     live: frames arrive in real time (drop the oldest when inference lags; reopen on loss)."""
 
     uri: str
@@ -64,10 +79,12 @@ class SourceSpec:
     modality: str | None = None
     depth_scale: float | None = None
     loop: bool = False
+    transport: str | None = None  # rtsp: tcp or udp (FFmpeg's default: udp, then tcp)
+    listen: bool = False          # rtsp: wait for a publisher to push to this address
 
     @property
     def live(self) -> bool:
-        return self.kind in ("realsense", "camera")
+        return self.kind in ("realsense", "camera", "csi", "rtsp")
 
 
 def parse_source(uri: str, depth_scale: float | None = None) -> SourceSpec:
@@ -84,6 +101,15 @@ def parse_source(uri: str, depth_scale: float | None = None) -> SourceSpec:
         kind, target = "realsense", text[len("realsense://"):].strip("/")
     elif text.startswith("v4l2://"):
         kind, target = "camera", text[len("v4l2://"):]
+    elif text.startswith("csi://"):
+        kind, target = "csi", text[len("csi://"):].strip("/")
+        if not target.isdigit():
+            raise UsageError(f"source {uri!r}: a CSI camera is csi://N with N its sensor id (csi://0), got {target!r}")
+    elif text.lower().startswith("rtsp://"):
+        kind, target = "rtsp", text
+        query, camera = _split_rtsp_query(query)
+        if camera:  # the camera's own query (channel=1&subtype=0) stays in its URL
+            target = f"{text}?{urlencode(camera)}"
     elif "://" in text:
         raise UsageError(f"source {uri!r} has an unknown scheme; " + _hint())
     elif text.isdigit() or text.startswith("/dev/video"):
@@ -130,8 +156,35 @@ def parse_source(uri: str, depth_scale: float | None = None) -> SourceSpec:
     elif depth_scale is not None and kind in ("video", "images"):
         spec["depth_scale"] = float(depth_scale)
     if "loop" in query:
-        spec["loop"] = query["loop"].lower() in ("1", "true", "yes", "")
+        spec["loop"] = _flag(query["loop"])
+    if kind in EIGHT_BIT_KINDS:
+        _eight_bit_options(uri, kind, query, spec)
     return SourceSpec(**spec)
+
+
+def _flag(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes", "")
+
+
+def _split_rtsp_query(query: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(socket-edge's options, the camera's own) of an rtsp:// URL's query."""
+    ours = {k: v for k, v in query.items() if k in _KNOWN["rtsp"]}
+    return ours, {k: v for k, v in query.items() if k not in ours}
+
+
+def _eight_bit_options(uri: str, kind: str, query: dict[str, str], spec: dict) -> None:
+    """csi:// and rtsp:// options: frame size defaults, transport, listen; never depth."""
+    if spec.get("modality") == "depth":
+        raise UsageError(f"source {uri!r}: {kind}:// delivers 8-bit video, not depth; use modality=ir, nir or rgb")
+    if kind == "csi":
+        for key, value in CSI_DEFAULTS.items():
+            spec[key] = spec.get(key) or value
+        return
+    if "transport" in query:
+        if query["transport"] not in RTSP_TRANSPORTS:
+            raise UsageError(f"source {uri!r}: transport must be tcp or udp, got {query['transport']!r}")
+        spec["transport"] = query["transport"]
+    spec["listen"] = _flag(query["listen"]) if "listen" in query else False
 
 
 def _int(uri: str, key: str, value: str) -> int:
@@ -145,5 +198,5 @@ def _int(uri: str, key: str, value: str) -> int:
 
 
 def _hint() -> str:
-    return ("use realsense://[SERIAL]?stream=depth, a .bag/.db3 recording, a camera (0, /dev/video0), "
-            "a video file or an image folder/glob (socket-edge run --help lists them)")
+    return ("use realsense://[SERIAL]?stream=depth, a .bag/.db3 recording, a camera (0, /dev/video0), csi://N, "
+            "rtsp://HOST/PATH, a video file or an image folder/glob (socket-edge run --help lists them)")
