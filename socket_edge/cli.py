@@ -553,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-frames", type=_positive_int, metavar="N",
                    help="calibrate on at most N images of --calib, a seeded draw (default 200)")
     p.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"),
-                   help="how activation ranges are set from the calibration images (default minmax)")
+                   help="how activation ranges are set from the calibration images (default percentile)")
     p.add_argument("--int8-scheme", choices=("cpu", "tensorrt"),
                    help="onnx format: uint8 activations with zero points, fast in ONNX Runtime on x86 (cpu, default), "
                         "or symmetric int8 that TensorRT (trtexec, ONNX Runtime's TensorRT provider) builds (tensorrt)")

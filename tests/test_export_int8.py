@@ -14,7 +14,7 @@ from torch import nn
 from conftest import write_class_folders
 from socket_edge.backends.onnx import OnnxModel
 from socket_edge.cli import main
-from socket_edge.export import quantize
+from socket_edge.export import exporter, quantize
 from socket_edge.export.parity import generated_frames
 from socket_edge.models import artifact
 from test_export import depth_ensemble, torch_probs
@@ -106,7 +106,7 @@ def test_int8_export_reports_parity_accuracy_and_calibration(int8_export, capsys
     export = json.loads(capsys.readouterr().out)["export"]
     assert export["precision"] == "int8"
     int8 = export["int8"]
-    assert int8["calibration"] == {"frames": 12, "of": 18, "seed": 0, "folder": "calib", "method": "minmax"}
+    assert int8["calibration"] == {"frames": 12, "of": 18, "seed": 0, "folder": "calib", "method": "percentile"}
     assert int8["scheme"] == "cpu" and int8["float_nodes"] >= 10
     fp32, result = export["parity"]
     assert (fp32["precision"], result["precision"]) == ("fp32", "int8") and result["n"] == 12
@@ -119,7 +119,9 @@ def test_int8_export_reports_parity_accuracy_and_calibration(int8_export, capsys
     assert result["accuracy_fp32"] == pytest.approx(100 * (torch_probs(model, frames).argmax(1) == labels).mean(),
                                                     abs=0.01)
     assert main(["inspect", str(out)]) == 0
-    assert "onnx opset 17, int8, ensemble)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "onnx opset 17, int8, ensemble)" in text and "parity    int8: max |Δp|" in text
+    assert "int8      cpu scheme, calibrated on 12 of 18 images of calib (percentile)" in text
 
 
 def test_the_tensorrt_scheme_is_symmetric_int8(int8_export, tmp_path, capsys):
@@ -127,9 +129,11 @@ def test_the_tensorrt_scheme_is_symmetric_int8(int8_export, tmp_path, capsys):
     pt = artifact.save(depth_ensemble(("mobilenet_v3_small",), (1.0,)), tmp_path / "small.pt", "source", {})
     out = tmp_path / "trt.onnx"
     assert main(["export", str(pt), "--out", str(out), "--int8", "--calib", str(check), "--int8-scheme", "tensorrt",
-                 "--calib-method", "percentile", "-q"]) == 0
-    text = capsys.readouterr().out
-    assert "int8     calibrated on 12 of 12 images of check (percentile, seed 0), tensorrt scheme" in text
+                 "--calib-method", "minmax", "--json", "-q"]) == 0
+    summary = json.loads(capsys.readouterr().out)  # one JSON object: the calibrator's own prints are kept out
+    assert summary["int8"]["scheme"] == "tensorrt" and summary["int8"]["calibration"]["method"] == "minmax"
+    lines, _ = exporter.describe(summary)
+    assert "  int8     calibrated on 12 of 12 images of check (minmax, seed 0), tensorrt scheme; " in "\n".join(lines)
     graph = onnx.load(str(out)).graph
     initializers = {t.name: t for t in graph.initializer}
     points = [initializers[n.input[2]] for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
@@ -167,7 +171,6 @@ def test_bad_calibration_input_is_one_line_and_writes_nothing(int8_export, tmp_p
 @NEEDS_GPU
 def test_int8_engine_is_built_from_the_symmetric_graph(int8_export, tmp_path):  # pragma: no cover - needs TensorRT
     from socket_edge.backends.engine import EngineModel
-    from socket_edge.export import exporter
 
     pt, _, check = int8_export
     out = tmp_path / "m.engine"

@@ -14,6 +14,8 @@ draw of at most `--calib-frames` files. onnxruntime.quantization is imported ins
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ from socket_edge.modelfile import INPUT_NAME
 DEFAULT_FRAMES = 200
 METHODS = ("minmax", "entropy", "percentile")
 SCHEMES = ("cpu", "tensorrt")
-DEFAULT_METHOD = "minmax"  # chosen by accuracy on rgbnir212 and the synthetic depth setting (docs/benchmarks.md)
+DEFAULT_METHOD = "percentile"  # the smallest worst-case accuracy loss on rgbnir212 and synthetic depth (docs/benchmarks.md)
 FLOAT_TAIL_FROM = "Softmax"  # this op and everything it feeds stay float32
 
 
@@ -109,11 +111,12 @@ def to_int8(proto: onnx.ModelProto, frames: np.ndarray, method: str = DEFAULT_ME
         given, source, target = (str(Path(tmp) / name) for name in ("fp32.onnx", "ready.onnx", "int8.onnx"))
         onnx.save(proto, given)
         quant_pre_process(given, source)  # shape inference (the slimmed graph has nothing left to fold)
-        quantize_static(
-            source, target, _reader(frames), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=calibrate, nodes_to_exclude=float_nodes(onnx.load(source)),
-            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
-                           "CalibTensorRangeSymmetric": symmetric},
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress: keep --json clean
+            quantize_static(
+                source, target, _reader(frames), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=calibrate, nodes_to_exclude=float_nodes(onnx.load(source)),
+                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                               "CalibTensorRangeSymmetric": symmetric},
+            )
         return onnx.load(target)
