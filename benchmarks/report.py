@@ -14,6 +14,7 @@ SECTIONS = (  # (file, script that writes it)
     ("socket_plus.md", "benchmarks/socket_plus.py"),
     ("distill.md", "benchmarks/distill_benchmark.py"),
     ("export.md", "benchmarks/export_latency.py"),
+    ("int8.md", "benchmarks/int8_benchmark.py"),
     ("run.md", "benchmarks/run_fps.py"),
     ("multistream.md", "benchmarks/multistream.py"),
     ("demo.md", "socket-edge demo"),

@@ -286,6 +286,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     with _claimed(args, out, {"the model": args.model, "--calib": args.calib, "--check-data": args.check_data}):
         summary = export(args.model, args.format, out=out, opset=args.opset, batch=args.batch,
                          dynamic_batch=args.dynamic_batch, fp16=args.fp16, int8=args.int8, calib=args.calib,
+                         calib_frames=args.calib_frames, calib_method=args.calib_method, int8_scheme=args.int8_scheme,
                          prune_zeta=args.prune_zeta, check_data=args.check_data,
                          progress=not args.quiet and not args.json, command=args.command_line)
     lines, warnings = describe(summary)
@@ -609,8 +610,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dynamic-batch", type=_batch_range, metavar="MIN:OPT:MAX",
                    help="batch range (the TensorRT optimisation profile; engine default 1:1:8)")
     p.add_argument("--fp16", action="store_true", help="fp16 weights and compute (input and output stay float32)")
-    p.add_argument("--int8", action="store_true", help="int8 engine (not yet: it needs a Q/DQ ONNX graph, which socket-edge cannot write yet)")
-    p.add_argument("--calib", type=Path, help="target images for int8 calibration (with --int8)")
+    p.add_argument("--int8", action="store_true",
+                   help="a Q/DQ int8 graph (per-channel weights; input normalisation, softmax and ζ sum stay float32) "
+                        "calibrated on --calib; with --format engine, an explicit int8 TensorRT engine built from it")
+    p.add_argument("--calib", type=Path, metavar="DIR",
+                   help="target images for int8 calibration, class folders or flat, in the model's modality (with --int8)")
+    p.add_argument("--calib-frames", type=_positive_int, metavar="N",
+                   help="calibrate on at most N images of --calib, a seeded draw (default 200)")
+    p.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"),
+                   help="how activation ranges are set from the calibration images (default percentile)")
+    p.add_argument("--int8-scheme", choices=("cpu", "tensorrt"),
+                   help="onnx format: uint8 activations with zero points, fast in ONNX Runtime on x86 (cpu, default), "
+                        "or symmetric int8 that TensorRT (trtexec, ONNX Runtime's TensorRT provider) builds (tensorrt)")
     p.add_argument("--prune-zeta", type=_positive_float, metavar="T",
                    help="drop members whose ζ < T, renormalise, and report accuracy before/after on --check-data")
     p.add_argument("--check-data", type=Path,

@@ -29,6 +29,11 @@ def _export_lines(export: dict) -> list[str]:
     for result in export.get("parity", []):
         lines.append(f"  parity    {result['precision']}: max |Δp| {result['max_abs_diff']:.2e}, argmax agreement "
                      f"{result['argmax_agreement']:.1f}% on {result['frames']}")
+    int8 = export.get("int8")
+    if int8:
+        calib = int8["calibration"]
+        lines.append(f"  int8      {int8['scheme']} scheme, calibrated on {calib['frames']} of {calib['of']} images of "
+                     f"{calib['folder']} ({calib['method']})")
     return lines
 
 

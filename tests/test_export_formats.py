@@ -35,15 +35,17 @@ def source_pt(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--int8"], "the onnx format does not take --int8 (it takes: --opset, --batch, --dynamic-batch, --fp16, "
-                 "--prune-zeta, --check-data)"),
+    (["--int8"], "--int8 needs --calib DIR: target images (the camera's modality, class folders or flat)"),
+    (["--format", "engine", "--int8", "--calib", "x", "--int8-scheme", "cpu"],
+     "the engine format does not take --int8-scheme (it takes: --opset, --batch, --dynamic-batch, --fp16, --int8, "
+     "--calib, --calib-frames, --calib-method, --prune-zeta, --check-data)"),
+    (["--fp16", "--int8", "--calib", "x"], "--fp16 and --int8 exclude each other: pick one precision"),
+    (["--calib-frames", "10"], "--calib-frames is only used with --int8; add --int8 or drop --calib-frames"),
     (["--format", "onxx"], "unknown export format 'onxx' (formats: onnx, engine); did you mean 'onnx'?"),
     (["--format", "engin"], "did you mean 'engine'?"),
     (["--format", "tflite"], "unknown export format 'tflite' (formats: onnx, engine)\n"),
     (["--batch", "2", "--dynamic-batch", "1:2:4"], "--batch and --dynamic-batch exclude each other"),
-    (["--format", "engine", "--int8", "--calib", "x"], "int8 engines come from a Q/DQ int8 ONNX graph, which "
-                                                       "socket-edge cannot write yet; export the engine in fp32"),
-    (["--format", "engine", "--calib", "x"], "--calib DIR is only used with --int8"),
+    (["--format", "engine", "--calib", "x"], "--calib is only used with --int8; add --int8 or drop --calib"),
     (["--out", "model.bin"], "does not end in .onnx, the onnx format's suffix"),
     (["--opset", "9"], "--opset 9 is not supported; use 13..20"),
 ])
@@ -63,7 +65,7 @@ def test_dynamic_batch_syntax_is_checked_by_the_parser(source_pt, capsys):
 def test_the_table_drives_validation():
     for fmt in formats.FORMATS:
         assert fmt.suffix == "." + fmt.name
-        given = {flag: True for flag in fmt.options if flag not in ("--batch", "--calib", "--int8")}
+        given = {flag: True for flag in fmt.options if flag not in ("--batch", "--fp16")}
         assert formats.validate(fmt.name, given) is fmt
     assert formats.get_format("ENGINE").needs_gpu and not formats.get_format("onnx").needs_gpu
 

@@ -19,7 +19,7 @@ import torch
 from socket_edge.backends.engine import EngineModel
 from socket_edge.backends.onnx import OnnxModel
 from socket_edge.errors import ArtifactError, UsageError
-from socket_edge.export import formats, onnx_graph, parity
+from socket_edge.export import formats, onnx_graph, parity, quantize
 from socket_edge.export.onnx_graph import DEFAULT_OPSET
 from socket_edge import atomic
 from socket_edge.metrics import metrics
@@ -80,10 +80,14 @@ def _onnx_runner(proto, precision: str) -> OnnxModel:
     return OnnxModel(proto.SerializeToString(), providers="cpu", name=f"the exported {precision} graph")
 
 
-def _parity(runner: OnnxModel | EngineModel, precision: str, reference: np.ndarray, check: parity.CheckFrames) -> dict:
-    """Compare a runner's probabilities (OnnxModel or EngineModel) with PyTorch's; refuse NaN."""
+def _parity(runner: OnnxModel | EngineModel, precision: str, reference: np.ndarray, check: parity.CheckFrames,
+            model: Ensemble) -> dict:
+    """Compare a runner's probabilities (OnnxModel or EngineModel) with PyTorch's fp32 ones, and both
+    accuracies when the check frames have labels; refuse NaN."""
     probs = runner.predict(check.frames, 32)
     result = {"precision": precision, "frames": check.source, **parity.compare(reference, probs)}
+    if check.labels is not None and result["finite"]:
+        result.update(accuracy=_accuracy(probs, check, model), accuracy_fp32=_accuracy(reference, check, model))
     if not result["finite"]:
         raise ArtifactError(f"the exported {precision} graph gives NaN or infinite probabilities on {check.source}; "
                             "nothing was written. Check the model with socket-edge eval")
@@ -111,14 +115,18 @@ def default_out(model_path: str | Path, fmt: str) -> Path:
 
 def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None = None, opset: int | None = None,
            batch: int | None = None, dynamic_batch: tuple[int, int, int] | None = None, fp16: bool = False,
-           int8: bool = False, calib: str | Path | None = None, prune_zeta: float | None = None,
+           int8: bool = False, calib: str | Path | None = None, calib_frames: int | None = None,
+           calib_method: str | None = None, int8_scheme: str | None = None, prune_zeta: float | None = None,
            check_data: str | Path | None = None, progress: bool = False, command: str | None = None) -> dict:
     """Export a model artifact; returns a summary (file, size, members, ζ, parity, pruning, seconds).
+    int8: a Q/DQ graph calibrated on `calib` (`calib_frames` images, `calib_method`, activations in
+    `int8_scheme`: "cpu" for an ONNX graph by default, always "tensorrt" for an engine).
     `command`: the command line, for the provenance."""
     started = time.time()
     form = formats.validate(fmt, {
         "--opset": opset, "--batch": batch, "--dynamic-batch": dynamic_batch, "--fp16": fp16, "--int8": int8,
-        "--calib": calib, "--prune-zeta": prune_zeta, "--check-data": check_data,
+        "--calib": calib, "--calib-frames": calib_frames, "--calib-method": calib_method,
+        "--int8-scheme": int8_scheme, "--prune-zeta": prune_zeta, "--check-data": check_data,
     })
     built_by = None
     if form.name == "engine":
@@ -134,6 +142,10 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
                          "(eval, inspect and run pick the backend by suffix)")
     spec = batch_spec(form, batch, dynamic_batch)
     model, data = artifact.load(model_path)
+    calibration = None
+    if int8:
+        calibration = quantize.calibration_frames(model.contract, calib, calib_frames or quantize.DEFAULT_FRAMES,
+                                                  progress=progress)
     check = parity.check_frames(model.contract, check_data, progress=progress)
     reference = _torch_probs(model, check.frames)
     dropped: list[int] = []
@@ -145,18 +157,26 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         model, reference = pruned, after
     kept = [i for i in range(len(data["members"])) if i not in dropped]
     graph = onnx_graph.trace(model, opset=opset, batch=spec)
-    precision = "fp16" if fp16 else "fp32"  # formats.validate refuses --int8 until Q/DQ graphs exist
+    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     info = ModelInfo(
         contract=model.contract, zeta=tuple(float(z) for z in model.zeta),
         members=tuple(artifact.member_summary(data["members"][i]) for i in kept), provenance={},
         source=model_path.name, precision=precision, batch=spec,
     )
     fp32 = onnx_graph.with_metadata(graph.proto, dataclasses.replace(info, precision="fp32").to_props())
-    results = [_parity(_onnx_runner(fp32, "fp32"), "fp32", reference, check)]
+    results = [_parity(_onnx_runner(fp32, "fp32"), "fp32", reference, check, model)]
     final = fp32
+    int8_report = None
     if fp16:
         final = onnx_graph.to_fp16(fp32)
-        results.append(_parity(_onnx_runner(final, "fp16"), "fp16", reference, check))
+        results.append(_parity(_onnx_runner(final, "fp16"), "fp16", reference, check, model))
+    if calibration is not None:
+        scheme = "tensorrt" if form.name == "engine" else int8_scheme or "cpu"
+        method = calib_method or quantize.DEFAULT_METHOD
+        final = quantize.to_int8(fp32, calibration.frames, method, scheme)
+        int8_report = {"calibration": {**calibration.summary, "method": method}, "scheme": scheme,
+                       "float_nodes": len(quantize.float_nodes(fp32))}
+        results.append(_parity(_onnx_runner(final, "int8"), "int8", reference, check, model))
     plan: bytes | None = None
     engine_props: dict[str, str] = {}  # the engine's TensorRT version and GPU, for its sidecar
     if built_by is not None:
@@ -167,13 +187,14 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         plan = tensorrt.build_engine(final.SerializeToString(), model.contract.input_shape, spec,
                                      tensorrt.timing_cache_path(out))
         runner = EngineModel(plan=plan, props={**info.to_props(), **engine_props})
-        results.append(_parity(runner, f"tensorrt {precision}", reference, check))
+        results.append(_parity(runner, f"tensorrt {precision}", reference, check, model))
 
     left = onnx_graph.count_ops(graph.proto, "BatchNormalization")
     block = artifact.provenance(
         command, stage="export", format=form.name, kind=data["kind"], opset=opset, precision=precision,
         batch=spec.to_dict(), batchnorm_folded=graph.batchnorm_folded, batchnorm_left=left,
-        simplified_with=graph.simplified_with, parity=results, prune=prune_report, tools=_versions(),
+        simplified_with=graph.simplified_with, parity=results, prune=prune_report, int8=int8_report,
+        tools=_versions(),
     )
     props = dataclasses.replace(info, provenance={"export": block, "source": data["provenance"]}).to_props()
     if plan is None:
@@ -185,7 +206,7 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         "opset": opset, "batch": spec.describe(),
         "members": [{"arch": m["arch"], "zeta": z} for m, z in zip(info.members, info.zeta)],
         "batchnorm_folded": graph.batchnorm_folded, "batchnorm_left": left, "simplified_with": graph.simplified_with,
-        "parity": results, "prune": prune_report, "seconds": round(time.time() - started, 2),
+        "parity": results, "prune": prune_report, "int8": int8_report, "seconds": round(time.time() - started, 2),
     }
 
 
@@ -203,11 +224,19 @@ def describe(summary: dict) -> tuple[list[str], list[str]]:
     warnings = []
     for result in summary["parity"]:
         goal = f" (goal ≤ {result['goal']:.0e})" if "goal" in result else ""
+        accuracy = (f", accuracy {result['accuracy']:.2f}% (PyTorch fp32 {result['accuracy_fp32']:.2f}%)"
+                    if "accuracy" in result else "")
         lines.append(f"  parity   {result['precision']} vs PyTorch on {result['frames']}: max |Δp| "
-                     f"{result['max_abs_diff']:.2e}{goal}, argmax agreement {result['argmax_agreement']:.1f}%")
+                     f"{result['max_abs_diff']:.2e}{goal}, argmax agreement {result['argmax_agreement']:.1f}%{accuracy}")
         if result.get("ok") is False:
             warnings.append(f"fp32 parity {result['max_abs_diff']:.2e} is beyond the goal {result['goal']:.0e}; "
                             f"{summary['file']} was written, check it with socket-edge eval before deploying it")
+    int8 = summary.get("int8")
+    if int8:
+        calib = int8["calibration"]
+        lines.append(f"  int8     calibrated on {calib['frames']} of {calib['of']} images of {calib['folder']} "
+                     f"({calib['method']}, seed {calib['seed']}), {int8['scheme']} scheme; "
+                     f"{int8['float_nodes']} nodes kept float (input normalisation, softmax and ζ sum)")
     prune = summary.get("prune")
     if prune:
         dropped = ", ".join(f"{d['arch']} (ζ {d['zeta']:.3f})" for d in prune["dropped"]) or "nothing"

@@ -23,10 +23,12 @@ class Format:
 
 FORMATS: tuple[Format, ...] = (
     Format("onnx", ".onnx", False,
-           ("--opset", "--batch", "--dynamic-batch", "--fp16", "--prune-zeta", "--check-data"),
+           ("--opset", "--batch", "--dynamic-batch", "--fp16", "--int8", "--calib", "--calib-frames", "--calib-method",
+            "--int8-scheme", "--prune-zeta", "--check-data"),
            "one ONNX graph (ONNX Runtime on CPU, CUDA or TensorRT; portable)"),
     Format("engine", ".engine", True,
-           ("--opset", "--batch", "--dynamic-batch", "--fp16", "--int8", "--calib", "--prune-zeta", "--check-data"),
+           ("--opset", "--batch", "--dynamic-batch", "--fp16", "--int8", "--calib", "--calib-frames", "--calib-method",
+            "--prune-zeta", "--check-data"),
            "a TensorRT 10/11 plan and its sidecar, built on (and only for) the GPU that will run it"),
 )
 ALWAYS = ("--out", "--format")  # options every format takes
@@ -54,11 +56,12 @@ def validate(name: str, given: Mapping[str, object]) -> Format:
             raise UsageError(f"the {fmt.name} format does not take {flag} (it takes: {', '.join(fmt.options)})")
     if given.get("--batch") is not None and given.get("--dynamic-batch") is not None:
         raise UsageError("--batch and --dynamic-batch exclude each other: a fixed batch or a range, not both")
-    if fmt.name == "engine" and given.get("--int8"):
-        raise UsageError("int8 engines come from a Q/DQ int8 ONNX graph, which socket-edge cannot write yet; "
-                         "export the engine in fp32 or with --fp16")
+    if given.get("--fp16") and given.get("--int8"):
+        raise UsageError("--fp16 and --int8 exclude each other: pick one precision")
     if given.get("--int8") and not given.get("--calib"):
-        raise UsageError("--int8 needs --calib DIR: target images to calibrate the int8 ranges on")
-    if given.get("--calib") and not given.get("--int8"):
-        raise UsageError("--calib DIR is only used with --int8; add --int8 or drop --calib")
+        raise UsageError("--int8 needs --calib DIR: target images (the camera's modality, class folders or flat) "
+                         "to calibrate the int8 ranges on")
+    for flag in ("--calib", "--calib-frames", "--calib-method", "--int8-scheme"):
+        if given.get(flag) is not None and not given.get("--int8"):
+            raise UsageError(f"{flag} is only used with --int8; add --int8 or drop {flag}")
     return fmt

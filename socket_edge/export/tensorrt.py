@@ -2,9 +2,10 @@
 socket_edge.backends.engine).
 
 A strongly typed network: each tensor keeps the type the ONNX graph gives it, so an fp16 engine
-is built from the fp16 graph `export --fp16` writes (input normalisation and output in float32)
-and no builder precision flag or calibrator is used (TensorRT 10 deprecates them, 11 removes
-them). int8 engines will come from a Q/DQ ONNX graph, which socket-edge does not write yet.
+is built from the fp16 graph `export --fp16` writes (input normalisation and output in float32),
+an int8 engine from the Q/DQ graph `export --int8` writes in its symmetric "tensorrt" scheme
+(explicit quantisation: int8 where the graph has Q/DQ pairs, float32 elsewhere), and no builder
+precision flag or calibrator is used (TensorRT 10 deprecates them, 11 removes them).
 A timing cache beside the engine (`MODEL.engine.timing.cache`) makes a rebuild on the same
 device fast. tensorrt and cuda-bindings are imported inside the functions (they exist only on
 machines with an NVIDIA GPU and its libraries). NOT RUN on the project's machines (no GPU, no
