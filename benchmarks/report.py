@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = (  # (file, script that writes it)
     ("adapt.md", "benchmarks/adapt_benchmark.py"),
+    ("scale.md", "benchmarks/distributed_exactness.py, adapt_memory.py, adapt_ranks.py, adapt_gpu.py"),
     ("socket_plus.md", "benchmarks/socket_plus.py"),
     ("distill.md", "benchmarks/distill_benchmark.py"),
     ("export.md", "benchmarks/export_latency.py"),
