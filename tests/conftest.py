@@ -167,3 +167,14 @@ def adapt_argv(setup: dict, out: Path, method: str = "socket", epochs: int = 2, 
         if value is not None:
             argv += ["--" + key.replace("_", "-"), value]
     return argv
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """Two artifacts hold the same ζ and, bit for bit, the same member weights."""
+    import torch
+
+    first, second = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    assert first["zeta"] == second["zeta"]
+    for ma, mb in zip(first["members"], second["members"]):
+        for key in ma["state_dict"]:
+            assert torch.equal(ma["state_dict"][key], mb["state_dict"][key]), key

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import adapt_argv, write_class_folders
+from conftest import adapt_argv, assert_same_weights, write_class_folders
 from socket_edge.adapt.config import AdaptConfig
 from socket_edge.adapt.inputs import load_inputs, load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
@@ -192,11 +192,7 @@ def test_killed_run_resumes_to_the_same_weights(setup, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stdout
-    a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)
-    assert a["zeta"] == b["zeta"]
-    for ma, mb in zip(a["members"], b["members"]):
-        for key in ma["state_dict"]:
-            assert torch.equal(ma["state_dict"][key], mb["state_dict"][key]), key
+    assert_same_weights(straight, resumed)
     history = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [h["epoch"] for h in history] == list(range(epochs + 1))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TI, write_class_folders
+from conftest import TI, assert_same_weights, write_class_folders
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -123,11 +123,7 @@ def test_a_killed_two_rank_job_resumes_to_the_same_weights(data, tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming" in done.stdout
-    a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)
-    assert a["zeta"] == b["zeta"]
-    for ma, mb in zip(a["members"], b["members"]):
-        for key in ma["state_dict"]:
-            assert torch.equal(ma["state_dict"][key], mb["state_dict"][key]), key
+    assert_same_weights(straight, resumed)
     steps = lines(tmp_path / "resumed-run" / "steps.jsonl")
     assert [(s["epoch"], s["step"]) for s in steps] == [(e, i) for e in (1, 2, 3) for i in (1, 2, 3)]
 
