@@ -180,6 +180,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.select and (args.method is not None or args.ti_adapter is not None):
         raise UsageError("--select auto runs its own candidates (base, socket-plus, socket-plus with --ti-adapter); "
                          "drop --method/--ti-adapter, or drop --select to run one method")
+    if args.select_by is not None and (not args.select or args.eval_data is not None):
+        raise UsageError("--select-by ranks the candidates of --select auto without labels; with --eval-data they "
+                         "are ranked by the accuracy on it" if args.select else "--select-by needs --select auto")
     if args.select and (args.ti_source is None or args.ti_target is None):
         raise UsageError("--select auto needs TI pairs (--ti-source DIR --ti-target DIR): two of its candidates train "
                          "on them and its label-free validator scores a held-out fifth of them")
@@ -229,7 +232,7 @@ def _select_auto(args: argparse.Namespace, config, inputs: dict) -> int:
     from socket_edge.adapt import select
     from socket_edge.adapt.trainer import described_inputs
 
-    by = "accuracy" if args.eval_data is not None else args.select_by
+    by = "accuracy" if args.eval_data is not None else args.select_by or select.DEFAULT_VALIDATOR
     configs = select.candidates(config, len(args.source))
     described = described_inputs(args.source, args.target, args.ti_source, args.ti_target, args.eval_data,
                                  args.classes, args.ti_classes)
@@ -492,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "socket-plus --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "
                         "the one the label-free validator --select-by ranks first, or, with --eval-data (20–50 "
                         "labelled target frames), the most accurate on them. Costs the sum of the three runs")
-    p.add_argument("--select-by", choices=VALIDATORS, default="ti_agree",
+    p.add_argument("--select-by", choices=VALIDATORS,
                    help="label-free validator of --select auto without --eval-data (default ti_agree: the "
                         "agreement of the adapted model with the frozen sources on a held-out fifth of the TI "
                         "pairs; see README)")

@@ -127,6 +127,8 @@ def test_select_auto_refuses_bad_input_with_one_line(setup, tmp_path, capsys):
         (select_argv(setup, out), "--overwrite"),
         (adapt_argv(setup, tmp_path / "n.pt", "socket", select="auto"), "drop --method"),
         (select_argv(setup, tmp_path / "n.pt", "shot"), "needs TI pairs"),
+        (select_argv(setup, tmp_path / "n.pt", select_by="snd"), "ranked by the accuracy on it"),
+        (adapt_argv(setup, tmp_path / "n.pt", select_by="snd"), "--select-by needs --select auto"),
     ]
     for argv, words in cases:
         assert main(argv) == 2

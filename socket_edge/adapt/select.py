@@ -14,6 +14,7 @@ from socket_edge.adapt.config import AdaptConfig
 from socket_edge.adapt.validators import HIGHER_IS_BETTER
 from socket_edge.errors import UsageError
 from socket_edge.models import artifact
+from socket_edge.training import distributed
 from socket_edge.training.run_folder import RunFolder, run_folder_for
 
 # The label-free validator that ranks the candidates by default: the TI hold-out agreement, the
@@ -78,7 +79,9 @@ def select(configs: dict[str, AdaptConfig], out: Path, by: str, run: Callable[[A
     """Run (or reuse) each candidate through `run(config, out, resume, overwrite)`, copy the winner
     under `by` to `out` atomically; returns (winner, results by name)."""
     folder = candidates_folder(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        folder.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()
     results = {}
     for name, config in configs.items():
         path = folder / f"{name}.pt"
@@ -90,7 +93,8 @@ def select(configs: dict[str, AdaptConfig], out: Path, by: str, run: Callable[[A
         say(f"candidate {name}: {'resuming' if resume else 'running'} into {path}")
         results[name] = run(config, path, resume, not resume)
     winner = rank(results, by)[0]
-    atomic.write_bytes(out, [(folder / f"{winner}.pt").read_bytes()])
+    if distributed.is_main():  # under torchrun rank 0 alone writes
+        atomic.write_bytes(out, [(folder / f"{winner}.pt").read_bytes()])
     return winner, results
 
 
