@@ -494,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: run the candidates base (SHOT, or DECISION on several sources), socket-plus and "
                         "socket-plus --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "
                         "the one the label-free validator --select-by ranks first, or, with --eval-data (20–50 "
-                        "labelled target frames), the most accurate on them. Costs the sum of the three runs")
+                        "labelled target frames), the most accurate on them. Costs the sum of the three runs (about 2.7× "
+                        "one socket-plus run)")
     p.add_argument("--select-by", choices=VALIDATORS,
                    help="label-free validator of --select auto without --eval-data (default ti_agree: the "
                         "agreement of the adapted model with the frozen sources on a held-out fifth of the TI "

@@ -17,9 +17,8 @@ from socket_edge.models import artifact
 from socket_edge.training import distributed
 from socket_edge.training.run_folder import RunFolder, run_folder_for
 
-# The label-free validator that ranks the candidates by default: the TI hold-out agreement, the
-# only one with a positive rank correlation with labelled accuracy in every setting of the issue-17
-# benchmark (docs/benchmarks.md, "Choosing the adaptation"); ties go to the lower TI hold-out KL.
+# The label-free validator that ranks the candidates by default (ties go to the lower TI hold-out KL).
+# How each validator ranks the candidates against labelled accuracy: docs/benchmarks/select_auto.md.
 DEFAULT_VALIDATOR = "ti_agree"
 TIE_BREAK = "ti_kl"
 
