@@ -108,8 +108,8 @@ def correlation_table(rows: list[dict]) -> tuple[list[str], dict[str, float]]:
         pooled = [r for r in adapted if r[v][-1] is not None]
         rho = spearman([sign * r[v][-1] for r in pooled], [r["accuracy"] for r in pooled])
         means[v] = _mean(epochs)
-        lines.append(f"| {v} | " + " | ".join(_fmt(x, 2) for x in within) + f" | {_fmt(means[v], 2)} | "
-                     f"{_fmt(_mean(epochs), 2)} | {_fmt(rho, 2)} |")
+        lines.append(f"| {v} | " + " | ".join(_fmt(x, 2) for x in within) + f" | {_fmt(_mean(within), 2)} | "
+                     f"{_fmt(means[v], 2)} | {_fmt(rho, 2)} |")
     return lines, means
 
 
@@ -174,6 +174,8 @@ def epoch_table(rows: list[dict]) -> list[str]:
 
 
 def report(rows: list[dict], probs: dict) -> None:
+    whole = set(complete(rows))  # only (setting, seed) pairs where all three candidates ran
+    rows = [r for r in rows if r["variant"] == "unadapted" or (r["setting"], r["seed"]) in whole]
     machines = sorted({f"{r['machine']} ({r['device']})" for r in rows})
     seeds = sorted({r["seed"] for r in rows})
     pairs = complete(rows)
