@@ -17,7 +17,7 @@ from pathlib import Path
 
 from socket_edge import __version__
 from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES,
-                                       ZETA_PARAMS)
+                                       VALIDATORS, ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
 from socket_edge.errors import OutputError, SocketEdgeError, UsageError, require
 
@@ -176,34 +176,73 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     _require_train("adapt")
     from socket_edge.adapt.config import PRESETS, AdaptConfig
     from socket_edge.training.run_folder import run_folder_for
-    from socket_edge.adapt.trainer import adapt
 
-    lr_zeta = args.lr_zeta if args.lr_zeta is not None else PRESETS.get(args.method, {}).get("lr_zeta", args.lr)
+    if args.select and (args.method is not None or args.ti_adapter is not None):
+        raise UsageError("--select auto runs its own candidates (base, socket-plus, socket-plus with --ti-adapter); "
+                         "drop --method/--ti-adapter, or drop --select to run one method")
+    if args.select_by is not None and (not args.select or args.eval_data is not None):
+        raise UsageError("--select-by ranks the candidates of --select auto without labels; with --eval-data they "
+                         "are ranked by the accuracy on it" if args.select else "--select-by needs --select auto")
+    if args.select and (args.ti_source is None or args.ti_target is None):
+        raise UsageError("--select auto needs TI pairs (--ti-source DIR --ti-target DIR): two of its candidates train "
+                         "on them and its label-free validator scores a held-out fifth of them")
+    method = args.method or "socket"
+    lr_zeta = args.lr_zeta if args.lr_zeta is not None else PRESETS.get(method, {}).get("lr_zeta", args.lr)
     config = AdaptConfig.for_method(
-        args.method, modality=args.modality, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        method, modality=args.modality, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         lr_zeta=lr_zeta, lambda_pl=args.lambda_pl, lambda_ti=args.lambda_ti, lambda_d=args.lambda_d,
         ti_distance=args.ti_distance, bn_reduction=args.bn_reduction, bn_layers=args.bn_layers,
         bn_distance=args.bn_distance, ti_bn=args.ti_bn, ti_augment=args.ti_augment, zeta_param=args.zeta_param,
         ema=args.ema, lambda_nc=args.lambda_nc, neighbours=args.neighbours, keep=args.keep,
-        img_size=args.img_size, depth_scale=args.depth_scale, depth_range=args.depth_range,
-        seed=args.seed, device=args.device,
+        ti_adapter=args.ti_adapter, img_size=args.img_size, depth_scale=args.depth_scale,
+        depth_range=args.depth_range, seed=args.seed, device=args.device,
     )
     inputs = {"--source": args.source, "--target": args.target, "--ti-source": args.ti_source,
               "--ti-target": args.ti_target, "--eval-data": args.eval_data}
+    if args.select:
+        if args.resume:
+            raise UsageError("--select auto resumes by itself (finished candidates are reused); drop --resume")
+        return _select_auto(args, config, inputs)
     args.overwrite = args.overwrite or args.resume  # a resumed run replaces its own output
     with _claimed(args, args.out, inputs), _resumable():
-        result = adapt(config, args.source, args.target, args.out, ti_source=args.ti_source,
-                       ti_target=args.ti_target, eval_data=args.eval_data, classes=args.classes,
-                       ti_classes=args.ti_classes, resume=args.resume, overwrite=args.overwrite,
-                       progress=not args.quiet, command=args.command_line, cache_dir=args.cache_dir, workers=args.workers)
+        result = _adapt_run(args, config, args.out, args.resume, args.overwrite)
     acc = ""
     if "accuracy" in result:
         acc = f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}%"
     zeta = "/".join(f"{z:.3f}" for z in result["zeta"])
     if _rank() != 0:
         return 0
-    print(f"wrote {args.out} ({args.method}, ζ {zeta}{acc}) in {result['seconds']:.0f} s; "
+    print(f"wrote {args.out} ({method}, ζ {zeta}{acc}) in {result['seconds']:.0f} s; "
           f"run folder {run_folder_for(args.out)}")
+    return 0
+
+
+def _adapt_run(args: argparse.Namespace, config, out: Path, resume: bool, overwrite: bool) -> dict:
+    """One adaptation with the command's inputs into `out`."""
+    from socket_edge.adapt.trainer import adapt
+
+    return adapt(config, args.source, args.target, out, ti_source=args.ti_source, ti_target=args.ti_target,
+                 eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes, resume=resume,
+                 overwrite=overwrite, progress=not args.quiet, command=args.command_line, cache_dir=args.cache_dir,
+                 workers=args.workers)
+
+
+def _select_auto(args: argparse.Namespace, config, inputs: dict) -> int:
+    """adapt --select auto: the candidates one after the other, the winner copied to --out."""
+    from socket_edge.adapt import select
+    from socket_edge.adapt.trainer import described_inputs
+
+    by = "accuracy" if args.eval_data is not None else args.select_by or select.DEFAULT_VALIDATOR
+    configs = select.candidates(config, len(args.source))
+    described = described_inputs(args.source, args.target, args.ti_source, args.ti_target, args.eval_data,
+                                 args.classes, args.ti_classes)
+    say = print if _rank() == 0 else (lambda line: None)
+    with _claimed(args, args.out, inputs), _resumable():
+        winner, results = select.select(
+            configs, args.out, by, lambda c, out, resume, overwrite: _adapt_run(args, c, out, resume, overwrite),
+            described, say)
+    say(select.table(results, by, winner))
+    say(f"wrote {args.out} (candidate {winner}); candidates in {select.candidates_folder(args.out)}")
     return 0
 
 
@@ -486,9 +525,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", choices=MODALITIES, required=True, help="the target modality")
     p.add_argument("--ti-source", type=Path, help="TI images in the sources' modality (paired by relative path)")
     p.add_argument("--ti-target", type=Path, help="the same TI scenes in the target modality")
-    p.add_argument("--method", choices=METHODS, default="socket",
+    p.add_argument("--method", choices=METHODS, default=None,
                    help="socket (the paper, default), socket-plus (socket with L_d as the Gaussian KL, "
                         "docs/benchmarks/socket_plus.md), shot, decision, or none (unadapted)")
+    p.add_argument("--select", choices=("auto",),
+                   help="auto: run the candidates base (SHOT, or DECISION on several sources), socket-plus and "
+                        "socket-plus --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "
+                        "the one the label-free validator --select-by ranks first, or, with --eval-data (20–50 "
+                        "labelled target frames), the most accurate on them. Costs the sum of the three runs (about 2.7× "
+                        "one socket-plus run)")
+    p.add_argument("--select-by", choices=VALIDATORS,
+                   help="label-free validator of --select auto without --eval-data (default im: the "
+                        "information-maximisation objective on the target, the best ranked in "
+                        "docs/benchmarks/select_auto.md; ti_agree/ti_kl: agreement/KL with the frozen sources on a "
+                        "held-out fifth of the TI pairs; see README)")
     p.add_argument("--out", type=Path, required=True, help="ensemble artifact to write (.pt)")
     p.add_argument("--classes", type=_names, help="read only these class folders of --target and --eval-data")
     p.add_argument("--ti-classes", type=_names, help="read only these class folders of the TI roots")
@@ -522,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default 0: none)")
     levers.add_argument("--lambda-nc", type=_weight, help="neighbourhood-consistency (AaD) weight (default 0)")
     levers.add_argument("--neighbours", type=_positive_int, help="neighbours per image for --lambda-nc (default 5)")
+    levers.add_argument("--ti-adapter", action=argparse.BooleanOptionalAction, default=None,
+                        help="L_TI and L_d train only a 1×1 input adapter per encoder (folded into the exported "
+                             "model); the other terms train the encoders (socket/socket-plus; default off)")
     levers.add_argument("--keep", choices=KEEP_RULES,
                         help="epoch to keep: last (default) or min-im (lowest information-maximisation objective "
                              "on the target; reads no label)")

@@ -152,7 +152,7 @@ def test_bad_inputs_are_refused_with_one_line(setup, tmp_path, capsys):
     cases = [
         (adapt_argv(setup, out, "shot", sources=("a", str(c))), 1, "all sources must share the same class names"),
         (adapt_argv(setup, out, ti_source=None), 2, "needs TI pairs"),
-        (adapt_argv(setup, out, "shot", ti_source=str(setup["ti_rgb"])), 2, "does not use TI pairs"),
+        (adapt_argv(setup, out, "shot", ti_source=str(setup["ti_rgb"])), 2, "--ti-source without --ti-target"),
         (adapt_argv(setup, out, "shot", modality="rgb"), 2, "SOCKET transfers across modalities"),
     ]
     for argv, code, words in cases:

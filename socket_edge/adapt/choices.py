@@ -8,3 +8,4 @@ BN_DISTANCES = ("sq", "kl")  # L_d per layer: squared differences (paper) or Gau
 TI_BN_MODES = ("batch", "running")
 ZETA_PARAMS = ("sigmoid", "softmax")
 KEEP_RULES = ("last", "min-im")
+VALIDATORS = ("ti_agree", "ti_kl", "snd", "im", "agree")  # label-free scores (validators.py)

@@ -36,7 +36,10 @@ class AdaptConfig:
                 pseudo-labels and is the model kept
     lambda_nc   weight of the neighbourhood-consistency loss (AaD), k = neighbours
     keep        which epoch's model to keep: "last", or "min-im", the epoch whose ensemble has the
-                lowest information-maximisation objective on the target (label-free)"""
+                lowest information-maximisation objective on the target (label-free)
+    ti_adapter  (issue 17) L_TI and L_d train only an input adapter in front of each encoder (a 1×1
+                convolution, identity at the start, folded into the first convolution of the
+                artifact); L_ent, L_div and L_pl train the encoders, not the adapter"""
 
     method: str = "socket"
     modality: str = "depth"
@@ -59,6 +62,7 @@ class AdaptConfig:
     lambda_nc: float = 0.0
     neighbours: int = 5
     keep: str = "last"
+    ti_adapter: bool = False
     img_size: int | None = None
     depth_scale: float = DEFAULT_DEPTH_SCALE
     depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
@@ -80,6 +84,9 @@ class AdaptConfig:
             raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.neighbours < 1:
             raise UsageError(f"--neighbours must be at least 1, got {self.neighbours}")
+        if self.ti_adapter and not (self.uses_ti or self.uses_bn_stats):
+            raise UsageError(f"--ti-adapter is trained by L_TI and L_d, which --method {self.method} does not use "
+                             "(with both weights at 0 neither does socket); use --method socket or socket-plus")
 
     @classmethod
     def for_method(cls, method: str, **options) -> AdaptConfig:

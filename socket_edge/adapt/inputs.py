@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from socket_edge.adapt.config import AdaptConfig
+from socket_edge.adapt.validators import holdout
 from socket_edge.contract import InputContract
 from socket_edge.data.folders import (ImageList, check_ti_disjoint, class_folders, contract_labels, ti_pairs,
                                       unlabeled_images)
@@ -44,6 +45,8 @@ class AdaptInputs:
     ti_summary: dict | None
     eval_frames: np.ndarray | None
     eval_labels: np.ndarray | None
+    held_ti_source: np.ndarray | None = None  # the TI pairs never trained on (validators.holdout)
+    held_ti_target: np.ndarray | None = None
 
 
 def load_sources(paths: list[Path], img_size: int | None = None) -> Sources:
@@ -96,8 +99,9 @@ def load_inputs(config: AdaptConfig, sources: Sources, target: Path, ti_source: 
         )
     if config.uses_ti and (ti_source is None or ti_target is None):
         raise UsageError("--method socket needs TI pairs: --ti-source DIR (source modality) and --ti-target DIR")
-    if not config.uses_ti and (ti_source is not None or ti_target is not None) and config.method != "socket":
-        raise UsageError(f"--method {config.method} does not use TI pairs; drop --ti-source/--ti-target")
+    if (ti_source is None) != (ti_target is None):
+        given, missing = ("--ti-source", "--ti-target") if ti_target is None else ("--ti-target", "--ti-source")
+        raise UsageError(f"{given} without {missing}: TI pairs need both roots")
 
     target_list = unlabeled_images(target, "target") if not classes else class_folders(target, "target", classes)
     if target_list.class_names:
@@ -106,14 +110,24 @@ def load_inputs(config: AdaptConfig, sources: Sources, target: Path, ti_source: 
         config.modality, depth_scale=config.depth_scale, depth_range=config.depth_range,
         raw_dtype=intensity_dtype(target_list.files[0], config.modality),
     )
-    ti_src = ti_tgt = ti_summary = None
-    if config.uses_ti:
+    ti_src = ti_tgt = ti_summary = held_src = held_tgt = None
+    if ti_source is not None:  # trained on by SOCKET; a fixed fifth held out for validation by every method
         pairs = ti_pairs(ti_source, ti_target, ti_classes)
         check_ti_disjoint(pairs, task)
-        ti_src = cached_frames(pairs.source.files, sources.contract, cache_dir=cache_dir, desc="TI source",
-                               progress=progress)
-        ti_tgt = cached_frames(pairs.target.files, contract, cache_dir=cache_dir, desc="TI target", progress=progress)
-        ti_summary = {"source": pairs.source.summary(), "target": str(pairs.target.root), "pairs": len(pairs)}
+        held = holdout([str(f.relative_to(pairs.source.root).with_suffix("")) for f in pairs.source.files])
+        ti_frames = {}
+        for side, files, side_contract in (("source", pairs.source.files, sources.contract),
+                                           ("target", pairs.target.files, contract)):
+            for name, keep in (("train", False), ("held", True)):
+                chosen = [f for f, h in zip(files, held) if h == keep]
+                needed = keep or config.uses_ti
+                ti_frames[side, name] = cached_frames(chosen, side_contract, cache_dir=cache_dir, progress=progress,
+                                                   desc=f"TI {side}" + (" (held out)" if keep else "")) \
+                    if needed and chosen else None
+        ti_src, ti_tgt = ti_frames["source", "train"], ti_frames["target", "train"]
+        held_src, held_tgt = ti_frames["source", "held"], ti_frames["target", "held"]
+        ti_summary = {"source": pairs.source.summary(), "target": str(pairs.target.root), "pairs": len(pairs),
+                      "held_out": sum(held)}
     frames = cached_frames(target_list.files, contract, cache_dir=cache_dir, desc="target", progress=progress)
     eval_frames = eval_labels = None
     if eval_data is not None:
@@ -124,4 +138,5 @@ def load_inputs(config: AdaptConfig, sources: Sources, target: Path, ti_source: 
             cached_frames(images.files, contract, cache_dir=cache_dir, desc="eval", progress=progress)
     if len(frames) < 2:
         raise DataError(f"target folder {target} has {len(frames)} image; adaptation needs a batch of several")
-    return AdaptInputs(sources, contract, frames, target_list, ti_src, ti_tgt, ti_summary, eval_frames, eval_labels)
+    return AdaptInputs(sources, contract, frames, target_list, ti_src, ti_tgt, ti_summary, eval_frames, eval_labels,
+                       held_src, held_tgt)

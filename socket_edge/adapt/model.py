@@ -10,7 +10,9 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
+from socket_edge.adapt.input_adapter import InputAdapter, fold_adapter, input_channels
 from socket_edge.contract import InputContract
 from socket_edge.models.ensemble import Ensemble
 from socket_edge.models.input_module import InputNormalizer
@@ -30,16 +32,19 @@ def running_stats(member: SourceModel) -> Stats:
 
 
 class AdaptiveEnsemble(nn.Module):
-    """Members with frozen classifiers and learnable ζ; forward gives features and probabilities."""
+    """Members with frozen classifiers and learnable ζ; forward gives features and probabilities.
+    With `adapter`, each member reads its input through an InputAdapter that only the cross-modal
+    terms train (see forward)."""
 
     def __init__(self, contract: InputContract, members: list[SourceModel], learn_zeta: bool,
-                 zeta_param: str = "sigmoid", ti_bn: str = "batch") -> None:
+                 zeta_param: str = "sigmoid", ti_bn: str = "batch", adapter: bool = False) -> None:
         super().__init__()
         self.contract = contract
         self.zeta_param = zeta_param
         self.ti_bn = ti_bn
         self.input = InputNormalizer(contract)
         self.members = nn.ModuleList(members)
+        self.adapters = nn.ModuleList([InputAdapter(input_channels(m.encoder)) for m in members]) if adapter else None
         self.w = nn.Parameter(torch.zeros(len(members)), requires_grad=learn_zeta)
         for member in members:
             member.classifier.requires_grad_(False)
@@ -69,25 +74,55 @@ class AdaptiveEnsemble(nn.Module):
         s = torch.sigmoid(self.w)
         return s / s.sum()
 
-    def encode(self, raw: torch.Tensor) -> list[torch.Tensor]:
-        """Raw frames → features f_k(x) per member."""
+    def encode(self, raw: torch.Tensor, route: str = "all") -> list[torch.Tensor]:
+        """Raw frames → features f_k(a_k(x)) per member (a_k the adapter, when there is one).
+        `route` says which weights the gradient reaches: "all", "encoders" (the adapters'
+        output detached) or "adapters" (the encoders' parameters detached)."""
         x = self.input(raw)
-        return [m.encoder(x) for m in self.members]
+        if self.adapters is None:
+            return [m.encoder(x) for m in self.members]
+        out = []
+        for member, adapter in zip(self.members, self.adapters):
+            a = adapter(x)
+            if route == "encoders":
+                out.append(member.encoder(a.detach()))
+            elif route == "adapters":
+                params = {n: p.detach() for n, p in member.encoder.named_parameters()}
+                out.append(functional_call(member.encoder, params, (a,)))
+            else:
+                out.append(member.encoder(a))
+        return out
 
     def forward(self, raw: torch.Tensor, ti: torch.Tensor | None = None
                 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None]:
         """Raw frames → (features f_k(x) per member, softmax(g_k(f_k(x))) per member, and the
         features of the TI target frames `ti` when given). The TI pass is never recorded for L_d
         and normalises as `ti_bn` says ("batch": its own statistics, the running ones untouched;
-        "running": the running statistics). One call per step, as DDP wants."""
-        feats = self.encode(raw)
+        "running": the running statistics). One call per step, as DDP wants.
+
+        With adapters, the cross-modal terms train the adapters alone and the target terms the
+        encoders alone: the features returned (for L_ent, L_div, L_pl) come through detached
+        adapters; the BatchNorm statistics recorded for L_d come from a second pass of the batch
+        through detached encoder weights (leaving every running statistic untouched), and the TI
+        features (for L_TI) through detached encoder weights too."""
+        recorded = self._recorded
+        if self.adapters is not None and recorded is not None:
+            self._recorded = None  # the main pass trains the encoders; L_d's statistics come below
+        try:
+            feats = self.encode(raw, "encoders")
+            if self.adapters is not None and recorded is not None:
+                self._recorded = recorded
+                with self.frozen_bn_stats():
+                    self.encode(raw, "adapters")
+        finally:
+            self._recorded = recorded
         probs = [torch.softmax(m.classifier(f).float(), dim=1) for m, f in zip(self.members, feats)]
         if ti is None:
             return feats, probs, None
-        recorded, self._recorded = self._recorded, None
+        self._recorded = None
         try:
             with self.running_bn_stats() if self.ti_bn == "running" else self.frozen_bn_stats():
-                ti_feats = self.encode(ti)
+                ti_feats = self.encode(ti, "adapters")
         finally:
             self._recorded = recorded
         return feats, probs, ti_feats
@@ -139,7 +174,7 @@ class AdaptiveEnsemble(nn.Module):
     def teacher(self) -> AdaptiveEnsemble:
         """A copy with the same weights and ζ, nothing trainable: the start of a mean teacher."""
         copy_ = AdaptiveEnsemble(self.contract, [copy.deepcopy(m) for m in self.members], False, self.zeta_param,
-                                 self.ti_bn)
+                                 self.ti_bn, adapter=self.adapters is not None)
         copy_.load_state_dict(self.state_dict())
         copy_.requires_grad_(False)
         return copy_.to(self.w.device)
@@ -154,5 +189,11 @@ class AdaptiveEnsemble(nn.Module):
             mine.copy_(theirs)
 
     def to_ensemble(self) -> Ensemble:
-        """The adapted ζ-weighted ensemble, for the artifact."""
-        return Ensemble(self.contract, list(self.members), self.zeta().detach().cpu())
+        """The adapted ζ-weighted ensemble, for the artifact: the adapters, if any, folded into a copy
+        of each member's first convolution (the same function, plain members)."""
+        members = list(self.members)
+        if self.adapters is not None:
+            members = [copy.deepcopy(m) for m in members]
+            for member, adapter in zip(members, self.adapters):
+                fold_adapter(member.encoder, adapter)
+        return Ensemble(self.contract, members, self.zeta().detach().cpu())

@@ -27,6 +27,7 @@ from socket_edge.adapt.neighbourhood import NeighbourhoodConsistencyLoss, ensemb
 from socket_edge.adapt.pseudo_labels import PseudoLabelLoss, cluster_pseudo_labels
 from socket_edge.adapt.selection import better, target_scores
 from socket_edge.adapt.ti_alignment import TIAlignmentLoss
+from socket_edge.adapt.validators import snd, ti_consistency
 from socket_edge.errors import UsageError
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
@@ -40,6 +41,7 @@ from socket_edge.training.run_folder import RunFolder, run_folder_for
 from socket_edge.training.loop import Run, Task, fit, on_device
 
 SCAN_BATCH = 128
+SND_ROWS = 2000  # SND reads an N×N similarity matrix: a fixed subsample of larger target sets
 
 
 @torch.no_grad()
@@ -83,6 +85,38 @@ def source_ti_features(inputs: AdaptInputs, device: torch.device) -> list[torch.
     return out
 
 
+def described_inputs(sources: list[Path], target: Path, ti_source: Path | None, ti_target: Path | None,
+                     eval_data: Path | None, classes: list[str] | None, ti_classes: list[str] | None) -> dict:
+    """The inputs as the run's settings and provenance record them."""
+    return {"sources": [str(p) for p in sources], "target": str(target), "ti_source": str(ti_source),
+            "ti_target": str(ti_target), "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes}
+
+
+@torch.no_grad()
+def source_probabilities(sources: Sources, frames: np.ndarray, device: torch.device) -> list[torch.Tensor]:
+    """Each ORIGINAL source model's class probabilities on source-modality frames (on the CPU), with
+    the sources' own input normalisation: what the TI hold-out consistency compares against."""
+    normalise = InputNormalizer(sources.contract).to(device)
+    out = []
+    for member in sources.members:
+        member = member.to(device).eval()
+        probs = []
+        for start in range(0, len(frames), SCAN_BATCH):
+            raw = to_device(frames[start:start + SCAN_BATCH], device)
+            with autocast(device):
+                probs.append(torch.softmax(member(normalise(raw)).float(), dim=1).cpu())
+        out.append(torch.cat(probs))
+        member.cpu()
+    return out
+
+
+def _rows(values: torch.Tensor, limit: int) -> torch.Tensor:
+    """At most `limit` rows, a fixed evenly spaced subsample where there are more."""
+    if len(values) <= limit:
+        return values
+    return values[torch.linspace(0, len(values) - 1, limit).long()]
+
+
 def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, ti_source: Path | None = None,
           ti_target: Path | None = None, eval_data: Path | None = None, classes: list[str] | None = None,
           ti_classes: list[str] | None = None, resume: bool = False, overwrite: bool = False,
@@ -106,15 +140,13 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
         inputs = load_inputs(config, src, Path(target), ti_source and Path(ti_source), ti_target and Path(ti_target),
                              eval_data and Path(eval_data), classes, ti_classes,
                              progress and distributed.is_main(), cache_dir)
-    described = {
-        "sources": [str(p) for p in sources], "target": str(target), "ti_source": str(ti_source),
-        "ti_target": str(ti_target), "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes,
-    }
+    described = described_inputs(sources, target, ti_source, ti_target, eval_data, classes, ti_classes)
     settings = {"config": config.to_dict(), "inputs": described}
 
     seed_everything(config.seed)
     members = [distributed.sync_batchnorm(copy.deepcopy(m), device) for m in src.members]
-    model = AdaptiveEnsemble(inputs.target_contract, members, config.learns_zeta, config.zeta_param, config.ti_bn)
+    model = AdaptiveEnsemble(inputs.target_contract, members, config.learns_zeta, config.zeta_param, config.ti_bn,
+                             adapter=config.ti_adapter)
     task = Adaptation(config, on_device(model, device), src, inputs, device, started)
     task.progress = progress and distributed.is_main()
     n = len(inputs.target)
@@ -179,6 +211,11 @@ class Adaptation(Task):
         groups = [g for m in model.members for g in parameter_groups(m, config.lr)]
         if config.learns_zeta:
             groups.append({"params": [model.w], "lr": config.lr_zeta, "lr0": config.lr_zeta, "weight_decay": 0.0})
+        if model.adapters is not None:  # no weight decay: it would pull the mix towards 0, not the identity
+            groups.append({"params": list(model.adapters.parameters()), "lr": config.lr, "lr0": config.lr,
+                           "weight_decay": 0.0})
+        self.held_ti_probs = source_probabilities(inputs.sources, inputs.held_ti_source, device) \
+            if inputs.held_ti_source is not None else None
         self.optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
         self.net = distributed.parallel(model, device)  # DDP under torchrun: the gradients averaged over the ranks
         self.labels = self.bank_feats = self.bank_probs = None
@@ -236,6 +273,10 @@ class Adaptation(Task):
         self.last_scan = scanned = _scan_target(model, self.config, inputs, self.device, self.progress)
         require_finite(scanned[1], epoch)
         entry.update(target_scores(scanned[1], scanned[2]))
+        entry["snd"] = round(snd(_rows(scanned[1], SND_ROWS)), 5)
+        if self.held_ti_probs is not None:
+            adapted = scan(model, inputs.held_ti_target, self.device)[1]
+            entry.update(ti_consistency(self.held_ti_probs, model.zeta().detach().cpu(), adapted))
         if scanned[2] is not None:  # the next epoch's pseudo-labels per class (a collapse shows here)
             entry["pseudo_labels"] = torch.bincount(scanned[2], minlength=scanned[1].shape[1]).tolist()
         if inputs.eval_frames is not None:
@@ -304,6 +345,8 @@ def _describe(entry: dict, epochs: int) -> str:
         parts.append(f"loss {entry['loss']:.3f} ({terms})")
     if len(entry["zeta"]) > 1:
         parts.append("ζ " + "/".join(f"{z:.3f}" for z in entry["zeta"]))
+    if "ti_agree" in entry:
+        parts.append(f"TI hold-out agreement {100 * entry['ti_agree']:.0f}%")
     if "accuracy" in entry:
         parts.append(f"accuracy {entry['accuracy']:.1f}%")
     return ": ".join(parts[:1]) + (": " + ", ".join(parts[1:]) if len(parts) > 1 else "")

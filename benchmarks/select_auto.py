@@ -1,0 +1,176 @@
+"""Issue 17: choosing the adaptation without target labels. On the six settings of the socket-plus
+benchmark (same data, same source recipes), the candidates of `adapt --select auto` (base, socket-plus,
+socket-plus with the input adapter) and the unadapted ensemble; transductive accuracy (the adapted
+images, as in the paper) and inductive accuracy (a fixed 20 % of the target files, by file name, never
+used in adaptation); the label-free validators per epoch; the choice with 20 labelled frames.
+
+    .venv/bin/python benchmarks/select_auto.py run --rgbnir PATH [--workers 2] [--seeds 0 1 2] [--deadline S]
+    .venv/bin/python benchmarks/select_auto.py report
+
+Results: benchmarks/results/select_auto.jsonl (one line per run, resumable), the runs' class
+probabilities on both splits beside it (gzipped); the report is docs/benchmarks/select_auto.md.
+The held-out split is read only at the end of each run, to measure it; nothing is tuned on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import socket_plus as sp
+
+ROOT = sp.ROOT
+RESULTS = ROOT / "benchmarks" / "results" / "select_auto.jsonl"
+VARIANTS: dict[str, dict] = {
+    "unadapted": {"method": "none"},
+    "base": {},  # SHOT with one source, DECISION with two
+    "socket-plus": {"method": "socket-plus"},
+    "socket-plus-adapter": {"method": "socket-plus", "ti_adapter": True},
+}
+CANDIDATES = ("base", "socket-plus", "socket-plus-adapter")
+
+
+def split(inputs: dict, work: Path) -> dict:
+    """The setting's target split by file into adapt/ and held/ folders of symbolic links (class
+    folders; validators.holdout over the paths relative to the target root, 20 %)."""
+    from socket_edge.adapt.validators import holdout
+    from socket_edge.data.folders import class_folders
+
+    target = Path(inputs["target"])
+    images = class_folders(target, "target", inputs.get("classes"))
+    keys = [str(f.relative_to(target)) for f in images.files]
+    root = work / "splits" / hashlib.sha1(inputs["name"].encode()).hexdigest()[:10]
+    for key, held in zip(keys, holdout(keys)):
+        link = root / ("held" if held else "adapt") / key
+        if not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to((target / key).resolve())
+    return {**inputs, "target": root / "adapt", "eval_data": root / "adapt", "held": root / "held"}
+
+
+def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, work: Path, epochs: int | None) -> dict:
+    """One adaptation; its record: transductive and inductive accuracy, per-epoch accuracy and validators."""
+    sp._threads()
+    from socket_edge.adapt.config import AdaptConfig
+    from socket_edge.adapt.trainer import adapt
+
+    options = {"method": "decision" if len(inputs["sources"]) > 1 else "shot", **VARIANTS[variant]}
+    config = AdaptConfig.for_method(options.pop("method"), modality=inputs["modality"], seed=seed, epochs=epochs,
+                                    **options)
+    started = time.time()
+    out = work / "runs" / f"{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    result = adapt(config, inputs["sources"], inputs["target"], out, ti_source=inputs["ti_source"],
+                   ti_target=inputs["ti_target"], eval_data=inputs["eval_data"], classes=inputs.get("classes"),
+                   ti_classes=inputs.get("ti_classes"), overwrite=True, progress=False)
+    history = result["epochs"]
+    probs = {name: sp.eval_probs(out, inputs[folder], inputs.get("classes"))
+             for name, folder in (("adapt", "eval_data"), ("held", "held"))}
+    held = probs["held"]
+    inductive = 100.0 * sum(int(max(range(len(p)), key=p.__getitem__) == y)
+                            for p, y in zip(held["probs"], held["labels"])) / len(held["labels"])
+    record = {
+        "key": key, "setting": setting, "variant": variant, "seed": seed, "config": config.to_dict(),
+        "accuracy": result["accuracy"], "inductive": round(inductive, 2),
+        "per_epoch": [h["accuracy"] for h in history], "zeta": result["zeta"],
+        "seconds": round(time.time() - started, 1), "device": sp._device(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+        "n_adapt": len(probs["adapt"]["labels"]), "n_held": len(held["labels"]), "probs": probs,
+    }
+    for name in ("im", "agree", "snd", "ti_agree", "ti_kl"):
+        record[name] = [h.get(name) for h in history]
+    return record
+
+
+def probs_file(results: Path) -> Path:
+    return results.with_name(results.stem + "_probs.jsonl.gz")
+
+
+def jobs_to_run(work: Path, rgbnir: Path, results: Path, seeds: list[int], chosen: list[str]) -> list[tuple]:
+    done = sp.done_keys(results)
+    every = {k: v for k, v in sp.settings(work, rgbnir).items() if k in chosen}
+    jobs = []
+    for seed in seeds:  # seed by seed and setting by setting, so that a deadline leaves whole settings
+        for setting, inputs in every.items():
+            for variant in VARIANTS:
+                if variant == "unadapted" and seed != seeds[0]:
+                    continue
+                key = f"{setting}/{variant}/{seed}"
+                if key not in done:
+                    jobs.append((key, setting, variant, seed, split(inputs, work)))
+    return jobs
+
+
+def run(args: argparse.Namespace) -> None:
+    started = time.time()
+    work = args.work
+    (work / "runs").mkdir(parents=True, exist_ok=True)
+    chosen = args.settings or list(sp.settings(work, args.rgbnir))
+    pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
+    for done in as_completed([pool.submit(sp.train_source, job) for job in sp.prepare(work, args.rgbnir, False, chosen)]):
+        print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)
+    queue = jobs_to_run(work, args.rgbnir, args.results, args.seeds, chosen)
+    print(f"{len(queue)} adaptation runs, {args.workers} workers", flush=True)
+    pending = {}
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    while queue or pending:
+        while queue and len(pending) < args.workers and time.time() - started < args.deadline:
+            job = queue.pop(0)
+            pending[pool.submit(adapt_job, *job, work, args.epochs)] = job[0]
+        if not pending:
+            print(f"deadline: {len(queue)} runs not started", flush=True)
+            break
+        finished = next(as_completed(pending))
+        key = pending.pop(finished)
+        try:
+            entry = finished.result()
+        except Exception as error:  # one failed run must not stop the others: record it
+            entry = {"key": key, "error": f"{type(error).__name__}: {error}"}
+        probs = entry.pop("probs", None)
+        with args.results.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+        if probs is not None:
+            with gzip.open(probs_file(args.results), "at") as f:
+                f.write(json.dumps({"key": key, **probs}) + "\n")
+        print(f"[{time.time() - started:5.0f} s] {key}: {entry.get('accuracy', entry.get('error'))} / "
+              f"{entry.get('inductive', '')} ({entry.get('seconds', '?')} s)", flush=True)
+    pool.shutdown(cancel_futures=True)
+
+
+def probabilities(results: Path = RESULTS) -> dict[str, dict]:
+    path = probs_file(results)
+    if not path.exists():
+        return {}
+    with gzip.open(path, "rt") as f:
+        return {r["key"]: r for r in map(json.loads, f)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("run", "report"))
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "select")
+    parser.add_argument("--rgbnir", type=Path, default=sp.RGBNIR)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--deadline", type=float, default=float("inf"), help="start no run after this many seconds")
+    parser.add_argument("--seeds", type=int, nargs="*", default=list(sp.SEEDS))
+    parser.add_argument("--settings", nargs="*", help="default: all (rgbnir ones where the data are found)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: adapt's (15)")
+    args = parser.parse_args()
+    if args.action == "run":
+        run(args)
+    else:
+        from select_auto_report import report
+
+        report(sp.rows(args.results), probabilities(args.results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""`adapt --select auto`: run the candidate adaptations one after the other, each in its own run
+folder OUT.candidates/<name>.pt (a finished candidate with the same settings is not run again; an
+interrupted one resumes), rank them by a label-free validator (validators.py) or, given labelled
+evaluation data, by the accuracy on it, and copy the winner to OUT."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from socket_edge import atomic
+from socket_edge.adapt.config import AdaptConfig
+from socket_edge.adapt.validators import HIGHER_IS_BETTER
+from socket_edge.errors import UsageError
+from socket_edge.models import artifact
+from socket_edge.training import distributed
+from socket_edge.training.run_folder import RunFolder, run_folder_for
+
+# The label-free validator that ranks the candidates by default (ties go to the lower TI hold-out KL):
+# the information-maximisation objective, the one with the highest rank correlation with labelled
+# accuracy in docs/benchmarks/select_auto.md (chosen on those same runs).
+DEFAULT_VALIDATOR = "im"
+TIE_BREAK = "ti_kl"
+
+
+def candidates(base: AdaptConfig, sources: int) -> dict[str, AdaptConfig]:
+    """name → config: the base (SHOT on one source, DECISION on several), socket-plus, and
+    socket-plus with the input adapter; every other setting of `base` is kept."""
+    options = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)
+               if getattr(base, f.name) != getattr(AdaptConfig(), f.name) and f.name not in ("method", "ti_adapter")}
+    return {
+        "base": AdaptConfig.for_method("decision" if sources > 1 else "shot", **options),
+        "socket-plus": AdaptConfig.for_method("socket-plus", **options),
+        "socket-plus-adapter": AdaptConfig.for_method("socket-plus", ti_adapter=True, **options),
+    }
+
+
+def candidates_folder(out: Path) -> Path:
+    """Where the candidates' outputs and run folders live: OUT.candidates/ beside OUT."""
+    return out.with_name(out.name + ".candidates")
+
+
+def finished_result(path: Path, config: AdaptConfig, inputs: dict) -> dict | None:
+    """The recorded result of a finished candidate run with these settings, else None."""
+    if not path.is_file() or RunFolder(run_folder_for(path)).checkpoint.is_file():
+        return None
+    prov = artifact.read(path)["provenance"]
+    if prov.get("config") != config.to_dict() or prov.get("inputs") != inputs:
+        return None
+    return prov["metrics"]
+
+
+def scores(result: dict) -> dict[str, float]:
+    """The validators (and the accuracy, when evaluation data were given) of the kept epoch."""
+    entry = result["epochs"][result["kept_epoch"]]
+    return {k: entry[k] for k in (*HIGHER_IS_BETTER, "accuracy") if entry.get(k) is not None}
+
+
+def rank(results: dict[str, dict], by: str) -> list[str]:
+    """Candidate names, best first, by the score `by` ("accuracy" or a validator), ties broken by
+    the TI hold-out KL, then by the order given (the base first)."""
+    higher = True if by == "accuracy" else HIGHER_IS_BETTER[by]
+    order = list(results)
+
+    def key(name: str) -> tuple:
+        s = scores(results[name])
+        if by not in s:
+            raise UsageError(f"candidate {name} has no {by} score (the TI hold-out scores need --ti-source/"
+                             "--ti-target, the accuracy --eval-data)")
+        tie = s.get(TIE_BREAK, 0.0) if by != TIE_BREAK else 0.0
+        return (-s[by] if higher else s[by], tie, order.index(name))
+
+    return sorted(results, key=key)
+
+
+def select(configs: dict[str, AdaptConfig], out: Path, by: str, run: Callable[[AdaptConfig, Path, bool, bool], dict],
+           inputs: dict, say: Callable[[str], None] = print) -> tuple[str, dict[str, dict]]:
+    """Run (or reuse) each candidate through `run(config, out, resume, overwrite)`, copy the winner
+    under `by` to `out` atomically; returns (winner, results by name)."""
+    folder = candidates_folder(out)
+    if distributed.is_main():
+        folder.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()
+    results = {}
+    for name, config in configs.items():
+        path = folder / f"{name}.pt"
+        results[name] = finished_result(path, config, inputs)
+        if results[name] is not None:
+            say(f"candidate {name}: finished earlier, reused ({path})")
+            continue
+        resume = RunFolder(run_folder_for(path)).checkpoint.is_file()
+        say(f"candidate {name}: {'resuming' if resume else 'running'} into {path}")
+        results[name] = run(config, path, resume, not resume)
+    winner = rank(results, by)[0]
+    if distributed.is_main():  # under torchrun rank 0 alone writes
+        atomic.write_bytes(out, [(folder / f"{winner}.pt").read_bytes()])
+    return winner, results
+
+
+def table(results: dict[str, dict], by: str, winner: str) -> str:
+    """The candidates' scores, one line each, and why the winner won."""
+    keys = ["accuracy"] if by == "accuracy" else []
+    keys += [k for k in HIGHER_IS_BETTER if any(k in scores(r) for r in results.values())]
+    lines = ["candidate            " + "  ".join(f"{k:>9}" for k in keys)]
+    for name, result in results.items():
+        s = scores(result)
+        cells = "  ".join(f"{s[k]:>9.4g}" if k in s else f"{'–':>9}" for k in keys)
+        lines.append(f"{'* ' if name == winner else '  '}{name:<19}" + cells)
+    direction = "highest" if by == "accuracy" or HIGHER_IS_BETTER[by] else "lowest"
+    what = "accuracy on --eval-data" if by == "accuracy" else f"{by} (label-free)"
+    lines.append(f"kept {winner}: the {direction} {what}")
+    return "\n".join(lines)
