@@ -13,6 +13,7 @@ SECTIONS = (  # (file, script that writes it)
     ("adapt.md", "benchmarks/adapt_benchmark.py"),
     ("scale.md", "benchmarks/distributed_exactness.py, adapt_memory.py, adapt_ranks.py, adapt_gpu.py"),
     ("socket_plus.md", "benchmarks/socket_plus.py"),
+    ("select_auto.md", "benchmarks/select_auto.py"),
     ("distill.md", "benchmarks/distill_benchmark.py"),
     ("export.md", "benchmarks/export_latency.py"),
     ("int8.md", "benchmarks/int8_benchmark.py"),
