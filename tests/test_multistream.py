@@ -211,8 +211,18 @@ def publish(url: str, seconds: float, rounds: int, stop: threading.Event) -> Non
         time.sleep(0.3)
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None,
-                    reason="ffmpeg is not installed (Debian: apt-get install ffmpeg), so no local RTSP publisher")
+def ffmpeg_problem() -> str | None:
+    """Why no local RTSP publisher can run here: ffmpeg absent, or present but unable to start
+    (Debian's links libusb-1.0 through libavdevice)."""
+    if shutil.which("ffmpeg") is None:
+        return "ffmpeg is not installed (Debian: apt-get install ffmpeg), so no local RTSP publisher"
+    done = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"ffmpeg cannot start ({(done.stderr.strip().splitlines() or ['?'])[-1]}), so no local RTSP publisher"
+    return None
+
+
+@pytest.mark.skipif(ffmpeg_problem() is not None, reason=str(ffmpeg_problem()))
 @pytest.mark.timeout(90)
 def test_rtsp_frames_arrive_and_the_stream_is_reopened_after_the_publisher_restarts(graphs):
     """socket-edge listens (?listen=1) and ffmpeg pushes: no RTSP server is needed. The publisher
