@@ -89,10 +89,6 @@ def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, wor
     return record
 
 
-def probs_file(results: Path) -> Path:
-    return results.with_name(results.stem + "_probs.jsonl.gz")
-
-
 def jobs_to_run(work: Path, rgbnir: Path, results: Path, seeds: list[int], chosen: list[str]) -> list[tuple]:
     done = sp.done_keys(results)
     every = {k: v for k, v in sp.settings(work, rgbnir).items() if k in chosen}
@@ -118,34 +114,14 @@ def run(args: argparse.Namespace) -> None:
         print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)
     queue = jobs_to_run(work, args.rgbnir, args.results, args.seeds, chosen)
     print(f"{len(queue)} adaptation runs, {args.workers} workers", flush=True)
-    pending = {}
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    while queue or pending:
-        while queue and len(pending) < args.workers and time.time() - started < args.deadline:
-            job = queue.pop(0)
-            pending[pool.submit(adapt_job, *job, work, args.epochs)] = job[0]
-        if not pending:
-            print(f"deadline: {len(queue)} runs not started", flush=True)
-            break
-        finished = next(as_completed(pending))
-        key = pending.pop(finished)
-        try:
-            entry = finished.result()
-        except Exception as error:  # one failed run must not stop the others: record it
-            entry = {"key": key, "error": f"{type(error).__name__}: {error}"}
-        probs = entry.pop("probs", None)
-        with args.results.open("a") as f:
-            f.write(json.dumps(entry) + "\n")
-        if probs is not None:
-            with gzip.open(probs_file(args.results), "at") as f:
-                f.write(json.dumps({"key": key, **probs}) + "\n")
-        print(f"[{time.time() - started:5.0f} s] {key}: {entry.get('accuracy', entry.get('error'))} / "
-              f"{entry.get('inductive', '')} ({entry.get('seconds', '?')} s)", flush=True)
+    sp.run_queue(pool, queue, lambda job: pool.submit(adapt_job, *job, work, args.epochs), args.results,
+                 args.workers, args.deadline, started,
+                 lambda entry: f"{entry.get('accuracy', entry.get('error'))} / {entry.get('inductive', '')}")
     pool.shutdown(cancel_futures=True)
 
 
 def probabilities(results: Path = RESULTS) -> dict[str, dict]:
-    path = probs_file(results)
+    path = sp.probs_file(results)
     if not path.exists():
         return {}
     with gzip.open(path, "rt") as f:

@@ -222,13 +222,22 @@ def run(args: argparse.Namespace) -> None:
     variants = args.variants or PRIORITY
     jobs = jobs_to_run(work, args.rgbnir, args.results, variants, tuple(args.seeds), chosen)
     print(f"{len(jobs)} adaptation runs, {args.workers} workers", flush=True)
+    run_queue(pool, list(jobs), lambda job: pool.submit(adapt_job, *job, work, 1 if args.quick else None),
+              args.results, args.workers, args.deadline, started)
+    pool.shutdown(cancel_futures=True)
+
+
+def run_queue(pool: ProcessPoolExecutor, queue: list[tuple], submit, results: Path, workers: int, deadline: float,
+              started: float, describe=lambda entry: entry.get("accuracy", entry.get("error"))) -> None:
+    """Run the jobs of `queue` (each keyed by its first item) `workers` at a time through `submit`,
+    starting none after `deadline` seconds from `started`; append each run's line (or its error:
+    one failed run must not stop the others) to `results` and its eval probabilities beside it."""
     pending = {}
-    queue = list(jobs)
-    args.results.parent.mkdir(parents=True, exist_ok=True)
+    results.parent.mkdir(parents=True, exist_ok=True)
     while queue or pending:
-        while queue and len(pending) < args.workers and time.time() - started < args.deadline:
+        while queue and len(pending) < workers and time.time() - started < deadline:
             job = queue.pop(0)
-            pending[pool.submit(adapt_job, *job, work, 1 if args.quick else None)] = job[0]
+            pending[submit(job)] = job[0]
         if not pending:
             print(f"deadline: {len(queue)} runs not started", flush=True)
             break
@@ -236,17 +245,16 @@ def run(args: argparse.Namespace) -> None:
         key = pending.pop(finished)
         try:
             entry = finished.result()
-        except Exception as error:  # one failed run must not stop the others: record it
+        except Exception as error:
             entry = {"key": key, "error": f"{type(error).__name__}: {error}"}
         probs = entry.pop("probs", None)
-        with args.results.open("a") as f:
+        with results.open("a") as f:
             f.write(json.dumps(entry) + "\n")
         if probs is not None:
-            with gzip.open(probs_file(args.results), "at") as f:  # appends a gzip member
+            with gzip.open(probs_file(results), "at") as f:  # appends a gzip member
                 f.write(json.dumps({"key": key, **probs}) + "\n")
-        print(f"[{time.time() - started:5.0f} s] {key}: {entry.get('accuracy', entry.get('error'))} "
-              f"({entry.get('seconds', '?')} s)", flush=True)
-    pool.shutdown(cancel_futures=True)
+        print(f"[{time.time() - started:5.0f} s] {key}: {describe(entry)} ({entry.get('seconds', '?')} s)",
+              flush=True)
 
 
 def probs_file(results: Path) -> Path:

@@ -222,13 +222,3 @@ def take_share(rows: torch.Tensor) -> torch.Tensor:
     positions DistributedSampler gives this rank within each global batch)."""
     return rows[rank()::size()] if size() > 1 else rows
 
-
-def gather_batch(local: torch.Tensor) -> torch.Tensor:
-    """The global batch's rows (detached) in global order from each rank's equal share (inverse of
-    `take_share`)."""
-    if not active():
-        return local.detach()
-    parts = [torch.empty_like(local) for _ in range(size())]
-    dist.all_gather(parts, local.detach().contiguous(), group=_methods)
-    return torch.stack(parts, dim=1).reshape(-1, *local.shape[1:])
-
