@@ -782,11 +782,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="the whole path on the built-in data, offline",
                        description="Render the synthetic RGB-D scenes, train RGB source models on two sensor domains, "
-                                   "adapt them to the third domain's depth (unadapted, SHOT/DECISION, SOCKET), export "
-                                   "the SOCKET ensemble to ONNX with a parity check, distil it into one student, and "
-                                   "stream held-out depth frames as a RealSense recording (a 16-bit video where "
+                                   "adapt them to the third domain's depth (unadapted, SHOT/DECISION, SOCKET, socket-plus), "
+                                   "export the socket-plus ensemble to ONNX with a parity check, distil it into one "
+                                   "student, score every model on held-out depth frames no adaptation saw, and "
+                                   "stream those frames as a RealSense recording (a 16-bit video where "
                                    "pyrealsense2 cannot load) through `run`. Prints one "
-                                   "table; writes every artifact, summary.json and a one-page summary.png into OUT. "
+                                   "table (accuracy on the adapted and on the held-out frames); writes every artifact, summary.json and a one-page summary.png into OUT. "
                                    "A re-run skips finished steps.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="a smoke run: small scenes, few epochs (under 2 minutes)")

@@ -7,7 +7,9 @@
     5 distill    one student from the socket-plus ensemble, exported too: accuracy, ONNX Runtime latency, size
     6 recording  held-out rs depth scenes written as a RealSense recording (software device), or, where
                  pyrealsense2 cannot load (not installed, or no libusb), as a lossless 16-bit FFV1 video
-    7 run        the recording (or video) streamed through `run`'s pipeline (ONNX Runtime)
+    7 held-out   every adapted ensemble and the student scored on the held-out frames (inductive accuracy:
+                 frames no adaptation saw), beside their accuracy on the adapted frames (transductive, as in the paper)
+    8 run        the recording (or video) streamed through `run`'s pipeline (ONNX Runtime)
 
 This is the top-level job, so it imports every stage (each inside the step that needs it).
 Every step leaves its artifacts in OUT and then a record OUT/steps/<step>.json (written last,
@@ -50,7 +52,7 @@ class DemoConfig:
 
     per_class: int = 40          # scenes per class and domain
     size: int = 64               # image side (pixels) of the scenes and the models' input
-    heldout_per_class: int = 5   # extra rs scenes per class for the recording
+    heldout_per_class: int = 10  # extra rs scenes per class, never adapted on: the recording (20 % of rs)
     arch: str = "mobilenet_v2"
     weights: str = "auto"        # auto: ImageNet when torch's cache has it (offline), else none
     source_epochs: int = 15
@@ -344,6 +346,21 @@ def step_recording(layout: Layout, config: DemoConfig, source: HeldoutSource, pr
                     f"PNGs in {layout.heldout.name}/"}
 
 
+def step_heldout(layout: Layout) -> dict:
+    """Inductive accuracy: each adapted ensemble and the student on the held-out frames, which neither
+    adaptation nor distillation saw (the number that matters once deployed)."""
+    from socket_edge.evaluation import evaluate
+
+    models = {**{m: layout.adapted(m) for m, _ in METHODS}, "student": layout.student}
+    scored = {name: evaluate(path, layout.heldout, progress=False) for name, path in models.items()}
+    accuracy = {name: result["accuracy"] for name, result in scored.items()}
+    n = scored["student"]["n"]
+    return {"accuracy": accuracy, "n": n,
+            "note": f"accuracy on {n} held-out {TARGET_DOMAIN} depth frames: "
+                    + ", ".join(f"{name} {accuracy[m]:.1f}%" for m, name in METHODS)
+                    + f", student {accuracy['student']:.1f}%"}
+
+
 def step_run(layout: Layout, config: DemoConfig, heldout: dict) -> dict:
     from socket_edge.backends import open_model
     from socket_edge.runtime.outputs import LinePrinter
@@ -390,17 +407,20 @@ def report(config: DemoConfig, layout: Layout, steps: Steps, source: HeldoutSour
 
     r = steps.records
     first = r[f"train-{SOURCE_DOMAINS[0]}"]
-    methods = [{"method": m, "name": name, "accuracy": r[f"adapt-{m}"]["accuracy"], "zeta": r[f"adapt-{m}"]["zeta"],
-                "curve": r[f"adapt-{m}"]["curve"]} for m, name in METHODS]
+    inductive = r["heldout"]["accuracy"]
+    methods = [{"method": m, "name": name, "accuracy": r[f"adapt-{m}"]["accuracy"], "inductive": inductive[m],
+                "zeta": r[f"adapt-{m}"]["zeta"], "curve": r[f"adapt-{m}"]["curve"]} for m, name in METHODS]
     return {
         "config": asdict(config), "out": str(layout.out), "classes": list(TASK_CLASSES),
         "weights": {"value": first["weights"], "note": first["weights_note"]},
         "sources": {d: {"file": layout.source(d).name, "val_accuracy": r[f"train-{d}"]["val_accuracy"]}
                     for d in SOURCE_DOMAINS},
         "target": f"{TARGET_DOMAIN} depth, {config.per_class} images per class (transductive: the adaptation data)",
+        "heldout": f"{TARGET_DOMAIN} depth, {r['heldout']['n']} frames never adapted on (inductive)",
         "methods": methods, "deployed": DEPLOYED,
         "export": {"file": layout.onnx.name, **r["export"]["parity"]},
-        "student": {"file": layout.student.name, **{k: v for k, v in r["distill"].items() if k not in ("note", "seconds")}},
+        "student": {"file": layout.student.name, "inductive": inductive["student"],
+                    **{k: v for k, v in r["distill"].items() if k not in ("note", "seconds")}},
         "runtime": {k: v for k, v in r["run"].items() if k not in ("note", "seconds")},
         "recording": r["recording"]["recording"],
         "source": {"kind": r["recording"]["source"], "note": source.note(r["recording"]["recording"]),
@@ -413,9 +433,14 @@ def report(config: DemoConfig, layout: Layout, steps: Steps, source: HeldoutSour
 def table(summary: dict) -> str:
     """The printed result: accuracy and ζ per method, export parity, runtime."""
     zeta_head = "ζ (" + "/".join(SOURCE_DOMAINS) + ")"
-    lines = [f"{'method':<15} {'accuracy on ' + TARGET_DOMAIN + ' depth':>22}   {zeta_head}"]
+    n_adapted = summary["config"]["per_class"] * len(summary["classes"])
+    n_held = summary["runtime"]["heldout_frames"]
+    lines = [f"{'':<15} {'accuracy on ' + TARGET_DOMAIN + ' depth':^33}",
+             f"{'method':<15} {f'adapted ({n_adapted})':>16} {f'held-out ({n_held})':>16}   {zeta_head}"]
     for m in summary["methods"]:
-        lines.append(f"{m['name']:<15} {m['accuracy']:>21.1f}%   " + "/".join(f"{z:.3f}" for z in m["zeta"]))
+        lines.append(f"{m['name']:<15} {m['accuracy']:>15.1f}% {m['inductive']:>15.1f}%   "
+                     + "/".join(f"{z:.3f}" for z in m["zeta"]))
+    lines.append(f"{'':<15} adapted: transductive, as in the paper; held-out: frames no adaptation saw")
     e, rt = summary["export"], summary["runtime"]
     lines += [
         f"export   {e['file']}: fp32 parity max |Δp| {e['max_abs_diff']:.1e} (goal ≤ {e['goal']:.0e}), "
@@ -438,10 +463,12 @@ def student_lines(summary: dict) -> list[str]:
     """The student beside the deployed ensemble: accuracy, ONNX Runtime latency (batch 1), ONNX size."""
     s = summary["student"]
     lat, size = s["latency_p50_ms"], s["onnx_bytes"]
+    ensemble_inductive = next(m["inductive"] for m in summary["methods"] if m["method"] == summary["deployed"])
     return [
         f"{'':<9}{'':<26}{DEPLOYED + ' ensemble':>21} {'student':>12}",
         f"student  {'accuracy on ' + TARGET_DOMAIN + ' depth':<26}{s['teacher_accuracy']:>20.1f}% {s['accuracy']:>11.1f}%"
         f"   ({s['file']}: {s['arch']} at {s['size']} px from {s['start']}; agreement {s['agreement']:.1f}%)",
+        f"{'':<9}{'... on the held-out frames':<26}{ensemble_inductive:>20.1f}% {s['inductive']:>11.1f}%",
         f"{'':<9}{'ONNX Runtime p50 (batch 1)':<26}{lat['ensemble']:>18.2f} ms {lat['student']:>9.2f} ms"
         f"   ({lat['student'] / lat['ensemble']:.2f}×)",
         f"{'':<9}{'ONNX file':<26}{size['ensemble'] / 1e6:>18.1f} MB {size['student'] / 1e6:>9.1f} MB",
@@ -458,7 +485,7 @@ def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progre
     if source.kind == "video":  # say so now, not after the training
         print(f"the held-out frames will go through `run` as a 16-bit FFV1 video: {source.problem}", flush=True)
     weights = resolve_weights(config)
-    steps = Steps(layout, 5 + len(SOURCE_DOMAINS) + len(METHODS))
+    steps = Steps(layout, 6 + len(SOURCE_DOMAINS) + len(METHODS))
     steps("synth", f"render the synthetic RGB-D scenes ({', '.join((*SOURCE_DOMAINS, TARGET_DOMAIN))})",
           [layout.scenes / "synth.json"], lambda: step_synth(layout, config, progress))
     for domain in SOURCE_DOMAINS:
@@ -475,6 +502,8 @@ def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progre
     what = "a RealSense recording" if source.kind == "realsense" else "a 16-bit FFV1 video (no pyrealsense2)"
     heldout = steps("recording", f"write held-out rs depth frames as {what}", [layout.recording(source), layout.heldout],
                     lambda: step_recording(layout, config, source, progress), expect={"source": source.kind})
+    steps("heldout", "score every model on the held-out frames (inductive accuracy)",
+          [layout.adapted(m) for m, _ in METHODS] + [layout.student, layout.heldout], lambda: step_heldout(layout))
     steps("run", f"stream the {'recording' if source.kind == 'realsense' else 'video'} through `run` (ONNX Runtime)",
           [layout.run_jsonl], lambda: step_run(layout, config, heldout))
 

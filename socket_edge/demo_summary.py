@@ -43,16 +43,20 @@ def write_png(out: str | Path, summary: dict, samples: list[tuple[np.ndarray, st
     shallower = f" −{len(student['dropped_blocks'])} blocks" if student.get("dropped_blocks") else ""
     names = [m["name"] for m in methods] + [f"student ({student['arch']},\n{student['size']} px{shallower})",
                                             f"{summary['deployed']} .onnx in run\n(held-out frames)"]
-    values = [m["accuracy"] for m in methods] + [student["accuracy"], summary["runtime"]["accuracy"]]
+    adapted = [m["accuracy"] for m in methods] + [student["accuracy"], None]
+    held = [m["inductive"] for m in methods] + [student["inductive"], summary["runtime"]["accuracy"]]
     colours = ["#9e9e9e", "#5b8fd1", "#f0b27a", "#e07b39", "#8c6bb1", "#e0b090"]
-    rows = list(range(len(names)))[::-1]
-    bars = ax.barh(rows, values, color=colours[:len(names)])
-    ax.bar_label(bars, labels=[f"{v:.1f}%" for v in values], fontsize=9, padding=2)
+    rows = np.arange(len(names))[::-1].astype(float)
+    for offset, values, style in ((0.2, adapted, {}), (-0.2, held, {"hatch": "///", "alpha": 0.55})):
+        shown = [i for i, v in enumerate(values) if v is not None]
+        bars = ax.barh(rows[shown] + offset, [values[i] for i in shown], height=0.4,
+                       color=[colours[i] for i in shown], edgecolor="white", **style)
+        ax.bar_label(bars, labels=[f"{values[i]:.1f}%" for i in shown], fontsize=8, padding=2)
     ax.set_yticks(rows, names, fontsize=9)
     ax.set_xlim(0, 112)
     ax.axvline(100 / len(summary["classes"]), color="k", lw=0.6, ls=":")
     ax.set_xlabel("accuracy (%)")
-    ax.set_title("accuracy on rs depth (dotted: chance)", fontsize=10)
+    ax.set_title("accuracy on rs depth (dotted: chance)\nsolid: adapted frames; hatched: held-out frames", fontsize=9)
 
     socket = next(m for m in methods if m["method"] == summary["deployed"])
     domains = [s for s in summary["sources"]]

@@ -18,7 +18,7 @@ from socket_edge.models import artifact
 TINY = DemoConfig(per_class=4, size=32, heldout_per_class=1, weights="none", source_epochs=1, adapt_epochs=1,
                   distill_epochs=1, batch_size=8)
 REPORTS = ("summary.json", "summary.png")  # rewritten by every run
-STEPS = 5 + 2 + len(METHODS)  # synth, export, distill, recording, run; two sources; the adapt methods
+STEPS = 6 + 2 + len(METHODS)  # synth, export, distill, recording, heldout, run; two sources; the adapt methods
 SOURCE = "realsense" if REALSENSE_PROBLEM is None else "video"  # what this machine streams
 
 
@@ -56,6 +56,10 @@ def test_every_artifact_and_number_is_there(demo):
     assert on_disk["runtime"]["frames"] == heldout == len(list((out / "heldout").rglob("*.png")))
     assert len((out / "run.jsonl").read_text().splitlines()) == heldout
     assert on_disk["runtime"]["fps"] > 0 and 0 <= on_disk["runtime"]["accuracy"] <= 100
+    # inductive accuracy: the deployed .pt scored on the held-out PNGs agrees with its .onnx streamed by `run`
+    assert all(0 <= m["inductive"] <= 100 for m in on_disk["methods"]) and 0 <= student["inductive"] <= 100
+    assert on_disk["methods"][-1]["inductive"] == pytest.approx(on_disk["runtime"]["accuracy"], abs=0.01)
+    assert on_disk["heldout"] == f"rs depth, {heldout} frames never adapted on (inductive)"
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     source = on_disk["source"]
     assert source["kind"] == SOURCE and (out / on_disk["recording"]).is_file()
@@ -75,6 +79,7 @@ def test_a_rerun_skips_finished_steps_and_redoes_an_unfinished_one(demo, capsys)
     printed = capsys.readouterr().out
     assert printed.count("skipped") == steps
     assert printed.count("\nsource   heldout.") == 1  # the table names the source
+    assert "adapted (24)" in printed and "held-out (6)" in printed  # transductive and inductive columns
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
     (out / "steps" / "run.json").unlink()  # as if the run step had been interrupted
@@ -97,7 +102,7 @@ def test_other_settings_or_a_foreign_folder_are_refused(demo, tmp_path):
 def test_without_realsense_the_same_frames_go_through_run_as_a_video(demo, tmp_path, monkeypatch, capsys):
     """pyrealsense2 that cannot load (libusb missing): the recording step writes a 16-bit FFV1 video
     and `run` streams it with the same labels; once pyrealsense2 loads again, a re-run redoes those
-    two steps with a RealSense recording."""
+    three steps (recording, held-out scores, run) with a RealSense recording."""
     out = tmp_path / "run"
     shutil.copytree(demo[0], out)
     labels = (out / "run.jsonl").read_text().splitlines()
@@ -105,7 +110,7 @@ def test_without_realsense_the_same_frames_go_through_run_as_a_video(demo, tmp_p
     capsys.readouterr()
     summary = run_demo(TINY, out, progress=False)
     printed = capsys.readouterr().out
-    assert printed.count("skipped") == STEPS - (2 if SOURCE == "realsense" else 0)  # recording and run
+    assert printed.count("skipped") == STEPS - (3 if SOURCE == "realsense" else 0)  # recording, heldout, run
     assert f"as a 16-bit FFV1 video: pyrealsense2 is installed but cannot load the system library libusb-1.0.so.0 " \
            f"({LOADER_ERROR}); sudo apt-get install libusb-1.0-0" in printed
     assert "\nsource   heldout.mkv: a 16-bit FFV1 video, as pyrealsense2 cannot load; for a RealSense recording: " \
@@ -119,5 +124,5 @@ def test_without_realsense_the_same_frames_go_through_run_as_a_video(demo, tmp_p
 
     monkeypatch.undo()  # pyrealsense2 loads again (where it is installed with its libusb)
     summary = run_demo(TINY, out, progress=False)
-    assert capsys.readouterr().out.count("skipped") == STEPS - (2 if SOURCE == "realsense" else 0)
+    assert capsys.readouterr().out.count("skipped") == STEPS - (3 if SOURCE == "realsense" else 0)
     assert summary["source"]["kind"] == SOURCE and [p.name for p in out.glob("heldout.*")] == [summary["recording"]]
