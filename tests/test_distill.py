@@ -214,7 +214,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(setup, tmp_path, monkeyp
     run = tmp_path / "resumed-run"
     assert not resumed.exists() and (run / "checkpoint.pt").exists()
     assert main(distill_argv(setup["adapted"], setup["depth"], resumed, *epochs, "--lr", "0.02", "--resume")) == 2
-    assert "started with other settings" in capsys.readouterr().err
+    assert "started with other settings or inputs (config.lr 0.01 then, 0.02 now)" in capsys.readouterr().err
     assert main(distill_argv(setup["adapted"], setup["depth"], resumed, *epochs, "--resume")) == 0
     assert "resuming" in capsys.readouterr().out
     a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)

@@ -78,3 +78,27 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
     assert [(s["epoch"], s["step"]) for s in steps] == [(e, i) for e in (1, 2, 3) for i in range(1, 6)]
     assert sum(s["l_fit"] for s in steps if s["epoch"] == 3) / 5 == pytest.approx(history[3]["l_fit"], abs=1e-5)
+
+
+def test_resuming_with_other_settings_names_what_differs(tmp_path, monkeypatch):
+    """A checkpoint from an earlier version (a config key it did not have) or another command is
+    refused with the keys that differ, before any weight is loaded."""
+    args = dict(data=DATA, batch_size=8, epochs=2, seed=5, device=torch.device("cpu"), progress=False)
+    real_save = RunFolder.save_checkpoint
+
+    def save_then_stop(folder, epoch, *rest):
+        real_save(folder, epoch, *rest)
+        raise KeyboardInterrupt
+
+    (tmp_path / "run").mkdir()
+    monkeypatch.setattr(RunFolder, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit(Regression(), **args, run=Run(RunFolder(tmp_path / "run"), {"config": {"lr": 0.01}}))
+    monkeypatch.undo()
+    newer = {"config": {"lr": 0.02, "ti_adapter": False}}
+    with pytest.raises(UsageError) as refused:
+        fit(Regression(), **args, run=Run(RunFolder(tmp_path / "run"), newer, resume=True))
+    assert str(refused.value) == (
+        f"the run in {tmp_path / 'run'} was started with other settings or inputs (config.lr 0.01 then, 0.02 now; "
+        "config.ti_adapter absent then (a run of an earlier version), False now); resume with the same command, "
+        "or start a new run with --overwrite")

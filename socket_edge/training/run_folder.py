@@ -75,7 +75,7 @@ class RunFolder:
         if not self.checkpoint.is_file():
             plain = json.loads(json.dumps(settings))
             started = json.loads(self.config.read_text()) if self.config.is_file() else plain
-            self._check_settings({key: started.get(key) for key in plain}, plain)
+            self._check_settings({key: started.get(key) for key in plain}, settings)
             return None
         state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         self._check_settings(state["settings"], settings)
@@ -86,10 +86,11 @@ class RunFolder:
         return state["history"], state["epoch"], state["extra"]
 
     def _check_settings(self, started: dict, settings: dict) -> None:
-        if started != settings:
+        started, plain = json.loads(json.dumps(started)), json.loads(json.dumps(settings))
+        if started != plain:
             raise UsageError(
-                f"the run in {self.root} was started with other settings or inputs; resume with the same "
-                "command, or start a new run with --overwrite"
+                f"the run in {self.root} was started with other settings or inputs ({differences(started, plain)}); "
+                "resume with the same command, or start a new run with --overwrite"
             )
 
     def write_json(self, path: Path, data: dict) -> None:
@@ -125,3 +126,24 @@ def plot_loss_terms(ax, history: list[dict], keys: tuple[str, ...]) -> None:
     ax.set_xlabel("epoch")
     if trained:
         ax.legend(fontsize=7)
+
+
+def differences(started: dict, now: dict, limit: int = 3) -> str:
+    """Which settings differ, as 'config.lr 0.01 then, 0.02 now' (a key missing then: a run from an
+    earlier version); at most `limit` of them."""
+    found: list[str] = []
+
+    def walk(a: object, b: object, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in [*a, *(k for k in b if k not in a)]:
+                walk(a.get(key, _ABSENT), b.get(key, _ABSENT), f"{path}.{key}" if path else key)
+        elif a != b:
+            then = "absent then (a run of an earlier version)" if a is _ABSENT else f"{a} then"
+            found.append(f"{path} {then}, {'absent' if b is _ABSENT else b} now")
+
+    walk(started, now, "")
+    return "; ".join(found[:limit]) + (f"; {len(found) - limit} more" if len(found) > limit else "")
+
+
+_ABSENT = object()
+
