@@ -131,6 +131,35 @@ def test_a_killed_two_rank_job_resumes_to_the_same_weights(data, tmp_path):
     assert [(s["epoch"], s["step"]) for s in steps] == [(e, i) for e in (1, 2, 3) for i in (1, 2, 3)]
 
 
+@pytest.mark.timeout(600)
+def test_select_auto_under_two_ranks_keeps_the_one_process_choice(data, tmp_path):
+    """`adapt --select auto` under torchrun: every candidate runs on both ranks, rank 0 alone says
+    so and writes, and the scores (validators, accuracy on --eval-data, which ranks here) and the winner
+    are one process's."""
+    from socket_edge.adapt.select import scores
+    from socket_edge.models import artifact
+
+    def select(out: Path, launcher: list[str]) -> subprocess.CompletedProcess:
+        args = argv(data, out, "socket")
+        del args[args.index("--method"):args.index("--method") + 2]
+        return subprocess.run(launcher + args + ["--select", "auto"], env=ENV, capture_output=True, text=True,
+                              timeout=300)
+
+    one, two = select(tmp_path / "one.pt", ONE), select(tmp_path / "two.pt", TWO)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    for name in ("base", "socket-plus", "socket-plus-adapter"):
+        assert two.stdout.count(f"candidate {name}: running into") == 1
+    kept = [line for line in two.stdout.splitlines() if line.startswith("kept ")]
+    assert kept == [line for line in one.stdout.splitlines() if line.startswith("kept ")] and len(kept) == 1
+    assert two.stdout.count("wrote ") == 1
+    winner = kept[0].split()[1].rstrip(":")
+    assert (tmp_path / "two.pt").read_bytes() == (tmp_path / "two.pt.candidates" / f"{winner}.pt").read_bytes()
+    for name in ("base", "socket-plus", "socket-plus-adapter"):
+        a, b = (scores(artifact.read(tmp_path / f"{run}.pt.candidates" / f"{name}.pt")["provenance"]["metrics"])
+                for run in ("one", "two"))
+        assert set(a) == set(b) and all(b[k] == pytest.approx(a[k], rel=1e-3, abs=1e-4) for k in a), name
+
+
 @pytest.mark.timeout(300)
 def test_a_failure_ends_every_rank_with_one_line(data, tmp_path):
     broken = tmp_path / "target"
