@@ -26,6 +26,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import socket_plus as sp
+from holdout import split_folder
 
 ROOT = sp.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "select_auto.jsonl"
@@ -39,21 +40,10 @@ CANDIDATES = ("base", "socket-plus", "socket-plus-adapter")
 
 
 def split(inputs: dict, work: Path) -> dict:
-    """The setting's target split by file into adapt/ and held/ folders of symbolic links (class
-    folders; validators.holdout over the paths relative to the target root, 20 %)."""
-    from socket_edge.adapt.validators import holdout
-    from socket_edge.data.folders import class_folders
-
-    target = Path(inputs["target"])
-    images = class_folders(target, "target", inputs.get("classes"))
-    keys = [str(f.relative_to(target)) for f in images.files]
+    """The setting's target split by file (holdout.split_folder): adapt on adapt/, measure on held/."""
     root = work / "splits" / hashlib.sha1(inputs["name"].encode()).hexdigest()[:10]
-    for key, held in zip(keys, holdout(keys)):
-        link = root / ("held" if held else "adapt") / key
-        if not link.is_symlink():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to((target / key).resolve())
-    return {**inputs, "target": root / "adapt", "eval_data": root / "adapt", "held": root / "held"}
+    adapt, held = split_folder(Path(inputs["target"]), root, inputs.get("classes"))
+    return {**inputs, "target": adapt, "eval_data": adapt, "held": held}
 
 
 def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, work: Path, epochs: int | None) -> dict:
