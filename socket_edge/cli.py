@@ -440,10 +440,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from socket_edge.capture.selection import Selector
     from socket_edge.claim import locked
 
-    layout = Layout(args.out, args.role, args.stream, args.class_name)
+    stream = PairedStream(args.source, args.stream)
+    layout = Layout(args.out, args.role, stream.stream, args.class_name)
     if args.model is not None and args.class_name:
         _refuse_task_class(args.model, args.class_name, args.role)
-    stream = PairedStream(args.source, args.stream)
     with locked(args.out, args.command_line):
         summary = collect(stream, layout, Selector(args.every, args.min_change), max_frames=args.max,
                           seconds=args.seconds, progress=not args.quiet)
@@ -762,13 +762,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "OUT/depth|ir/CLASS (adapt --ti-source/--ti-target); --as target: OUT/ flat "
                                    "(adapt --target); --as eval: OUT/CLASS (eval --data). Numbering continues after "
                                    "existing files; Ctrl-C keeps what was written (exit 130).")
-    p.add_argument("source", help="realsense://[SERIAL] or a RealSense recording (.bag/.db3)")
+    p.add_argument("source", help="realsense://[SERIAL] or a RealSense recording (.bag/.db3); ?stream=depth|infrared "
+                                  "as `run` takes it, or --stream")
     p.add_argument("--out", type=Path, required=True, help="output folder (appended to)")
     p.add_argument("--as", dest="role", required=True, choices=("ti", "target", "eval"),
                    help="ti: registered pairs of a task-irrelevant class; target: unlabeled frames; eval: labelled frames")
     p.add_argument("--class", dest="class_name", metavar="NAME", help="class folder of the frames (--as ti and --as eval)")
-    p.add_argument("--stream", choices=("depth", "infrared"), default="depth",
-                   help="target modality (default depth; infrared is RealSense infrared #1)")
+    p.add_argument("--stream", choices=("depth", "infrared"),
+                   help="target modality (default depth, or the source's ?stream=; infrared is RealSense infrared #1)")
     keep = p.add_mutually_exclusive_group()
     keep.add_argument("--every", type=_positive_int, metavar="N", help="keep every Nth frame")
     keep.add_argument("--min-change", type=_positive_float, metavar="X",

@@ -203,6 +203,12 @@ def test_bad_options_get_one_line(recordings, tmp_path, capsys, trained_rgb):
     assert "--class blob is a task class of" in one_error(capsys)
     assert collect(recordings["rgbd"], "--out", out, "--as", "eval", "--class", "desk", "--model", trained_rgb) == 2
     assert "--class desk is not a class of" in one_error(capsys)
+    source = f"{recordings['rgbdi']}?stream=infrared"
+    assert collect(source, "--out", out, "--as", "target", "--stream", "depth") == 2
+    assert f"source {source!r} asks for stream=infrared but --stream is depth; give one of them" in one_error(capsys)
+    assert collect(f"{recordings['rgbd']}?width=640", "--out", out, "--as", "target") == 2
+    assert "collect takes only ?stream=depth|infrared (it records at the camera's default resolution and rate); " \
+           "drop width" in one_error(capsys)
     assert collect(recordings["rgbd"], "--out", out, "--as", "ti", "--class", "desk", "--model", trained_rgb,
                    "--max", "1") == 0
 
@@ -213,8 +219,8 @@ def test_an_output_of_another_modality_is_refused(recordings, tmp_path, capsys):
     capsys.readouterr()
     assert collect(recordings["rgbdi"], "--out", ti, "--as", "ti", "--class", "desk") == 1
     assert "holds ir/ pairs; collect depth pairs into another --out" in one_error(capsys)
-    target = tmp_path / "target"
-    assert collect(recordings["rgbdi"], "--out", target, "--as", "target", "--stream", "infrared") == 0
+    target = tmp_path / "target"  # the stream as `run`'s URI names it, instead of --stream
+    assert collect(f"{recordings['rgbdi']}?stream=infrared", "--out", target, "--as", "target") == 0
     capsys.readouterr()
     assert collect(recordings["rgbdi"], "--out", target, "--as", "target") == 1
     assert "000000.png is 8-bit but this depth stream gives 16-bit frames" in one_error(capsys)

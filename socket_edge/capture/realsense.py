@@ -40,14 +40,27 @@ def depth_to_millimetres(raw: np.ndarray, depth_scale: float) -> np.ndarray:
     return np.where(raw == 0, 0, mm).astype(np.uint16)
 
 
-def parse_source(source: str) -> tuple[str, str]:
-    """('live', SERIAL or '') for realsense://[SERIAL], ('recording', PATH) for a .bag/.db3 file."""
-    if source.startswith("realsense://"):
-        return "live", source[len("realsense://"):].strip("/")
-    if Path(source).suffix.lower() in RECORDING_SUFFIXES:
-        if not Path(source).is_file():
-            raise DataError(f"recording {source} does not exist")
-        return "recording", source
+def parse_source(source: str, stream: str | None = None) -> tuple[str, str, str]:
+    """(kind, target, stream): ('live', SERIAL or '') for realsense://[SERIAL], ('recording', PATH) for a
+    .bag/.db3 file. A `?stream=depth|infrared` on the source (as `run` takes it) agrees with `stream`
+    (--stream) or stands for it; the default is depth."""
+    text, _, query = source.partition("?")
+    options = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
+    if set(options) - {"stream"}:
+        raise UsageError(f"source {source!r}: collect takes only ?stream=depth|infrared (it records at the "
+                         f"camera's default resolution and rate); drop {', '.join(sorted(set(options) - {'stream'}))}")
+    if options.get("stream", "depth") not in STREAMS:
+        raise UsageError(f"source {source!r}: stream must be depth or infrared, got {options['stream']!r}")
+    if stream and options.get("stream", stream) != stream:
+        raise UsageError(f"source {source!r} asks for stream={options['stream']} but --stream is {stream}; "
+                         "give one of them")
+    stream = stream or options.get("stream", "depth")
+    if text.startswith("realsense://"):
+        return "live", text[len("realsense://"):].strip("/"), stream
+    if Path(text).suffix.lower() in RECORDING_SUFFIXES:
+        if not Path(text).is_file():
+            raise DataError(f"recording {text} does not exist")
+        return "recording", text, stream
     raise UsageError(f"source {source!r} is neither realsense://[SERIAL] nor a RealSense recording (.bag/.db3)")
 
 
@@ -61,11 +74,11 @@ class PairedStream:
     open(), read() → Pair | None at the end of a recording, close(). `dropped`: target frames that
     never arrived (gaps in their frame numbers) or arrived without a colour frame of their time."""
 
-    def __init__(self, source: str, stream: str = "depth", timeout_s: float = 5.0) -> None:
-        if stream not in STREAMS:
+    def __init__(self, source: str, stream: str | None = None, timeout_s: float = 5.0) -> None:
+        if stream is not None and stream not in STREAMS:
             raise UsageError(f"--stream must be depth or infrared, got {stream!r}")
-        self.source, self.stream, self.timeout_s = source, stream, timeout_s
-        self.kind, self.target = parse_source(source)
+        self.source, self.timeout_s = source, timeout_s
+        self.kind, self.target, self.stream = parse_source(source, stream)
         self.rs = self.pipeline = self.align = self.playback = self.composer = self.composed = None
         self.sensors: list = []
         self.arrived: queue.Queue = queue.Queue(maxsize=4)  # a recording's frames, one by one
