@@ -316,23 +316,49 @@ def _batch_range(text: str) -> tuple[int, int, int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    _require_train("export", "onnx")
-    from socket_edge.export.exporter import default_out, describe, export
-    from socket_edge.models.artifact import refuse_exported
+    from socket_edge.export.summary import describe
 
-    refuse_exported(args.model)  # before its default --out (the same name) is claimed
-    out = args.out or default_out(args.model, args.format)
-    with _claimed(args, out, {"the model": args.model, "--calib": args.calib, "--check-data": args.check_data}):
-        summary = export(args.model, args.format, out=out, opset=args.opset, batch=args.batch,
-                         dynamic_batch=args.dynamic_batch, fp16=args.fp16, int8=args.int8, calib=args.calib,
-                         calib_frames=args.calib_frames, calib_method=args.calib_method, int8_scheme=args.int8_scheme,
-                         prune_zeta=args.prune_zeta, check_data=args.check_data,
-                         progress=not args.quiet and not args.json, command=args.command_line)
+    if Path(args.model).suffix == ".onnx":  # an engine from an exported graph, on the device, without torch
+        summary = _engine_from_onnx(args)
+    else:
+        _require_train("export", "onnx")
+        from socket_edge.export.exporter import default_out, export
+        from socket_edge.models.artifact import refuse_exported
+
+        refuse_exported(args.model)  # before its default --out (the same name) is claimed
+        out = args.out or default_out(args.model, args.format)
+        with _claimed(args, out, {"the model": args.model, "--calib": args.calib, "--check-data": args.check_data}):
+            summary = export(args.model, args.format, out=out, opset=args.opset, batch=args.batch,
+                             dynamic_batch=args.dynamic_batch, fp16=args.fp16, int8=args.int8, calib=args.calib,
+                             calib_frames=args.calib_frames, calib_method=args.calib_method,
+                             int8_scheme=args.int8_scheme, prune_zeta=args.prune_zeta, check_data=args.check_data,
+                             progress=not args.quiet and not args.json, command=args.command_line)
     lines, warnings = describe(summary)
     print(json.dumps(summary) if args.json else "\n".join(lines))
     for warning in warnings:
         print(f"socket-edge: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _engine_from_onnx(args: argparse.Namespace) -> dict:
+    """`export MODEL.onnx --format engine`: the TensorRT engine of a graph export wrote, built
+    where it will run (export/engine_from_onnx.py)."""
+    from socket_edge.export import formats
+    from socket_edge.export.engine_from_onnx import build, refuse_graph_options
+
+    if formats.get_format(args.format).name != "engine":
+        raise UsageError(f"{args.model} is already an ONNX graph; `export {args.model} --format engine` builds a "
+                         "TensorRT engine from it, and `export MODEL.pt` makes a new graph")
+    refuse_graph_options({"--opset": args.opset, "--fp16": args.fp16, "--int8": args.int8, "--calib": args.calib,
+                          "--calib-frames": args.calib_frames, "--calib-method": args.calib_method,
+                          "--int8-scheme": args.int8_scheme, "--prune-zeta": args.prune_zeta})
+    formats.validate("engine", {"--batch": args.batch, "--dynamic-batch": args.dynamic_batch})
+    out = args.out or Path(args.model).with_suffix(".engine")
+    if out.suffix != ".engine":
+        raise UsageError(f"--out {out} does not end in .engine, the engine format's suffix")
+    with _claimed(args, out, {"the model": args.model, "--check-data": args.check_data}):
+        return build(args.model, out, batch=args.batch, dynamic_batch=args.dynamic_batch, check_data=args.check_data,
+                     progress=not args.quiet and not args.json)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -654,8 +680,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", parents=[common], help="one ONNX graph or TensorRT engine from a model (.pt)",
                        description="Export an ensemble (or a single source model) as one file computing "
                                    "Σ_k ζ_k softmax(g_k(f_k(preprocess(x)))) end to end, with its input contract "
-                                   "inside. Input: float32 raw sensor values N×C×H×W after the host-side resize.")
-    p.add_argument("model", type=Path, help="model artifact (.pt)")
+                                   "inside. Input: float32 raw sensor values N×C×H×W after the host-side resize. "
+                                   "An exported .onnx with --format engine: its TensorRT engine, built on the device "
+                                   "that runs it (a Jetson), without torch; the engine has the graph's precision.")
+    p.add_argument("model", type=Path, help="model artifact (.pt), or an exported .onnx with --format engine")
     p.add_argument("--format", default="onnx", help="onnx (default) or engine (a TensorRT plan and its sidecar, built on the GPU that runs it)")
     p.add_argument("--out", type=Path, help="file to write (default: beside the model, with the format's suffix)")
     p.add_argument("--opset", type=_positive_int, help="ONNX opset (default 17)")

@@ -257,7 +257,8 @@ def step_adapt(layout: Layout, config: DemoConfig, method: str, progress: bool, 
 
 
 def step_export(layout: Layout, progress: bool) -> dict:
-    from socket_edge.export.exporter import describe, export
+    from socket_edge.export.exporter import export
+    from socket_edge.export.summary import describe
 
     summary = export(layout.adapted(DEPLOYED), "onnx", out=layout.onnx, check_data=layout.target, progress=progress,
                      command=layout.command)

@@ -81,8 +81,56 @@ def test_engine_export_without_tensorrt_or_gpu_stops_with_one_line(source_pt, ca
         assert "cuda-python (pip install 'socket-edge[tensorrt]')" in err
     elif not torch.cuda.is_available():
         assert "an NVIDIA GPU with CUDA (CUDA sees none here)" in err
-    assert "export --format onnx here and build the engine on the device" in err
+    assert "export --format onnx here and build the engine on the device with `socket-edge export MODEL.onnx " \
+           "--format engine` (no torch needed there)" in err
     assert not source_pt.with_suffix(".engine").exists()
+
+
+@pytest.fixture
+def exported_onnx(source_pt, tmp_path):
+    assert main(["export", str(source_pt), "--batch", "2", "--out", str(tmp_path / "fixed.onnx"), "-q"]) == 0
+    assert main(["export", str(source_pt), "-q"]) == 0
+    return source_pt.with_suffix(".onnx")
+
+
+def test_an_engine_from_an_exported_graph_reaches_tensorrt_without_torch(exported_onnx, tmp_path):
+    """On a Jetson's runtime install (no torch, no onnx package) `export MODEL.onnx --format engine`
+    reads the graph and its metadata and goes as far as TensorRT: here, where TensorRT cannot be
+    installed, it stops with that one line and writes nothing."""
+    from test_import_rules import run_without_torch
+
+    code = (f"from socket_edge.cli import main\nraise SystemExit(main(['export', {str(exported_onnx)!r}, "
+            "'--format', 'engine', '--dynamic-batch', '1:2:4']))")
+    result = run_without_torch(code)
+    if CAN_BUILD:  # pragma: no cover - needs TensorRT and a GPU
+        assert result.returncode == 0, result.stderr
+        assert "tensorrt fp32 vs m.onnx in ONNX Runtime on 32 generated depth frames" in result.stdout
+        return
+    err = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(err) == 1, result.stderr
+    assert err[0].startswith("socket-edge: error: --format engine needs ") and \
+        err[0].endswith("an engine is built on the GPU that will run it: run this on the device that will run m.onnx")
+    assert "No module named 'onnx'" not in result.stderr and not exported_onnx.with_suffix(".engine").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "m.onnx is already an ONNX graph; `export {onnx} --format engine` builds a TensorRT engine from it"),
+    (["--format", "engine", "--fp16"], "--fp16 changes the graph: export the .pt with it on the workstation, then "
+                                       "build the engine from that .onnx"),
+    (["--format", "engine", "--prune-zeta", "0.1"], "--prune-zeta changes the graph"),
+    (["--format", "engine", "--batch", "4", "--graph", "fixed.onnx"],
+     "the graph was exported with a fixed batch of 2; build the engine without --batch/--dynamic-batch"),
+    (["--format", "engine", "--out", "x.onnx"], "--out x.onnx does not end in .engine"),
+])
+def test_an_engine_from_an_exported_graph_refuses_what_it_cannot_do(exported_onnx, capsys, argv, message):
+    onnx = exported_onnx
+    if "--graph" in argv:
+        onnx = onnx.with_name(argv[argv.index("--graph") + 1])
+        argv = argv[:argv.index("--graph")]
+    assert main(["export", str(onnx), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message.format(onnx=onnx) in err[0], err
+    assert not onnx.with_suffix(".engine").exists()
 
 
 def fabricated_info() -> ModelInfo:
@@ -269,3 +317,16 @@ def test_the_tensorrt_names_used_are_those_checked_against_tensorrt_10_and_11():
     assert {"STRONGLY_TYPED", "create_timing_cache", "ignore_mismatch", "execute_async_v3", "get_tensor_dtype",
             "set_input_shape", "serialize", "__version__"} <= names
     assert not names & {"BuilderFlag", "FP16", "INT8", "IInt8EntropyCalibrator2", "int8_calibrator", "with_name"}
+
+
+def test_an_engine_is_not_built_from_an_int8_graph_made_for_the_cpu(source_pt, tmp_path, capsys):
+    from conftest import write_class_folders
+
+    calib = write_class_folders(tmp_path / "calib", "depth", per_class=4, classes=("a", "b", "c"))
+    graph = tmp_path / "cpu-int8.onnx"
+    assert main(["export", str(source_pt), "--int8", "--calib", str(calib), "--out", str(graph), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(graph), "--format", "engine"]) == 2
+    assert (f"{graph} is an int8 graph for ONNX Runtime's CPU (uint8 activations), which TensorRT cannot build; export "
+            "the .pt with --int8 --int8-scheme tensorrt and build from that") in capsys.readouterr().err
+    assert not graph.with_suffix(".engine").exists()

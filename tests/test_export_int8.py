@@ -14,6 +14,7 @@ from torch import nn
 from conftest import write_class_folders
 from socket_edge.backends.onnx import OnnxModel
 from socket_edge.cli import main
+from socket_edge.export.summary import describe
 from socket_edge.export import exporter, quantize
 from socket_edge.export.parity import generated_frames
 from socket_edge.models import artifact
@@ -132,7 +133,7 @@ def test_the_tensorrt_scheme_is_symmetric_int8(int8_export, tmp_path, capsys):
                  "--calib-method", "minmax", "--json", "-q"]) == 0
     summary = json.loads(capsys.readouterr().out)  # one JSON object: the calibrator's own prints are kept out
     assert summary["int8"]["scheme"] == "tensorrt" and summary["int8"]["calibration"]["method"] == "minmax"
-    lines, _ = exporter.describe(summary)
+    lines, _ = describe(summary)
     assert "  int8     calibrated on 12 of 12 images of check (minmax, seed 0), tensorrt scheme; " in "\n".join(lines)
     graph = onnx.load(str(out)).graph
     initializers = {t.name: t for t in graph.initializer}

@@ -22,7 +22,6 @@ from socket_edge.errors import ArtifactError, UsageError
 from socket_edge.export import formats, onnx_graph, parity, quantize
 from socket_edge.export.onnx_graph import DEFAULT_OPSET
 from socket_edge import atomic
-from socket_edge.metrics import metrics
 from socket_edge.modelfile import KEY_COMPUTE, KEY_GPU, KEY_TENSORRT, BatchSpec, ModelInfo, write_engine
 from socket_edge.models import artifact
 from socket_edge.models.ensemble import Ensemble
@@ -57,10 +56,6 @@ def _torch_probs(model: Ensemble, frames: np.ndarray) -> np.ndarray:
     return predict(model, frames, torch.device("cpu"), batch_size=32)
 
 
-def _accuracy(probs: np.ndarray, check: parity.CheckFrames, model: Ensemble) -> float | None:
-    return None if check.labels is None else metrics(check.labels, probs, model.contract.class_names)["accuracy"]
-
-
 def _prune_report(model: Ensemble, pruned: Ensemble, dropped: list[int], threshold: float,
                   check: parity.CheckFrames, before: np.ndarray, after: np.ndarray) -> dict:
     return {
@@ -69,8 +64,8 @@ def _prune_report(model: Ensemble, pruned: Ensemble, dropped: list[int], thresho
         "zeta_before": [float(z) for z in model.zeta],
         "zeta_after": [float(z) for z in pruned.zeta],
         "frames": check.source,
-        "accuracy_before": _accuracy(before, check, model),
-        "accuracy_after": _accuracy(after, check, pruned),
+        "accuracy_before": parity.accuracy(before, check, model.contract.class_names),
+        "accuracy_after": parity.accuracy(after, check, pruned.contract.class_names),
         "agreement": parity.compare(before, after),
     }
 
@@ -78,22 +73,6 @@ def _prune_report(model: Ensemble, pruned: Ensemble, dropped: list[int], thresho
 def _onnx_runner(proto, precision: str) -> OnnxModel:
     """The graph in ONNX Runtime on CPU: the backend that eval, inspect, run and bench use."""
     return OnnxModel(proto.SerializeToString(), providers="cpu", name=f"the exported {precision} graph")
-
-
-def _parity(runner: OnnxModel | EngineModel, precision: str, reference: np.ndarray, check: parity.CheckFrames,
-            model: Ensemble) -> dict:
-    """Compare a runner's probabilities (OnnxModel or EngineModel) with PyTorch's fp32 ones, and both
-    accuracies when the check frames have labels; refuse NaN."""
-    probs = runner.predict(check.frames, 32)
-    result = {"precision": precision, "frames": check.source, **parity.compare(reference, probs)}
-    if check.labels is not None and result["finite"]:
-        result.update(accuracy=_accuracy(probs, check, model), accuracy_fp32=_accuracy(reference, check, model))
-    if not result["finite"]:
-        raise ArtifactError(f"the exported {precision} graph gives NaN or infinite probabilities on {check.source}; "
-                            "nothing was written. Check the model with socket-edge eval")
-    if precision == "fp32":
-        result.update(goal=parity.FP32_GOAL, ok=result["max_abs_diff"] <= parity.FP32_GOAL)
-    return result
 
 
 def _versions() -> dict:
@@ -164,19 +143,20 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         source=model_path.name, precision=precision, batch=spec,
     )
     fp32 = onnx_graph.with_metadata(graph.proto, dataclasses.replace(info, precision="fp32").to_props())
-    results = [_parity(_onnx_runner(fp32, "fp32"), "fp32", reference, check, model)]
+    names = model.contract.class_names
+    results = [parity.measure(_onnx_runner(fp32, "fp32"), "fp32", reference, check, names)]
     final = fp32
     int8_report = None
     if fp16:
         final = onnx_graph.to_fp16(fp32)
-        results.append(_parity(_onnx_runner(final, "fp16"), "fp16", reference, check, model))
+        results.append(parity.measure(_onnx_runner(final, "fp16"), "fp16", reference, check, names))
     if calibration is not None:
         scheme = "tensorrt" if form.name == "engine" else int8_scheme or "cpu"
         method = calib_method or quantize.DEFAULT_METHOD
         final = quantize.to_int8(fp32, calibration.frames, method, scheme)
         int8_report = {"calibration": {**calibration.summary, "method": method}, "scheme": scheme,
                        "float_nodes": len(quantize.float_nodes(fp32))}
-        results.append(_parity(_onnx_runner(final, "int8"), "int8", reference, check, model))
+        results.append(parity.measure(_onnx_runner(final, "int8"), "int8", reference, check, names))
     plan: bytes | None = None
     engine_props: dict[str, str] = {}  # the engine's TensorRT version and GPU, for its sidecar
     if built_by is not None:
@@ -187,7 +167,7 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         plan = tensorrt.build_engine(final.SerializeToString(), model.contract.input_shape, spec,
                                      tensorrt.timing_cache_path(out))
         runner = EngineModel(plan=plan, props={**info.to_props(), **engine_props})
-        results.append(_parity(runner, f"tensorrt {precision}", reference, check, model))
+        results.append(parity.measure(runner, f"tensorrt {precision}", reference, check, names))
 
     left = onnx_graph.count_ops(graph.proto, "BatchNormalization")
     block = artifact.provenance(
@@ -208,43 +188,3 @@ def export(model_path: str | Path, fmt: str = "onnx", *, out: str | Path | None 
         "batchnorm_folded": graph.batchnorm_folded, "batchnorm_left": left, "simplified_with": graph.simplified_with,
         "parity": results, "prune": prune_report, "int8": int8_report, "seconds": round(time.time() - started, 2),
     }
-
-
-def describe(summary: dict) -> tuple[list[str], list[str]]:
-    """The export summary as readable lines, and warnings (fp32 parity beyond its goal)."""
-    mb = summary["size_bytes"] / 1e6
-    lines = [
-        f"wrote {summary['file']} ({mb:.1f} MB, {summary['format']} {summary['precision']}, opset {summary['opset']}, "
-        f"batch {summary['batch']}) in {summary['seconds']:.1f} s",
-        "  members  " + ", ".join(f"ζ={m['zeta']:.3f} {m['arch']}" for m in summary["members"]),
-        f"  graph    {summary['batchnorm_folded']} BatchNorm layers folded, {summary['batchnorm_left']} left; "
-        + (f"simplified with {summary['simplified_with']}" if summary["simplified_with"]
-           else "not simplified (pip install onnxslim)"),
-    ]
-    warnings = []
-    for result in summary["parity"]:
-        goal = f" (goal ≤ {result['goal']:.0e})" if "goal" in result else ""
-        accuracy = (f", accuracy {result['accuracy']:.2f}% (PyTorch fp32 {result['accuracy_fp32']:.2f}%)"
-                    if "accuracy" in result else "")
-        lines.append(f"  parity   {result['precision']} vs PyTorch on {result['frames']}: max |Δp| "
-                     f"{result['max_abs_diff']:.2e}{goal}, argmax agreement {result['argmax_agreement']:.1f}%{accuracy}")
-        if result.get("ok") is False:
-            warnings.append(f"fp32 parity {result['max_abs_diff']:.2e} is beyond the goal {result['goal']:.0e}; "
-                            f"{summary['file']} was written, check it with socket-edge eval before deploying it")
-    int8 = summary.get("int8")
-    if int8:
-        calib = int8["calibration"]
-        lines.append(f"  int8     calibrated on {calib['frames']} of {calib['of']} images of {calib['folder']} "
-                     f"({calib['method']}, seed {calib['seed']}), {int8['scheme']} scheme; "
-                     f"{int8['float_nodes']} nodes kept float (input normalisation, softmax and ζ sum)")
-    prune = summary.get("prune")
-    if prune:
-        dropped = ", ".join(f"{d['arch']} (ζ {d['zeta']:.3f})" for d in prune["dropped"]) or "nothing"
-        zeta = "/".join(f"{z:.3f}" for z in prune["zeta_after"])
-        if prune["accuracy_before"] is None:
-            effect = f"argmax agreement with the full ensemble {prune['agreement']['argmax_agreement']:.1f}%"
-        else:
-            effect = f"accuracy {prune['accuracy_before']:.2f}% → {prune['accuracy_after']:.2f}%"
-        lines.append(f"  pruned   ζ < {prune['threshold']:g}: dropped {dropped}; ζ now {zeta}; {effect} "
-                     f"on {prune['frames']}")
-    return lines, warnings

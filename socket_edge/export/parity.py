@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from socket_edge.contract import RAW_DTYPES, InputContract
+from socket_edge.errors import ArtifactError
+from socket_edge.metrics import metrics
 
 FP32_GOAL = 1e-4  # max |Δp| between PyTorch and an fp32 export
 GENERATED = 32    # generated frames when no check data is given
@@ -69,4 +71,24 @@ def compare(reference: np.ndarray, probs: np.ndarray) -> dict:
     diff = float(np.abs(reference - probs).max()) if finite and len(probs) else float("nan")
     agree = float((reference.argmax(1) == probs.argmax(1)).mean() * 100) if len(probs) else 0.0
     return {"n": int(len(probs)), "max_abs_diff": diff, "argmax_agreement": round(agree, 2), "finite": finite}
+
+
+def accuracy(probs: np.ndarray, check: CheckFrames, class_names: tuple[str, ...]) -> float | None:
+    """Accuracy (%) of `probs` on labelled check frames; None for unlabelled ones."""
+    return None if check.labels is None else metrics(check.labels, probs, class_names)["accuracy"]
+
+
+def measure(runner, precision: str, reference: np.ndarray, check: CheckFrames, class_names: tuple[str, ...]) -> dict:
+    """Compare a runner's probabilities (an OnnxModel or EngineModel) with the fp32 reference ones,
+    and both accuracies when the check frames have labels; refuse NaN (nothing is written then)."""
+    probs = runner.predict(check.frames, 32)
+    result = {"precision": precision, "frames": check.source, **compare(reference, probs)}
+    if check.labels is not None and result["finite"]:
+        result.update(accuracy=accuracy(probs, check, class_names), accuracy_fp32=accuracy(reference, check, class_names))
+    if not result["finite"]:
+        raise ArtifactError(f"the exported {precision} graph gives NaN or infinite probabilities on {check.source}; "
+                            "nothing was written. Check the model with socket-edge eval")
+    if precision == "fp32":
+        result.update(goal=FP32_GOAL, ok=result["max_abs_diff"] <= FP32_GOAL)
+    return result
 

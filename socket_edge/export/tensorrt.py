@@ -24,9 +24,9 @@ MIN_MAJOR = 10
 WORKSPACE_BYTES = 1 << 30
 
 
-def check_available() -> tuple[str, Gpu]:
+def check_available(graph: str | None = None) -> tuple[str, Gpu]:
     """The TensorRT version and the GPU an engine would be built for, or one line naming everything
-    that is missing to build an engine here."""
+    that is missing to build an engine here (`graph`: the exported .onnx it would be built from)."""
     missing = []
     version = None
     try:
@@ -46,9 +46,11 @@ def check_available() -> tuple[str, Gpu]:
     except ArtifactError:
         missing.append("an NVIDIA GPU with CUDA (CUDA sees none here)")
     if missing or version is None or gpu is None:
+        where = (f"run this on the device that will run {graph}" if graph else
+                 "export --format onnx here and build the engine on the device with "
+                 "`socket-edge export MODEL.onnx --format engine` (no torch needed there)")
         raise MissingDependencyError(
-            f"--format engine needs {' and '.join(missing)}; an engine is built on the GPU that will run it: "
-            "export --format onnx here and build the engine on the device"
+            f"--format engine needs {' and '.join(missing)}; an engine is built on the GPU that will run it: {where}"
         )
     return version, gpu
 
