@@ -10,6 +10,7 @@ import numpy as np
 
 from socket_edge.backends import open_model
 from socket_edge.metrics import metrics
+from socket_edge.progress import bar
 
 
 def plot_confusion(result: dict, out: str | Path, title: str = "") -> Path:
@@ -74,8 +75,12 @@ def evaluate(model_path: str | Path, data_root: str | Path, *, modality: str | N
         model, depth_scale = model.with_contract(target), None
     contract = model.contract
     labels = contract_labels(images, contract, f"evaluation data {images.root}")
-    frames = load_frames(images.files, contract, source_unit=depth_scale, desc="reading images", progress=progress)
-    probs = model.predict(frames, batch_size, progress)
+    files = images.files  # read and predicted a batch at a time: memory does not grow with the data
+    starts = range(0, len(files), batch_size)
+    probs = np.concatenate([
+        model.predict(load_frames(files[i:i + batch_size], contract, source_unit=depth_scale, progress=False),
+                      batch_size, False)
+        for i in bar(starts, desc="evaluating", enabled=progress, total=len(starts))])
     result = metrics(labels, probs, contract.class_names)
     result.update(model=str(model_path), data=str(images.root), modality=contract.modality, trained_on=trained_on)
     return result
