@@ -330,3 +330,31 @@ def test_an_engine_is_not_built_from_an_int8_graph_made_for_the_cpu(source_pt, t
     assert (f"{graph} is an int8 graph for ONNX Runtime's CPU (uint8 activations), which TensorRT cannot build; export "
             "the .pt with --int8 --int8-scheme tensorrt and build from that") in capsys.readouterr().err
     assert not graph.with_suffix(".engine").exists()
+
+
+def test_an_engine_from_an_exported_graph_carries_its_metadata(exported_onnx, monkeypatch, capsys):
+    """The glue around TensorRT, which cannot run here: TensorRT's build stands in as a stub (the
+    plan is the graph's bytes, run by ONNX Runtime); the sidecar gets the graph's contract, ζ and
+    members, the engine's batch profile and where it was built from; the summary says what the
+    parity was measured against."""
+    from socket_edge.export import engine_from_onnx
+
+    monkeypatch.setattr(engine_from_onnx.tensorrt, "check_available", lambda graph: ("10.16.1", Gpu("Orin", "8.7")))
+    monkeypatch.setattr(engine_from_onnx.tensorrt, "build_engine", lambda data, shape, batch, cache: data)
+    monkeypatch.setattr(engine_from_onnx, "EngineModel", lambda plan, props: onnx_from_bytes(plan))
+    out = exported_onnx.with_suffix(".engine")
+    assert main(["export", str(exported_onnx), "--format", "engine", "--dynamic-batch", "1:2:4"]) == 0
+    printed = capsys.readouterr().out
+    assert "engine fp32" in printed and "batch 1:2:4" in printed
+    assert "parity   tensorrt fp32 vs m.onnx in ONNX Runtime on 32 generated depth frames: max |Δp| 0.00e+00" in printed
+    graph, engine = onnx_from_bytes(exported_onnx.read_bytes()).info, ModelInfo.from_props(read_sidecar(out), "e")
+    assert engine.contract == graph.contract and engine.zeta == graph.zeta and engine.members == graph.members
+    assert engine.batch == BatchSpec(1, 2, 4) and engine.source == graph.source == "m.pt"
+    assert engine.provenance["engine"]["from"] == "m.onnx" and engine.provenance["export"] == graph.provenance["export"]
+    assert read_sidecar(out)[KEY_GPU] == "Orin" and out.read_bytes() == exported_onnx.read_bytes()
+
+
+def onnx_from_bytes(data: bytes):
+    from socket_edge.backends.onnx import OnnxModel
+
+    return OnnxModel(data, providers="cpu")
