@@ -208,13 +208,23 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         result = _adapt_run(args, config, args.out, args.resume, args.overwrite)
     acc = ""
     if "accuracy" in result:
-        acc = f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}%"
+        acc = (f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}% on "
+               f"--eval-data ({_overlap(**result['eval'])})")
     zeta = "/".join(f"{z:.3f}" for z in result["zeta"])
     if _rank() != 0:
         return 0
     print(f"wrote {args.out} ({method}, ζ {zeta}{acc}) in {result['seconds']:.0f} s; "
           f"run folder {run_folder_for(args.out)}")
     return 0
+
+
+def _overlap(n: int, adapted_on: int) -> str:
+    """Whether an accuracy was measured on the frames adapted on (as the paper does) or on others."""
+    if adapted_on == n:
+        return "transductive: adapted on"
+    if adapted_on == 0:
+        return "inductive: none adapted on"
+    return f"{adapted_on} of {n} frames adapted on"
 
 
 def _adapt_run(args: argparse.Namespace, config, out: Path, resume: bool, overwrite: bool) -> dict:

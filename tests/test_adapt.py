@@ -53,6 +53,30 @@ def test_each_method_writes_an_ensemble_and_a_run_folder(setup, tmp_path, capsys
     assert prov["stage"] == "adapt" and prov["method"] == method and len(prov["metrics"]["epochs"]) == len(history)
 
 
+def test_the_accuracy_says_whether_it_was_measured_on_frames_adapted_on(setup, tmp_path, capsys):
+    """--eval-data the target itself: transductive (as in the paper); frames the adaptation never
+    saw: inductive; a mix: how many were adapted on (by file, links resolved)."""
+    held, mixed = tmp_path / "held", tmp_path / "mixed"
+    for name in ("bars", "blob", "ring"):
+        files = sorted((setup["depth"] / name).glob("*.png"))
+        for folder, chosen in ((held, files[-2:]), (mixed, files[-3:])):
+            (folder / name).mkdir(parents=True)
+            for f in chosen:
+                (folder / name / f.name).symlink_to(f)
+    target = tmp_path / "target"  # the target without the held-out frames
+    for name in ("bars", "blob", "ring"):
+        (target / name).mkdir(parents=True)
+        for f in sorted((setup["depth"] / name).glob("*.png"))[:-2]:
+            (target / name / f.name).symlink_to(f)
+    for eval_data, says in ((target, "(transductive: adapted on)"), (held, "(inductive: none adapted on)"),
+                            (mixed, "(3 of 9 frames adapted on)")):
+        out = tmp_path / f"{eval_data.name}.pt"
+        assert main(adapt_argv(setup, out, "none", target=str(target), eval_data=str(eval_data))) == 0
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        assert f"% on --eval-data {says})" in line, line
+        assert artifact.read(out)["provenance"]["metrics"]["eval"]["n"] == len(list(eval_data.rglob("*.png")))
+
+
 def test_unadapted_ensemble_equals_the_mean_of_the_sources(setup, tmp_path):
     out = tmp_path / "none.pt"
     assert main(adapt_argv(setup, out, "none")) == 0

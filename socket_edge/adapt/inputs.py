@@ -47,6 +47,7 @@ class AdaptInputs:
     eval_labels: np.ndarray | None
     held_ti_source: np.ndarray | None = None  # the TI pairs never trained on (validators.holdout)
     held_ti_target: np.ndarray | None = None
+    eval_adapted: int = 0  # evaluation frames that are also target frames (all: transductive; none: inductive)
 
 
 def load_sources(paths: list[Path], img_size: int | None = None) -> Sources:
@@ -130,13 +131,16 @@ def load_inputs(config: AdaptConfig, sources: Sources, target: Path, ti_source: 
                       "held_out": sum(held)}
     frames = cached_frames(target_list.files, contract, cache_dir=cache_dir, desc="target", progress=progress)
     eval_frames = eval_labels = None
+    eval_adapted = 0
     if eval_data is not None:
         same = Path(eval_data).resolve() == Path(target).resolve()
         images = target_list if same and target_list.class_names else class_folders(eval_data, "evaluation data", classes)
         eval_labels = contract_labels(images, contract, f"evaluation data {eval_data}")
         eval_frames = frames if images is target_list else \
             cached_frames(images.files, contract, cache_dir=cache_dir, desc="eval", progress=progress)
+        adapted = {f.resolve() for f in target_list.files}
+        eval_adapted = sum(f.resolve() in adapted for f in images.files)
     if len(frames) < 2:
         raise DataError(f"target folder {target} has {len(frames)} image; adaptation needs a batch of several")
     return AdaptInputs(sources, contract, frames, target_list, ti_src, ti_tgt, ti_summary, eval_frames, eval_labels,
-                       held_src, held_tgt)
+                       held_src, held_tgt, eval_adapted)

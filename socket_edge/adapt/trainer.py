@@ -163,6 +163,7 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     }
     if "accuracy" in final:
         result["accuracy"] = final["accuracy"]
+        result["eval"] = {"n": len(inputs.eval_labels), "adapted_on": inputs.eval_adapted}
     prov = artifact.provenance(
         command, stage="adapt", method=config.method, seed=config.seed, config=config.to_dict(), inputs=described,
         sources=src.provenance, data=inputs.target_list.summary(), ti=inputs.ti_summary, metrics=result,
