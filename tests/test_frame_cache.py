@@ -47,7 +47,8 @@ def test_frames_are_cached_in_their_raw_dtype_and_reused(tmp_path: Path, modalit
     before = built.stat()
     again = cached_frames(files, contract, cache_dir=tmp_path / "cache", progress=False)
     after = built.stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not decoded again
+    assert after.st_ino == before.st_ino  # not decoded again (a rebuild renames a new file into place)
+    assert after.st_mtime_ns >= before.st_mtime_ns  # touched: its modification time is its last use
     assert cache_files(tmp_path / "cache") == [built]
     np.testing.assert_array_equal(again, expected)
 
@@ -109,3 +110,23 @@ def test_an_unwritable_cache_folder_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="--cache-dir") as caught:
         cached_frames(files, contract_for("rgb"), cache_dir=blocked / "cache", progress=False)
     assert "\n" not in str(caught.value)
+
+
+def test_a_new_cache_removes_the_ones_unused_for_30_days(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "cache"
+    old_files, new_files = (files_of(write_class_folders(tmp_path / name, "ir", per_class=2, seed=seed))
+                            for name, seed in (("old", 0), ("new", 1)))
+    cached_frames(old_files, contract_for("ir"), cache_dir=folder, progress=False)
+    [stale] = cache_files(folder)
+    month_ago = time.time() - 31 * 86400
+    os.utime(stale, (month_ago, month_ago))
+    cached_frames(old_files, contract_for("ir"), cache_dir=folder, progress=False)  # used: touched, kept
+    assert cache_files(folder) == [stale] and stale.stat().st_mtime > month_ago
+    os.utime(stale, (month_ago, month_ago))
+    kept = np.load(stale, mmap_mode="r")  # a run still reading it
+    capsys.readouterr()
+    cached_frames(new_files, contract_for("ir"), cache_dir=folder, progress=False)
+    assert stale not in cache_files(folder) and len(cache_files(folder)) == 1
+    assert f"frame cache: removed 1 cache(s) unused for 30 days (0.00 GB) from {folder}" in capsys.readouterr().err
+    assert kept.shape[0] == len(old_files) and int(kept.sum()) >= 0  # still readable where it was open
+

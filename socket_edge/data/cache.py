@@ -3,13 +3,16 @@ contract's input size in its raw dtype (uint8 colour and 8-bit IR, uint16 depth 
 into one memory-mapped `.npy`. Its name is a hash of the file list (paths, sizes, mtimes) and of
 the contract fields that shape the pixels, so another list or contract never reuses it; it is
 built under a temporary name and renamed into place, so a killed build leaves nothing that is
-used (the next build deletes its leftover)."""
+used (the next build deletes its leftover). A reused cache is touched; a new build removes the
+caches beside it unused for UNUSED_DAYS."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +28,7 @@ from socket_edge.progress import bar
 
 CACHE_ENV = "SOCKET_EDGE_CACHE"
 LAYOUT_VERSION = 1  # bump when prepare_raw changes what a cached frame holds
+UNUSED_DAYS = 30  # a new cache removes the caches beside it that no run has used for this long
 
 
 def default_cache_dir() -> Path:
@@ -61,7 +65,9 @@ def cached_frames(files: Sequence[Path], contract: InputContract, *, cache_dir: 
     if path.is_file():
         frames = np.load(path, mmap_mode="r")
         if frames.shape == shape and frames.dtype == dtype:
+            os.utime(path)  # its modification time is its last use, for prune_unused
             return frames
+    prune_unused(folder)
     try:
         with replacing(path, any_rank=True) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
@@ -71,6 +77,27 @@ def cached_frames(files: Sequence[Path], contract: InputContract, *, cache_dir: 
     except OutputError as exc:
         raise OutputError(f"frame cache: {exc}, or pass another --cache-dir") from None
     return np.load(path, mmap_mode="r")
+
+
+def prune_unused(folder: Path, days: float = UNUSED_DAYS) -> list[Path]:
+    """Remove the caches in `folder` that no run has used for `days` (they are decoded again if
+    needed), saying so in one line; the removed paths. A cache another process has open stays
+    readable to it until it closes it."""
+    cutoff = time.time() - days * 86400
+    removed, freed = [], 0
+    for old in folder.glob("frames-*.npy"):
+        try:
+            stat = old.stat()
+            if stat.st_mtime < cutoff:
+                old.unlink()
+                removed.append(old)
+                freed += stat.st_size
+        except OSError:  # gone meanwhile, or not ours to remove: left as it is
+            continue
+    if removed:
+        print(f"frame cache: removed {len(removed)} cache(s) unused for {days:g} days ({freed / 1e9:.2f} GB) from "
+              f"{folder}", file=sys.stderr, flush=True)
+    return removed
 
 
 def decode_into(out: np.ndarray, files: Sequence[Path], contract: InputContract, desc: str, progress: bool) -> None:
