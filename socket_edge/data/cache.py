@@ -62,13 +62,14 @@ def cached_frames(files: Sequence[Path], contract: InputContract, *, cache_dir: 
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = folder / f"frames-{cache_key(files, contract)}.npy"
     shape, dtype = (len(files), *contract.input_shape), np.dtype(contract.raw_dtype)
-    try:
-        frames = np.load(path, mmap_mode="r")
-        if frames.shape == shape and frames.dtype == dtype:
-            os.utime(path)  # its modification time is its last use, for prune_unused
-            return frames
-    except FileNotFoundError:  # none yet (or pruned by another run a moment ago)
-        pass
+    if path.is_file():
+        try:
+            frames = np.load(path, mmap_mode="r")
+            if frames.shape == shape and frames.dtype == dtype:
+                os.utime(path)  # its modification time is its last use, for prune_unused
+                return frames
+        except FileNotFoundError:  # pruned by another run a moment ago: built again
+            pass
     prune_unused(folder)
     try:
         with replacing(path, any_rank=True) as tmp:
