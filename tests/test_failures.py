@@ -267,12 +267,16 @@ def test_train_source_and_distill_refuse_bad_fractions_and_temperatures(tmp_path
 # 8. messages that misled
 
 def test_exported_truncated_and_pickled_files_are_named_for_what_they_are(trained_rgb, tmp_path, capsys):
-    for name, kind in (("model.onnx", "ONNX graph"), ("model.engine", "TensorRT engine")):
-        path = tmp_path / name
-        path.write_bytes(b"\x08\x07")
-        assert failure(["export", str(path), "-q"], capsys, code=1) == (
-            f"{path} is an exported {kind}, not a model artifact (.pt); export, adapt and distill take the .pt it "
-            f"was exported from (socket-edge inspect {path} names it)")
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"\x08\x07")
+    assert failure(["export", str(engine), "-q"], capsys, code=1) == (
+        f"{engine} is an exported TensorRT engine, not a model artifact (.pt); export, adapt and distill take the .pt "
+        f"it was exported from (socket-edge inspect {engine} names it)")
+    graph = tmp_path / "model.onnx"  # export builds an engine from a graph, and says so
+    graph.write_bytes(b"\x08\x07")
+    assert failure(["export", str(graph), "-q"], capsys, code=2) == (
+        f"{graph} is already an ONNX graph; `export {graph} --format engine` builds a TensorRT engine from it, and "
+        "`export MODEL.pt` makes a new graph")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(trained_rgb.read_bytes()[:20_000])
     assert failure(["inspect", str(truncated)], capsys) == (
