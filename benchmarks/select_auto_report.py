@@ -14,7 +14,7 @@ REPORT = ROOT / "docs" / "benchmarks" / "select_auto.md"
 PLOT = ROOT / "docs" / "img" / "select_auto.png"
 # validator → +1 where higher is better, −1 where lower is (socket_edge.adapt.validators.HIGHER_IS_BETTER)
 VALIDATORS = {"ti_agree": 1, "ti_kl": -1, "snd": 1, "im": -1, "agree": 1}
-LABELLED = 20
+LABELLED = (20, 50)  # labelled frames a user might collect (issue 17: 20–50); the goal is stated for 20
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:
@@ -62,14 +62,14 @@ def pick(runs: dict[str, dict], validator: str) -> str:
                                           runs[c]["ti_kl"][-1] if validator != "ti_kl" else 0, CANDIDATES.index(c)))
 
 
-def labelled_pick(runs: dict[str, dict], probs: dict, setting: str, seed: int) -> str | None:
-    """The candidate most accurate on 20 labelled frames of the adapted split (a fixed draw per setting and
-    seed), ties to the candidates' order; None where probabilities are missing."""
+def labelled_pick(runs: dict[str, dict], probs: dict, setting: str, seed: int, count: int) -> str | None:
+    """The candidate most accurate on `count` labelled frames of the adapted split (a fixed draw per
+    setting and seed), ties to the candidates' order; None where probabilities are missing."""
     if any(runs[c]["key"] not in probs for c in CANDIDATES):
         return None
     labels = np.asarray(probs[runs["base"]["key"]]["adapt"]["labels"])
     rng = np.random.default_rng(int(hashlib.sha1(f"{setting}/{seed}".encode()).hexdigest()[:8], 16))
-    chosen = rng.choice(len(labels), size=min(LABELLED, len(labels)), replace=False)
+    chosen = rng.choice(len(labels), size=min(count, len(labels)), replace=False)
 
     def accuracy(c: str) -> float:
         p = np.asarray(probs[runs[c]["key"]]["adapt"]["probs"])[chosen]
@@ -121,12 +121,13 @@ def selection_table(rows: list[dict], probs: dict) -> tuple[list[str], dict]:
     """Per setting (mean over the complete seeds): base, each validator's pick, the 20-labelled pick
     and the best in hindsight; transductive / inductive accuracy."""
     pairs = complete(rows)
-    rules = ["base", *(f"pick by {v}" for v in VALIDATORS), f"pick by {LABELLED} labelled frames", "best in hindsight"]
+    rules = ["base", *(f"pick by {v}" for v in VALIDATORS), *(f"pick by {n} labelled frames" for n in LABELLED),
+             "best in hindsight"]
     values: dict[str, dict[str, list[tuple[float, float]]]] = {r: {s: [] for s in SETTINGS} for r in rules}
     for s, seed in pairs:
         runs = runs_of(rows, s, seed)
         chosen = {"base": "base", **{f"pick by {v}": pick(runs, v) for v in VALIDATORS},
-                  f"pick by {LABELLED} labelled frames": labelled_pick(runs, probs, s, seed)}
+                  **{f"pick by {n} labelled frames": labelled_pick(runs, probs, s, seed, n) for n in LABELLED}}
         for rule, c in chosen.items():
             if c is not None:
                 values[rule][s].append((runs[c]["accuracy"], runs[c]["inductive"]))
@@ -220,13 +221,14 @@ def report(rows: list[dict], probs: dict) -> None:
         "Per (setting, seed), the candidate each rule keeps among base / socket-plus / socket-plus-adapter "
         "(final epoch; label-free ties go to the lower TI KL, then to base), its transductive / inductive "
         "accuracy, mean over the complete seeds; best in hindsight: the best candidate by each accuracy. "
-        f"{LABELLED} labelled frames: a fixed draw from the adapted "
+        f"{' or '.join(map(str, LABELLED))} labelled frames: a fixed draw from the adapted "
         "split per setting and seed (a user labels a few frames of their own capture), never from the held-out "
         "split.", "", *sel, "",
         "## Choosing the epoch within a run", "", *epoch_table(rows), "",
     ]
     lines += goals(summary, best_validator)
-    rules = [r for r in (f"pick by {best_validator}", f"pick by {LABELLED} labelled frames", "best in hindsight")
+    rules = [r for r in (f"pick by {best_validator}", *(f"pick by {n} labelled frames" for n in LABELLED),
+                         "best in hindsight")
              if r in summary]
     if rules:
         plot_gains(summary, rules, PLOT)
@@ -240,20 +242,26 @@ def goals(summary: dict, validator: str | None) -> list[str]:
     """Issue 17's goals, stated against the measured numbers."""
     out = ["## Goals", ""]
     rule = f"pick by {validator}" if validator else None
-    for name, need_mean, need_worst in ((rule, 2.0, -1.0), (f"pick by {LABELLED} labelled frames", 3.0, None)):
+    for name, need_mean, need_worst in ((rule, 2.0, -1.0), (f"pick by {LABELLED[0]} labelled frames", 3.0, None),
+                                        (f"pick by {LABELLED[-1]} labelled frames", 3.0, None)):
         if name not in summary:
             out.append(f"- {name}: not measured")
             continue
         s = summary[name]
-        ok = all(m >= need_mean for m in s["mean"]) and (need_worst is None or all(w >= need_worst for w in s["worst"]))
+        parts = {f"mean ≥ {need_mean:+.0f} {kind}": s["mean"][i] >= need_mean
+                 for i, kind in enumerate(("transductive", "inductive"))}
+        if need_worst is not None:
+            parts.update({f"worst setting ≥ {need_worst:+.0f} {kind}": s["worst"][i] >= need_worst
+                          for i, kind in enumerate(("transductive", "inductive"))})
         ceiling = summary["best in hindsight"]["mean"]
+        verdict = "met" if all(parts.values()) else "not met (" + "; ".join(
+            f"{part}: {'yes' if ok else 'no'}" for part, ok in parts.items()) + ")"
         out.append(f"- {name}: mean gain over base {s['mean'][0]:+.1f} (transductive) / {s['mean'][1]:+.1f} "
                    f"(inductive), worst setting {s['worst'][0]:+.1f} / {s['worst'][1]:+.1f}, over "
-                   f"{s['settings']} settings: goal (≥ {need_mean:+.0f}"
-                   + (f", never below {need_worst:+.0f}" if need_worst is not None else "")
-                   + f") {'met' if ok else 'not met'}; the ceiling (best candidate in hindsight) is "
+                   f"{s['settings']} settings: goal {verdict}; the ceiling (best candidate in hindsight) is "
                    f"{ceiling[0]:+.1f} / {ceiling[1]:+.1f}.")
-    return out + [""]
+    return out + ["", "The ceiling takes, per setting and seed, the best of three noisy accuracies, so it is biased "
+                  "upwards; the inductive numbers rest on 30 (rgbnir) or 48 (synthetic) held-out frames per run.", ""]
 
 
 def plot_gains(summary: dict, rules: list[str], out) -> None:
