@@ -351,6 +351,7 @@ def test_an_engine_from_an_exported_graph_carries_its_metadata(exported_onnx, mo
     assert engine.contract == graph.contract and engine.zeta == graph.zeta and engine.members == graph.members
     assert engine.batch == BatchSpec(1, 2, 4) and engine.source == graph.source == "m.pt"
     assert engine.provenance["engine"]["from"] == "m.onnx" and engine.provenance["export"] == graph.provenance["export"]
+    assert engine.provenance["engine"]["parity"]["max_abs_diff"] == 0.0
     assert read_sidecar(out)[KEY_GPU] == "Orin" and out.read_bytes() == exported_onnx.read_bytes()
 
 

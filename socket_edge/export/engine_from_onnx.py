@@ -70,6 +70,8 @@ def build(model_path: str | Path, out: Path, *, batch: int | None = None,
     props = {**engine_info.to_props(), KEY_TENSORRT: version, KEY_GPU: gpu.name, KEY_COMPUTE: gpu.compute}
     result = parity.measure(EngineModel(plan=plan, props=props), f"tensorrt {info.precision}", reference, check,
                             info.contract.class_names)
+    built["parity"] = result  # recorded in the sidecar's provenance with the rest of the build
+    props = {**props, **dataclasses.replace(engine_info, provenance={**info.provenance, "engine": built}).to_props()}
     write_engine(out, props, plan)
     return {
         "file": str(out), "format": "engine", "size_bytes": out.stat().st_size, "precision": info.precision,
