@@ -20,20 +20,15 @@ and the CPU other processes used during the measurement are recorded with them.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from run_fps import busy_seconds, load_note  # noqa: E402  (the same load accounting as the run benchmark)
+from run_fps import load_note, measured_worker  # noqa: E402  (the same load accounting as the run benchmark)
 
 RESULTS = ROOT / "benchmarks" / "results" / "multistream.json"
 REPORT = ROOT / "docs" / "benchmarks" / "multistream.md"
@@ -294,32 +289,17 @@ def main() -> None:
         model, *paths = args.worker
         print(json.dumps(worker(model, paths, args.frames, args.threads, args.repeats, args.fps)))
         return
-    import onnxruntime
-    import pyrealsense2
-
     from socket_edge import atomic
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model, recordings = make_model(folder, args.size), make_recordings(folder, args.frames)
-        load = os.getloadavg()
-        busy, child, wall = busy_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), datetime.datetime.now()
-        out = subprocess.run(
-            [sys.executable, __file__, "--worker", str(model), *map(str, recordings), "--frames", str(args.frames),
-             "--threads", str(args.threads), "--repeats", str(args.repeats), "--fps", str(args.fps)],
-            check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
-        seconds = (datetime.datetime.now() - wall).total_seconds()
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        own = (after.ru_utime + after.ru_stime) - (child.ru_utime + child.ru_stime)
-        others = max(0.0, (busy_seconds() - busy - own) / seconds)
-    measured = json.loads(out.stdout)
+        measured, header = measured_worker(
+            [__file__, "--worker", str(model), *map(str, recordings), "--frames", str(args.frames),
+             "--threads", str(args.threads), "--repeats", str(args.repeats), "--fps", str(args.fps)], args.threads)
     table = medians(measured["runs"])
     result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
-        "onnxruntime": onnxruntime.__version__, "pyrealsense2": getattr(pyrealsense2, "__version__", "?"),
-        "load_average": " / ".join(f"{v:.2f}" for v in load), "other_cores": round(others, 3),
-        "worker_seconds": round(seconds, 1), "size": args.size, "frames": args.frames, "repeats": args.repeats,
+        **header, "size": args.size, "frames": args.frames, "repeats": args.repeats,
         "fps": args.fps,
         "threads": measured["threads"], "providers": measured["detail"],
         "speedup_at_4": table["saturated"][str(max(STREAMS))]["speedup"], "table": table, "runs": measured["runs"],

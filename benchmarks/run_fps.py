@@ -137,6 +137,30 @@ def worker(model: str, recordings: dict[str, str], frames: int, threads: int, re
     return result
 
 
+def measured_worker(argv: list[str], threads: int) -> tuple[dict, dict]:
+    """Run a benchmark's worker process (`python argv…`, OMP_NUM_THREADS=threads); its JSON output
+    and the result's header: date, machine, versions, the load average before it, the cores other
+    processes kept busy meanwhile and its seconds."""
+    import onnxruntime
+    import pyrealsense2
+
+    load = os.getloadavg()
+    busy, child, wall = busy_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), datetime.datetime.now()
+    out = subprocess.run([sys.executable, *argv], check=True, capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    seconds = (datetime.datetime.now() - wall).total_seconds()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (after.ru_utime + after.ru_stime) - (child.ru_utime + child.ru_stime)
+    others = max(0.0, (busy_seconds() - busy - own) / seconds)
+    return json.loads(out.stdout), {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
+        "onnxruntime": onnxruntime.__version__, "pyrealsense2": getattr(pyrealsense2, "__version__", "?"),
+        "load_average": " / ".join(f"{v:.2f}" for v in load), "other_cores": round(others, 3),
+        "worker_seconds": round(seconds, 1),
+    }
+
+
 def busy_seconds() -> float:
     """CPU seconds all processes have spent busy since boot (Linux /proc/stat; 0 elsewhere)."""
     try:
@@ -260,30 +284,15 @@ def main() -> None:
         model, *paths = args.worker
         print(json.dumps(worker(model, dict(zip(KINDS, paths)), args.frames, args.threads, args.repeats)))
         return
-    import onnxruntime
-    import pyrealsense2
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model, recordings = make_model(folder, args.arch, args.size), make_recordings(folder, args.frames)
-        load = os.getloadavg()
-        busy, child, wall = busy_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN), datetime.datetime.now()
-        out = subprocess.run(
-            [sys.executable, __file__, "--worker", str(model), *(str(recordings[k]) for k in KINDS),
-             "--frames", str(args.frames), "--threads", str(args.threads), "--repeats", str(args.repeats)],
-            check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
-        seconds = (datetime.datetime.now() - wall).total_seconds()
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        own = (after.ru_utime + after.ru_stime) - (child.ru_utime + child.ru_stime)
-        others = max(0.0, (busy_seconds() - busy - own) / seconds)
-    measured = json.loads(out.stdout)
+        measured, header = measured_worker(
+            [__file__, "--worker", str(model), *(str(recordings[k]) for k in KINDS), "--frames", str(args.frames),
+             "--threads", str(args.threads), "--repeats", str(args.repeats)], args.threads)
     summary = {key: summarise(runs) for key, runs in measured["bench"].items()}
     result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
-        "onnxruntime": onnxruntime.__version__, "pyrealsense2": getattr(pyrealsense2, "__version__", "?"),
-        "load_average": " / ".join(f"{v:.2f}" for v in load), "other_cores": round(others, 3),
-        "worker_seconds": round(seconds, 1),
+        **header,
         "arch": args.arch, "size": args.size, "frames": args.frames, "repeats": args.repeats,
         "overhead_pct": summary["compressed/spin"]["overhead_pct"],
         "overhead_uncompressed_pct": summary["uncompressed/spin"]["overhead_pct"],
