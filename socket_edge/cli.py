@@ -16,8 +16,8 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 from socket_edge import __version__
-from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES,
-                                       VALIDATORS, ZETA_PARAMS)
+from socket_edge.adapt.choices import (BN_DISTANCES, BN_SCOPES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS,
+                                       TI_BN_MODES, VALIDATORS, ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
 from socket_edge.errors import OutputError, SocketEdgeError, UsageError, require
 
@@ -94,6 +94,36 @@ def _range(text: str) -> tuple[float, float]:
     if not (math.isfinite(hi) and hi > lo >= 0):
         raise argparse.ArgumentTypeError(f"need 0 <= MIN < MAX, got {text!r}")
     return lo, hi
+
+
+# how an option of AdaptConfig (adapt.config.option) is parsed, by its `kind`
+OPTION_KINDS: dict[str, Callable[[str], object]] = {
+    "int": int, "positive_int": _positive_int, "positive_float": _positive_float, "weight": _weight,
+    "share": _share, "fraction": _fraction, "range": _range,
+}
+
+
+def _config_options(parser: argparse.ArgumentParser, levers: argparse._ArgumentGroup) -> None:
+    """adapt's options, one per AdaptConfig field that declares one (adapt.config.option): flag, parser or
+    choices, help with the default. Every one defaults to None here, so that AdaptConfig.for_method puts
+    the method's preset, then the field's default, where none is given."""
+    from socket_edge.adapt.config import options
+
+    for f in options():
+        meta = f.metadata
+        target = levers if meta["group"] == "levers" else parser
+        default = f.default
+        shown = f"{default[0]:g}:{default[1]:g}" if isinstance(default, tuple) else \
+            ("on" if default else "off") if isinstance(default, bool) else default
+        help_text = meta["help"] if default is None else f"{meta['help']} (default {shown})"
+        flag = "--" + f.name.replace("_", "-")
+        if meta["kind"] == "bool":
+            target.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif meta["choices"]:
+            target.add_argument(flag, choices=meta["choices"], default=None, help=help_text)
+        else:
+            target.add_argument(flag, type=OPTION_KINDS[meta["kind"]] if meta["kind"] else str, default=None,
+                                help=help_text)
 
 
 def _require_train(command: str, *more: str) -> None:
@@ -174,7 +204,8 @@ def cmd_train_source(args: argparse.Namespace) -> int:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     _require_train("adapt")
-    from socket_edge.adapt.config import PRESETS, AdaptConfig
+    from socket_edge.adapt.config import AdaptConfig, options
+    from socket_edge.adapt.validators import HOLDOUT_FRACTION
     from socket_edge.training.run_folder import run_folder_for
 
     if args.select and (args.method is not None or args.ti_adapter is not None):
@@ -186,17 +217,14 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.select and (args.ti_source is None or args.ti_target is None):
         raise UsageError("--select auto needs TI pairs (--ti-source DIR --ti-target DIR): two of its candidates train "
                          "on them and its label-free validator scores a held-out fifth of them")
+    if args.select_by in ("ti_agree", "ti_kl") and args.ti_holdout == 0:
+        raise UsageError(f"--select-by {args.select_by} scores a held-out share of the TI pairs; drop --ti-holdout 0 "
+                         "or pick another validator")
     method = args.method or "socket"
-    lr_zeta = args.lr_zeta if args.lr_zeta is not None else PRESETS.get(method, {}).get("lr_zeta", args.lr)
-    config = AdaptConfig.for_method(
-        method, modality=args.modality, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        lr_zeta=lr_zeta, lambda_pl=args.lambda_pl, lambda_ti=args.lambda_ti, lambda_d=args.lambda_d,
-        ti_distance=args.ti_distance, bn_reduction=args.bn_reduction, bn_layers=args.bn_layers,
-        bn_distance=args.bn_distance, ti_bn=args.ti_bn, ti_augment=args.ti_augment, zeta_param=args.zeta_param,
-        ema=args.ema, lambda_nc=args.lambda_nc, neighbours=args.neighbours, keep=args.keep,
-        ti_adapter=args.ti_adapter, img_size=args.img_size, depth_scale=args.depth_scale,
-        depth_range=args.depth_range, seed=args.seed, device=args.device,
-    )
+    chosen = {f.name: getattr(args, f.name) for f in options()}
+    if args.select and chosen["ti_holdout"] is None:  # its TI validators score a held-out share
+        chosen["ti_holdout"] = HOLDOUT_FRACTION
+    config = AdaptConfig.for_method(method, modality=args.modality, **chosen)
     inputs = {"--source": args.source, "--target": args.target, "--ti-source": args.ti_source,
               "--ti-target": args.ti_target, "--eval-data": args.eval_data}
     if args.select:
@@ -562,8 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ti-source", type=Path, help="TI images in the sources' modality (paired by relative path)")
     p.add_argument("--ti-target", type=Path, help="the same TI scenes in the target modality")
     p.add_argument("--method", choices=METHODS, default=None,
-                   help="socket (the paper, default), socket-plus (socket with L_d as the Gaussian KL, "
-                        "docs/benchmarks/socket_plus.md), shot, decision, or none (unadapted)")
+                   help="socket (default: Eq. 3's L_d and the unsquared L_TI, docs/methods.md), socket-plus (socket "
+                        "with L_d as the Gaussian KL), shot, decision, or none (unadapted)")
     p.add_argument("--select", choices=("auto",),
                    help="auto: run the candidates base (SHOT, or DECISION on several sources), socket-plus and "
                         "socket-plus --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "
@@ -580,46 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ti-classes", type=_names, help="read only these class folders of the TI roots")
     p.add_argument("--eval-data", type=Path,
                    help="labelled target data to report accuracy per epoch (never used for training)")
-    p.add_argument("--epochs", type=_positive_int, default=15)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--lr", type=_positive_float, default=1e-2, help="bottleneck lr; backbone ×0.1 (default 0.01)")
-    p.add_argument("--lr-zeta", type=_positive_float, default=None,
-                   help="lr of the ζ weights (default: --lr)")
-    levers = p.add_argument_group("loss terms and levers (defaults: the paper's, or the socket-plus preset)")
-    levers.add_argument("--lambda-pl", type=_weight, help="pseudo-label weight (default 0.3)")
-    levers.add_argument("--lambda-ti", type=_weight, help="L_TI weight (default 0.1; paper 0.1–0.5)")
-    levers.add_argument("--lambda-d", type=_weight, help="L_d weight (default 0.1; paper 0.1–0.5)")
-    levers.add_argument("--ti-distance", choices=DISTANCES,
-                        help="L_TI distance: per-dimension mean of squares (default), the paper's literal sum, "
-                             "or the norm")
-    levers.add_argument("--bn-reduction", choices=REDUCTIONS, help="L_d over BN layers: sum (paper, default) or mean")
-    levers.add_argument("--bn-layers", type=_share,
-                        help="fraction of BN layers, from the input, that L_d matches (default 1)")
-    levers.add_argument("--bn-distance", choices=BN_DISTANCES,
-                        help="L_d per layer: sq, the paper's squared differences (default), or kl, the Gaussian KL "
-                             "divergence averaged over channels (scale-free)")
-    levers.add_argument("--ti-bn", choices=TI_BN_MODES,
-                        help="BatchNorm of TI batches: their own statistics (batch, default) or the running ones")
-    levers.add_argument("--ti-augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="the same random crop and flip for both images of a TI pair (default off)")
-    levers.add_argument("--zeta-param", choices=ZETA_PARAMS,
-                        help="ζ from weights w: sigmoid (paper, default) or softmax")
-    levers.add_argument("--ema", type=_fraction, help="decay of a mean teacher that gives pseudo-labels and is kept "
-                                                  "(default 0: none)")
-    levers.add_argument("--lambda-nc", type=_weight, help="neighbourhood-consistency (AaD) weight (default 0)")
-    levers.add_argument("--neighbours", type=_positive_int, help="neighbours per image for --lambda-nc (default 5)")
-    levers.add_argument("--ti-adapter", action=argparse.BooleanOptionalAction, default=None,
-                        help="L_TI and L_d train only a 1×1 input adapter per encoder (folded into the exported "
-                             "model); the other terms train the encoders (socket/socket-plus; default off)")
-    levers.add_argument("--keep", choices=KEEP_RULES,
-                        help="epoch to keep: last (default) or min-im (lowest information-maximisation objective "
-                             "on the target; reads no label)")
-    p.add_argument("--img-size", type=_positive_int, default=None, help="input size (default: the sources')")
-    p.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
-                   help="metres per unit of the target depth files (default 0.001 = mm)")
-    p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _config_options(p, p.add_argument_group("loss terms and levers (defaults: the paper's, or the socket-plus "
+                                            "preset)"))
     _cache_dir_option(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in the run folder")

@@ -2,7 +2,7 @@
 
     1 synth      render the synthetic RGB-D scenes (domains kv1, kv2, rs)
     2 train      an RGB source model on kv1/rgb and one on kv2/rgb
-    3 adapt      both sources to rs depth: unadapted, DECISION (SHOT with learned ζ), the paper's SOCKET, socket-plus
+    3 adapt      both sources to rs depth: unadapted, DECISION (SHOT with learned ζ), SOCKET (Eq. 3, unsquared L_TI), socket-plus
     4 export     the socket-plus ensemble to ONNX, parity checked on the rs depth images
     5 distill    one student from the socket-plus ensemble, exported too: accuracy, ONNX Runtime latency, size
     6 recording  held-out rs depth scenes written as a RealSense recording (software device), or, where
@@ -38,7 +38,7 @@ from socket_edge.progress import bar
 SOURCE_DOMAINS = ("kv1", "kv2")
 TARGET_DOMAIN = "rs"
 # adapt --method, and its name in the table (two sources: DECISION is SHOT's multi-source form)
-METHODS = (("none", "unadapted"), ("decision", "SHOT/DECISION"), ("socket", "SOCKET (paper)"),
+METHODS = (("none", "unadapted"), ("decision", "SHOT/DECISION"), ("socket", "SOCKET"),
            ("socket-plus", "socket-plus"))
 # the ensemble exported, distilled and run: socket-plus beat the paper's SOCKET by 7.8 points on this setting
 # (kv1 + kv2 → rs, 3 seeds on a GPU: docs/benchmarks/socket_plus.md)

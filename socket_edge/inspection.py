@@ -3,6 +3,7 @@ summary its backend reads (socket_edge.backends.summarize)."""
 
 from __future__ import annotations
 
+from socket_edge.adapt import term_balance
 from socket_edge.contract import InputContract
 from socket_edge.modelfile import BatchSpec
 
@@ -68,6 +69,11 @@ def describe(summary: dict) -> str:
     shown = {k: v for k, v in result.items() if isinstance(v, (int, float))}
     if shown:
         lines.append("  metrics   " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    balance = term_balance.history_lines(result.get("epochs", [])) if isinstance(result, dict) else []
+    if balance:
+        lines += ["", "term balance (gradient norms of the weighted loss terms on the first step of an epoch; "
+                      f"flagged below {term_balance.INERT}× or above {term_balance.DOMINANT}× IM's)"]
+        lines += ["  " + line for line in balance]
     if summary.get("export"):
         lines += _export_lines(summary["export"])
     return "\n".join(lines)

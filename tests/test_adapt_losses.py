@@ -49,13 +49,53 @@ def test_bn_loss_combines_each_member_with_its_own_statistics():
     source = [[(torch.tensor([0.0, 0.0]), torch.tensor([1.0, 1.0]))], [(torch.tensor([4.0, 4.0]), torch.tensor([1.0, 2.0]))]]
     zeta = torch.tensor([0.25, 0.75])
     # combined target mean (2.5, 0.5) vs source (3, 3): 0.25 + 6.25; var (1.75, 3.25) vs (1, 1.75): 0.5625 + 2.25
-    expected = 0.25 + 6.25 + 0.5625 + 2.25
-    assert BNStatsLoss([[0, 1]])(batch, source, zeta).item() == pytest.approx(expected, abs=1e-5)
+    expected = 0.25 + 6.25 + 0.5625 + 2.25  # the squared form ("sq", not the paper's)
+    assert BNStatsLoss([[0, 1]], distance="sq")(batch, source, zeta).item() == pytest.approx(expected, abs=1e-5)
     # the official code's defect compared every member with ONE shared list of statistics
     shared = [source[0], source[0]]
-    assert BNStatsLoss([[0, 1]])(batch, shared, zeta).item() != pytest.approx(expected, abs=1e-3)
+    assert BNStatsLoss([[0, 1]], distance="sq")(batch, shared, zeta).item() != pytest.approx(expected, abs=1e-3)
     # mean over layers: one layer here, so the same value
-    assert BNStatsLoss([[0, 1]], "mean")(batch, source, zeta).item() == pytest.approx(expected, abs=1e-5)
+    assert BNStatsLoss([[0, 1]], "mean", distance="sq")(batch, source, zeta).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_bn_loss_is_eq3_unsquared_norms_summed_over_layers():
+    # two sources, two BN layers (2 and 1 channels)
+    batch = [[(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0])), (torch.tensor([2.0]), torch.tensor([3.0]))],
+             [(torch.tensor([3.0, 0.0]), torch.tensor([2.0, 4.0])), (torch.tensor([0.0]), torch.tensor([1.0]))]]
+    source = [[(torch.tensor([0.0, 0.0]), torch.tensor([1.0, 1.0])), (torch.tensor([1.0]), torch.tensor([1.0]))],
+              [(torch.tensor([4.0, 4.0]), torch.tensor([1.0, 2.0])), (torch.tensor([1.0]), torch.tensor([1.0]))]]
+    zeta = torch.tensor([0.25, 0.75])
+    # layer 1: ζ-mixed means (2.5, 0.5) vs (3, 3): ‖(−0.5, −2.5)‖; variances (1.75, 3.25) vs (1, 1.75): ‖(0.75, 1.5)‖
+    layer1 = math.hypot(0.5, 2.5) + math.hypot(0.75, 1.5)
+    # layer 2: mean 0.5 vs 1 → 0.5; variance 1.5 vs 1 → 0.5
+    layer2 = 0.5 + 0.5
+    loss = BNStatsLoss([[0, 1]])  # the default is Eq. 3
+    assert loss.distance == "norm"
+    assert loss(batch, source, zeta).item() == pytest.approx(layer1 + layer2, abs=1e-5)
+    assert BNStatsLoss([[0, 1]], "mean")(batch, source, zeta).item() == pytest.approx((layer1 + layer2) / 2, abs=1e-5)
+    # the squared form is another function: 2‖Δ‖ times the gradient
+    squared = 0.5 ** 2 + 2.5 ** 2 + 0.75 ** 2 + 1.5 ** 2 + 0.25 + 0.25
+    assert BNStatsLoss([[0, 1]], distance="sq")(batch, source, zeta).item() == pytest.approx(squared, abs=1e-5)
+
+
+def test_ti_alignment_default_is_the_frobenius_norm_of_the_zeta_mixed_batch_residual():
+    # two sources, a TI batch of two pairs, 2-d features
+    target = [torch.tensor([[3.0, 4.0], [1.0, 1.0]], requires_grad=True), torch.tensor([[1.0, 0.0], [0.0, 0.0]])]
+    source = [torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[0.0, 0.0], [0.0, 1.0]])]
+    zeta = torch.tensor([0.25, 0.75])
+    # r_1 = 0.25·(3, 4) + 0.75·(1, 0) = (1.5, 1); r_2 = 0.25·(0, 0) + 0.75·(0, −1) = (0, −0.75)
+    expected = math.sqrt(1.5 ** 2 + 1 ** 2 + 0.75 ** 2)
+    loss = TIAlignmentLoss()
+    assert loss.distance == "frobenius"
+    value = loss(target, source, zeta)
+    assert value.item() == pytest.approx(expected, abs=1e-5)
+    # the gradient w.r.t. the ζ-mixed residual has norm 1 whatever its size: ζ_1·R/‖R‖_F on member 1
+    value.backward()
+    residual = torch.tensor([[1.5, 1.0], [0.0, -0.75]])
+    assert torch.allclose(target[0].grad, 0.25 * residual / expected, atol=1e-5)
+    # ten times the residual: the same gradient (bounded by λ), where a squared form grows tenfold
+    big = [t.detach() * 10 for t in target]
+    assert loss(big, [s * 10 for s in source], zeta).item() == pytest.approx(10 * expected, rel=1e-5)
 
 
 def test_bn_loss_groups_other_architectures_separately():
@@ -65,7 +105,7 @@ def test_bn_loss_groups_other_architectures_separately():
     batch = [[(torch.ones(2), torch.ones(2))], [(torch.zeros(2), torch.ones(2))]]
     source = [[(torch.zeros(2), torch.ones(2))], [(torch.zeros(2), torch.ones(2))]]
     # member 0 alone in its group: its mismatch (2 channels × 1²) weighted by its ζ share 0.4
-    value = BNStatsLoss([[0], [1]])(batch, source, torch.tensor([0.4, 0.6]))
+    value = BNStatsLoss([[0], [1]], distance="sq")(batch, source, torch.tensor([0.4, 0.6]))
     assert value.item() == pytest.approx(0.4 * 2.0, abs=1e-6)
 
 

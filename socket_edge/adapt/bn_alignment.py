@@ -11,10 +11,11 @@ from torch import nn
 from socket_edge.adapt.choices import BN_DISTANCES, REDUCTIONS
 
 EPS = 1e-5
+SQRT_EPS = 1e-12  # keeps the norm's gradient finite where a difference is exactly 0
 
 
 class BNStatsLoss(nn.Module):
-    """Σ_l ‖Σ_k ζ_k μ^t_{k,l} − Σ_k ζ_k μ^s_{k,l}‖² + ‖Σ_k ζ_k σ²^t_{k,l} − Σ_k ζ_k σ²^s_{k,l}‖².
+    """Eq. 3: Σ_l ‖Σ_k ζ_k μ^t_{k,l} − Σ_k ζ_k μ^s_{k,l}‖ + ‖Σ_k ζ_k σ²^t_{k,l} − Σ_k ζ_k σ²^s_{k,l}‖.
 
     Inputs, per member k: batch_stats[k] and source_stats[k], lists over BN layers l of
     (mean C_l, var C_l) — the target batch's statistics at each layer of f_k, and the
@@ -27,13 +28,19 @@ class BNStatsLoss(nn.Module):
     different BN layout (other architectures) form their own group, weighted by the
     group's share of ζ. reduction "sum" over layers is the paper's; "mean" divides by
     the number of layers used. fraction < 1 uses only the first ⌈fraction·L⌉ layers (from the
-    input), where the modalities' low-level statistics differ most. distance "sq" is the paper's
-    squared difference summed over channels, on the scale of the activations: with a poorly
-    trained source it reaches 1e5 and more and swamps every other term; "kl" is the Gaussian KL
-    divergence per channel, averaged over channels: scale-free, zero when the statistics agree."""
+    input), where the modalities' low-level statistics differ most. Which layers the statistics come
+    from is the caller's (model.aligned_layers: Eq. 3's are the BatchNorms after convolutions).
+    distance, per layer:
+    - "norm" (Eq. 3): the unsquared L2 norms of the mean and of the variance differences; each layer's
+      gradient is a unit vector in its statistics, whatever the size of the mismatch;
+    - "sq": both norms squared (the default until issue 22, and NOT the paper's): the gradient is 2‖Δ‖
+      times Eq. 3's, so the few layers with large variances dominate (in ImageNet MobileNetV2 three of
+      52 BN layers hold 96 % of Σ‖σ²‖²) and it grows with the mismatch (reaches 1e5 and inf);
+    - "kl": the Gaussian KL divergence per channel, averaged over channels: scale-free, zero when the
+      statistics agree (socket-plus)."""
 
     def __init__(self, groups: list[list[int]], reduction: str = "sum", fraction: float = 1.0,
-                 distance: str = "sq") -> None:
+                 distance: str = "norm") -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -48,6 +55,8 @@ class BNStatsLoss(nn.Module):
 
     def _distance(self, mean_t: torch.Tensor, var_t: torch.Tensor, mean_s: torch.Tensor,
                   var_s: torch.Tensor) -> torch.Tensor:
+        if self.distance == "norm":
+            return _norm(mean_t - mean_s) + _norm(var_t - var_s)
         if self.distance == "sq":
             return ((mean_t - mean_s) ** 2).sum() + ((var_t - var_s) ** 2).sum()
         var_t, var_s = var_t + EPS, var_s + EPS  # "kl": KL(N(μ_t, σ²_t) ‖ N(μ_s, σ²_s)), mean over channels
@@ -70,6 +79,17 @@ class BNStatsLoss(nn.Module):
                 group_loss = group_loss / max(1, layers)
             total = total + share * group_loss
         return total
+
+
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt((x ** 2).sum() + SQRT_EPS)
+
+
+def aligned_layers(module: nn.Module, scope: str = "conv") -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers whose statistics L_d matches, in order: "conv", those after convolutions
+    (BatchNorm2d, Eq. 3's), or "all", also the BatchNorm1d of the bottleneck (the earlier form)."""
+    kind = nn.BatchNorm2d if scope == "conv" else nn.modules.batchnorm._BatchNorm
+    return [m for m in module.modules() if isinstance(m, kind)]
 
 
 def bn_layout(module: nn.Module) -> tuple[tuple[str, int], ...]:

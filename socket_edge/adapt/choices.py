@@ -2,9 +2,16 @@
 
 METHODS = ("none", "shot", "decision", "socket", "socket-plus")
 SOCKET_METHODS = ("socket", "socket-plus")
-DISTANCES = ("mean_sq", "sum_sq", "norm")  # L_TI distance
+# L_TI (ti_alignment.py): "frobenius" is the default (the unsquared norm of the ζ-mixed residual of the TI
+# batch); the others are earlier per-member forms, kept under the names of what they compute
+DISTANCES = ("frobenius", "mean_sq", "sum_sq", "norm")
 REDUCTIONS = ("sum", "mean")  # L_d over BatchNorm layers
-BN_DISTANCES = ("sq", "kl")  # L_d per layer: squared differences (paper) or Gaussian KL
+# L_d per layer (bn_alignment.py): "norm" is Eq. 3's unsquared L2 norms; "sq" squares them (the earlier
+# default, not the paper's); "kl" the Gaussian KL divergence per channel (socket-plus)
+BN_DISTANCES = ("norm", "sq", "kl")
+# which BatchNorm layers L_d matches: "conv" (those after convolutions, Eq. 3's) or "all" (also the
+# bottleneck's BatchNorm1d, whose batch mean moves with each batch's class mix: the earlier form)
+BN_SCOPES = ("conv", "all")
 TI_BN_MODES = ("batch", "running")
 ZETA_PARAMS = ("sigmoid", "softmax")
 KEEP_RULES = ("last", "min-im")

@@ -112,10 +112,11 @@ def load_inputs(config: AdaptConfig, sources: Sources, target: Path, ti_source: 
         raw_dtype=intensity_dtype(target_list.files[0], config.modality),
     )
     ti_src = ti_tgt = ti_summary = held_src = held_tgt = None
-    if ti_source is not None:  # trained on by SOCKET; a fixed fifth held out for validation by every method
+    if ti_source is not None:  # trained on by SOCKET; with --ti-holdout a fixed share held out for the validators
         pairs = ti_pairs(ti_source, ti_target, ti_classes)
         check_ti_disjoint(pairs, task)
-        held = holdout([str(f.relative_to(pairs.source.root).with_suffix("")) for f in pairs.source.files])
+        keys = [str(f.relative_to(pairs.source.root).with_suffix("")) for f in pairs.source.files]
+        held = holdout(keys, config.ti_holdout) if config.ti_holdout > 0 else [False] * len(keys)
         ti_frames = {}
         for side, files, side_contract in (("source", pairs.source.files, sources.contract),
                                            ("target", pairs.target.files, contract)):

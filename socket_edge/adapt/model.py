@@ -1,6 +1,6 @@
 """The ensemble while it adapts: encoders f_k trained, classifiers g_k frozen, mixing
 weights ζ_k = sigmoid(w_k) / Σ_j sigmoid(w_j) or softmax(w)_k (equal at the start), BatchNorm
-statistics of the target batch recorded for L_d; and its mean teacher."""
+statistics of the target batch recorded for L_d, the encoders' dropout off; and its mean teacher."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from socket_edge.adapt.bn_alignment import aligned_layers
 from socket_edge.adapt.input_adapter import InputAdapter, fold_adapter, input_channels
 from socket_edge.contract import InputContract
 from socket_edge.models.ensemble import Ensemble
@@ -26,22 +27,31 @@ def _bn_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-def running_stats(member: SourceModel) -> Stats:
-    """A detached copy of (running_mean, running_var) of every BN layer of the encoder."""
-    return [(bn.running_mean.detach().clone(), bn.running_var.detach().clone()) for bn in _bn_layers(member.encoder)]
+def running_stats(member: SourceModel, scope: str = "conv") -> Stats:
+    """A detached copy of (running_mean, running_var) of the encoder's BN layers that L_d matches
+    (bn_alignment.aligned_layers)."""
+    return [(bn.running_mean.detach().clone(), bn.running_var.detach().clone())
+            for bn in aligned_layers(member.encoder, scope)]
 
 
 class AdaptiveEnsemble(nn.Module):
     """Members with frozen classifiers and learnable ζ; forward gives features and probabilities.
     With `adapter`, each member reads its input through an InputAdapter that only the cross-modal
-    terms train (see forward)."""
+    terms train (see forward). `bn_scope`: the BN layers whose batch statistics are recorded for L_d
+    (bn_alignment.aligned_layers). The encoders' Dropout layers stay in eval mode (off) in training
+    too unless `dropout` (the earlier behaviour): MobileNetV2 keeps a Dropout(0.2) before its
+    classifier, inside our encoder, which would perturb the features L_TI compares with ψ (computed
+    without it); the paper's ResNet-50 encoder has none."""
 
     def __init__(self, contract: InputContract, members: list[SourceModel], learn_zeta: bool,
-                 zeta_param: str = "sigmoid", ti_bn: str = "batch", adapter: bool = False) -> None:
+                 zeta_param: str = "sigmoid", ti_bn: str = "batch", adapter: bool = False,
+                 bn_scope: str = "conv", dropout: bool = False) -> None:
         super().__init__()
         self.contract = contract
         self.zeta_param = zeta_param
         self.ti_bn = ti_bn
+        self.bn_scope = bn_scope
+        self.dropout = dropout
         self.input = InputNormalizer(contract)
         self.members = nn.ModuleList(members)
         self.adapters = nn.ModuleList([InputAdapter(input_channels(m.encoder)) for m in members]) if adapter else None
@@ -54,9 +64,21 @@ class AdaptiveEnsemble(nn.Module):
             for bn in layers:
                 bn.register_forward_pre_hook(self._make_hook(k))
 
+    def train(self, mode: bool = True) -> AdaptiveEnsemble:
+        """As nn.Module.train, with the encoders' dropout kept off unless asked for."""
+        super().train(mode)
+        if not self.dropout:
+            for member in self.members:
+                for m in member.encoder.modules():
+                    if isinstance(m, nn.modules.dropout._DropoutNd):
+                        m.eval()
+        return self
+
     def _make_hook(self, k: int):
         def hook(module: nn.Module, inputs: tuple[torch.Tensor]) -> None:
-            if self._recorded is None:
+            # "conv": only the layers after convolutions (4-D inputs; under torchrun the layers'
+            # classes are replaced, so their input, not their type, tells), as aligned_layers says
+            if self._recorded is None or (self.bn_scope == "conv" and inputs[0].dim() != 4):
                 return
             if distributed.active():  # the global batch's statistics, as SyncBatchNorm sees them
                 mean, var, n = distributed.moments(inputs[0], module.running_mean)
@@ -174,7 +196,8 @@ class AdaptiveEnsemble(nn.Module):
     def teacher(self) -> AdaptiveEnsemble:
         """A copy with the same weights and ζ, nothing trainable: the start of a mean teacher."""
         copy_ = AdaptiveEnsemble(self.contract, [copy.deepcopy(m) for m in self.members], False, self.zeta_param,
-                                 self.ti_bn, adapter=self.adapters is not None)
+                                 self.ti_bn, adapter=self.adapters is not None, bn_scope=self.bn_scope,
+                                 dropout=self.dropout)
         copy_.load_state_dict(self.state_dict())
         copy_.requires_grad_(False)
         return copy_.to(self.w.device)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from socket_edge.adapt import term_balance
 from socket_edge.adapt.bn_alignment import BNStatsLoss, group_by_layout
 from socket_edge.adapt.config import AdaptConfig
 from socket_edge.adapt.curves import plot_curves
@@ -146,7 +147,7 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     seed_everything(config.seed)
     members = [distributed.sync_batchnorm(copy.deepcopy(m), device) for m in src.members]
     model = AdaptiveEnsemble(inputs.target_contract, members, config.learns_zeta, config.zeta_param, config.ti_bn,
-                             adapter=config.ti_adapter)
+                             adapter=config.ti_adapter, bn_scope=config.bn_scope, dropout=config.encoder_dropout)
     task = Adaptation(config, on_device(model, device), src, inputs, device, started)
     task.progress = progress and distributed.is_main()
     n = len(inputs.target)
@@ -201,7 +202,8 @@ class Adaptation(Task):
         self.nc = NeighbourhoodConsistencyLoss(config.neighbours)
         self.bn = BNStatsLoss(group_by_layout([m.encoder for m in model.members]), config.bn_reduction,
                               config.bn_layers, config.bn_distance)
-        self.source_stats = [[(m.to(device), v.to(device)) for m, v in running_stats(s)] for s in src.members]
+        self.source_stats = [[(m.to(device), v.to(device)) for m, v in running_stats(s, config.bn_scope)]
+                             for s in src.members]
         self.source_encoders = None
         self.psi = None
         if config.uses_ti and config.ti_augment:
@@ -221,10 +223,14 @@ class Adaptation(Task):
         self.net = distributed.parallel(model, device)  # DDP under torchrun: the gradients averaged over the ranks
         self.labels = self.bank_feats = self.bank_probs = None
         self.best: dict | None = None
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.grad_norms: dict[str, float] | None = None  # measured on the first step of each epoch
         self.last_scan: tuple | None = None  # the last evaluation's scan, reused by the next epoch's start
 
     def start_epoch(self, epoch: int) -> None:
-        """Pseudo-labels and the neighbour banks from the eval-mode scan of the target set."""
+        """Pseudo-labels and the neighbour banks from the eval-mode scan of the target set; the
+        epoch's first step measures the term balance."""
+        self.grad_norms = None
         feats, probs, labels = self.last_scan or _scan_target(self.kept, self.config, self.inputs, self.device,
                                                               self.progress)
         self.labels = labels.to(self.device) if self.config.lambda_pl > 0 else None
@@ -246,21 +252,24 @@ class Adaptation(Task):
         zeta = model.zeta()
         mixed = model.mix(probs_k)
         loss, terms["l_ent"], terms["l_div"] = self.im(mixed, distributed.global_sum(mixed.sum(dim=0)) / batch.total)
+        weighted = {"im": loss}
         if self.labels is not None:
             terms["l_pl"] = self.pl(mixed, self.labels[idx.to(device)])
-            loss = loss + config.lambda_pl * terms["l_pl"]
+            weighted["pl"] = config.lambda_pl * terms["l_pl"]
         if config.lambda_nc > 0:
             batch_feats = ensemble_features([f.detach() for f in feats], zeta.detach())
             alpha = (1 + 10 * done) ** -1.0
             terms["l_nc"] = self.nc(mixed, batch_feats, self.bank_feats, self.bank_probs, idx.to(device), alpha)
-            loss = loss + config.lambda_nc * terms["l_nc"]
+            weighted["nc"] = config.lambda_nc * terms["l_nc"]
         if config.uses_bn_stats:
             terms["l_d"] = self.bn(batch_stats, self.source_stats, zeta)
-            loss = loss + config.lambda_d * terms["l_d"]
+            weighted["d"] = config.lambda_d * terms["l_d"]
         if config.uses_ti:
             terms["l_ti"] = self.ti(ti_feats, psi, zeta)
-            loss = loss + config.lambda_ti * terms["l_ti"]
-        return loss, terms
+            weighted["ti"] = config.lambda_ti * terms["l_ti"]
+        if self.grad_norms is None:
+            self.grad_norms = term_balance.gradient_norms(weighted, self.trainable)
+        return sum(weighted.values()), terms
 
     def after_step(self) -> None:
         if self.teacher is not None:
@@ -271,6 +280,8 @@ class Adaptation(Task):
         data, when given); the target scan is kept for the next epoch's pseudo-labels."""
         model, inputs = self.kept, self.inputs
         entry: dict = {"epoch": epoch, **losses, "zeta": [round(float(z), 5) for z in model.zeta().detach().cpu()]}
+        if epoch > 0 and self.grad_norms is not None:
+            entry["grad_norms"] = self.grad_norms
         self.last_scan = scanned = _scan_target(model, self.config, inputs, self.device, self.progress)
         require_finite(scanned[1], epoch)
         entry.update(target_scores(scanned[1], scanned[2]))
@@ -327,7 +338,8 @@ def require_finite(probs: torch.Tensor, epoch: int) -> None:
     if not torch.isfinite(probs).all():
         raise UsageError(
             f"the ensemble's predictions on the target became NaN/inf after epoch {epoch}: a loss term exploded "
-            "(the paper's L_d does with poorly trained sources); use --bn-distance kl, or lower --lambda-d or --lr",
+            "(the squared L_d of --bn-distance sq does with poorly trained sources); the epoch lines' term balance "
+            "(grad …) shows which; lower that term's --lambda-*, or --lr, or use --bn-distance kl",
             everywhere=True)
 
 
@@ -344,6 +356,8 @@ def _describe(entry: dict, epochs: int) -> str:
     if "loss" in entry:
         terms = ", ".join(f"{k[2:]} {entry[k]:.3f}" for k in ("l_ent", "l_div", "l_pl", "l_ti", "l_d") if k in entry)
         parts.append(f"loss {entry['loss']:.3f} ({terms})")
+    if "grad_norms" in entry:
+        parts.append(term_balance.describe(entry["grad_norms"]))
     if len(entry["zeta"]) > 1:
         parts.append("ζ " + "/".join(f"{z:.3f}" for z in entry["zeta"]))
     if "ti_agree" in entry:

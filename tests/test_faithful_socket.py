@@ -1,0 +1,86 @@
+"""SOCKET as the paper wrote it (issue 22): L_d over the convolution BatchNorms, the encoders' dropout
+off while adapting, every TI pair trained on unless a hold-out is asked for, and the term balance."""
+
+import json
+
+import torch
+from torch import nn
+
+from conftest import adapt_argv
+from socket_edge.adapt.config import AdaptConfig
+from socket_edge.adapt.inputs import load_inputs, load_sources
+from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
+from socket_edge.adapt.term_balance import describe, flags
+from socket_edge.cli import main
+
+
+def _ensemble(setup, **options) -> AdaptiveEnsemble:
+    sources = load_sources([setup["a"], setup["b"]])
+    return AdaptiveEnsemble(sources.contract.retarget("depth"), sources.members, True, **options)
+
+
+def _dropouts(model: AdaptiveEnsemble) -> list[nn.Module]:
+    return [m for member in model.members for m in member.encoder.modules() if isinstance(m, nn.Dropout)]
+
+
+def test_the_encoders_dropout_is_off_while_adapting_unless_asked_for(setup):
+    model = _ensemble(setup).train()
+    assert _dropouts(model) and not any(m.training for m in _dropouts(model))
+    assert model.members[0].encoder[1].training  # the rest trains (the bottleneck's BatchNorm)
+    raw = torch.rand(8, 1, 32, 32) * 3000
+    with model.frozen_bn_stats():
+        first, second = model.encode(raw), model.encode(raw)
+    assert torch.equal(first[0], second[0])  # no random mask: the same features twice
+    noisy = _ensemble(setup, dropout=True).train()
+    assert all(m.training for m in _dropouts(noisy))
+    with noisy.frozen_bn_stats():
+        assert not torch.equal(noisy.encode(raw)[0], noisy.encode(raw)[0])
+
+
+def test_l_d_matches_the_batchnorms_after_convolutions_only(setup):
+    model = _ensemble(setup)
+    conv = sum(isinstance(m, nn.BatchNorm2d) for m in model.members[0].encoder.modules())
+    assert len(running_stats(model.members[0])) == conv
+    assert len(running_stats(model.members[0], "all")) == conv + 1  # + the bottleneck's BatchNorm1d
+    for scope, layers in (("conv", conv), ("all", conv + 1)):
+        model = _ensemble(setup, bn_scope=scope).train()
+        with model.frozen_bn_stats(), model.recording_bn_stats() as recorded:
+            model(torch.rand(4, 1, 32, 32) * 3000)
+        assert [len(r) for r in recorded] == [layers, layers]
+
+
+def test_every_ti_pair_trains_unless_a_holdout_is_asked_for(setup):
+    sources = load_sources([setup["a"], setup["b"]])
+    config = AdaptConfig(method="socket")
+    assert config.ti_holdout == 0
+    inputs = load_inputs(config, sources, setup["depth"], setup["ti_rgb"], setup["ti_depth"], None, progress=False)
+    assert len(inputs.ti_target) == len(inputs.ti_source) == 12 and inputs.held_ti_target is None
+    assert inputs.ti_summary["held_out"] == 0
+    held = load_inputs(AdaptConfig(method="socket", ti_holdout=0.25), sources, setup["depth"], setup["ti_rgb"],
+                       setup["ti_depth"], None, progress=False)
+    assert len(held.ti_target) == 9 and len(held.held_ti_target) == 3
+
+
+def test_each_active_terms_gradient_norm_is_recorded_every_epoch(setup, tmp_path, capsys):
+    out = tmp_path / "s.pt"
+    assert main(adapt_argv(setup, out, "socket")) == 0
+    history = [json.loads(line) for line in (tmp_path / "s-run" / "metrics.jsonl").read_text().splitlines()]
+    assert "grad_norms" not in history[0]  # the unadapted line: no step yet
+    for entry in history[1:]:
+        assert set(entry["grad_norms"]) == {"im", "pl", "d", "ti"}
+        assert all(v > 0 for v in entry["grad_norms"].values())
+    assert history[1]["grad_norms"] != history[2]["grad_norms"]  # measured again each epoch
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "term balance" in text and "epoch 1: grad IM" in text and "epoch 2: grad IM" in text
+    shot = tmp_path / "shot.pt"
+    assert main(adapt_argv(setup, shot, "shot", epochs=1)) == 0
+    lines = (tmp_path / "shot-run" / "metrics.jsonl").read_text().splitlines()
+    assert set(json.loads(lines[-1])["grad_norms"]) == {"im", "pl"}
+
+
+def test_the_term_balance_flags_inert_and_dominant_terms():
+    norms = {"im": 8.0, "pl": 2.0, "ti": 0.4, "d": 231.0}
+    assert flags(norms) == {"ti": "inert", "d": "dominant"}
+    assert describe(norms) == "grad IM 8, pl 2, TI 0.4 (inert), d 231 (dominant)"
