@@ -46,13 +46,15 @@ def split(inputs: dict, work: Path) -> dict:
     return {**inputs, "target": adapt, "eval_data": adapt, "held": held}
 
 
-def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, work: Path, epochs: int | None) -> dict:
-    """One adaptation; its record: transductive and inductive accuracy, per-epoch accuracy and validators."""
+def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, work: Path, epochs: int | None,
+              variants: dict[str, dict] = VARIANTS) -> dict:
+    """One adaptation with the options `variants[variant]`; its record: transductive and inductive accuracy,
+    per-epoch accuracy, validators and term balance (gradient norms)."""
     sp._threads()
     from socket_edge.adapt.config import AdaptConfig
     from socket_edge.adapt.trainer import adapt
 
-    options = {"method": "decision" if len(inputs["sources"]) > 1 else "shot", **VARIANTS[variant]}
+    options = {"method": "decision" if len(inputs["sources"]) > 1 else "shot", **variants[variant]}
     config = AdaptConfig.for_method(options.pop("method"), modality=inputs["modality"], seed=seed, epochs=epochs,
                                     **options)
     started = time.time()
@@ -74,7 +76,7 @@ def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, wor
         "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
         "n_adapt": len(probs["adapt"]["labels"]), "n_held": len(held["labels"]), "probs": probs,
     }
-    for name in ("im", "agree", "snd", "ti_agree", "ti_kl"):
+    for name in ("im", "agree", "snd", "ti_agree", "ti_kl", "grad_norms"):
         record[name] = [h.get(name) for h in history]
     return record
 

@@ -1,0 +1,106 @@
+"""Issue 22: SOCKET as the paper wrote it. On the six settings of the socket-plus benchmark (same data,
+same source recipes), transductive accuracy (the adapted 80 %, as in the paper) and inductive accuracy (the
+held-out 20 %, by file name) of: the unadapted ensemble, SHOT/DECISION, faithful SOCKET at λ_TI = λ_d =
+0.1, 0.25, 0.5, the earlier form (the default until issue 22) and each of its five changes alone, SHOT with
+the encoders' dropout on, and socket-plus on the faithful terms; with each loss term's gradient norm per
+epoch. A protocol change: a new results file.
+
+    .venv/bin/python benchmarks/faithful_socket.py run [--workers 2] [--seeds 0 1 2] [--deadline S]  # resumable
+    .venv/bin/python benchmarks/faithful_socket.py report
+
+Results: benchmarks/results/faithful_socket.jsonl (one line per run), class probabilities beside it
+(gzipped); the report (faithful_socket_report.py) is docs/benchmarks/faithful_socket.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import select_auto
+import socket_plus as sp
+
+ROOT = sp.ROOT
+RESULTS = ROOT / "benchmarks" / "results" / "faithful_socket.jsonl"
+# the default of `adapt --method socket` until issue 22: squared L_d over every BatchNorm (the bottleneck's
+# included), the per-dimension mean of squares as L_TI, λ 0.1, dropout on, a fifth of the TI pairs held out
+EARLIER = {"method": "socket", "bn_distance": "sq", "bn_scope": "all", "ti_distance": "mean_sq", "lambda_ti": 0.1,
+           "lambda_d": 0.1, "encoder_dropout": True, "ti_holdout": 0.2}
+FAITHFUL = {"method": "socket", "bn_distance": "norm", "bn_scope": "conv", "ti_distance": "frobenius",
+            "encoder_dropout": False, "ti_holdout": 0.0}
+LAMBDAS = (0.1, 0.25, 0.5)
+VARIANTS: dict[str, dict] = {
+    "unadapted": {"method": "none"},
+    "base": {},  # SHOT on one source, DECISION on two; dropout off as for every method now
+    **{f"socket λ {lam}": {**FAITHFUL, "lambda_ti": lam, "lambda_d": lam} for lam in LAMBDAS},
+    "base, dropout on": {"encoder_dropout": True},
+    "earlier socket": EARLIER,
+    "earlier + Eq. 3 L_d": {**EARLIER, "bn_distance": "norm", "bn_scope": "conv"},
+    "earlier + frobenius L_TI": {**EARLIER, "ti_distance": "frobenius"},
+    "earlier + λ 0.5": {**EARLIER, "lambda_ti": 0.5, "lambda_d": 0.5},
+    "earlier + dropout off": {**EARLIER, "encoder_dropout": False},
+    "earlier + every TI pair": {**EARLIER, "ti_holdout": 0.0},
+    "socket-plus": {"method": "socket-plus", **{k: v for k, v in FAITHFUL.items() if k != "method"}},
+}
+CORE = ["unadapted", "base", *(f"socket λ {lam}" for lam in LAMBDAS)]  # run first, seed by seed
+ABLATION = [v for v in VARIANTS if v not in CORE]
+
+
+def jobs_to_run(work: Path, rgbnir: Path, results: Path, seeds: list[int], chosen: list[str],
+                variants: list[str]) -> list[tuple]:
+    """The runs not yet recorded, core variants first (seed by seed, real data first), then the rest."""
+    done = sp.done_keys(results)
+    every = {k: v for k, v in sp.settings(work, rgbnir).items() if k in chosen}
+    jobs = []
+    for group in ([v for v in CORE if v in variants], [v for v in ABLATION if v in variants]):
+        for seed in seeds:
+            for setting, inputs in every.items():
+                for variant in group:
+                    key = f"{setting}/{variant}/{seed}"
+                    if (variant != "unadapted" or seed == seeds[0]) and key not in done:
+                        jobs.append((key, setting, variant, seed, select_auto.split(inputs, work)))
+    return jobs
+
+
+def run(args: argparse.Namespace) -> None:
+    started = time.time()
+    work = args.work
+    (work / "runs").mkdir(parents=True, exist_ok=True)
+    chosen = args.settings or list(sp.settings(work, args.rgbnir))
+    pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
+    for done in as_completed([pool.submit(sp.train_source, job) for job in sp.prepare(work, args.rgbnir, False, chosen)]):
+        print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)
+    queue = jobs_to_run(work, args.rgbnir, args.results, args.seeds, chosen, args.variants or list(VARIANTS))
+    print(f"{len(queue)} adaptation runs, {args.workers} workers", flush=True)
+    sp.run_queue(pool, queue, lambda job: pool.submit(select_auto.adapt_job, *job, work, args.epochs, VARIANTS),
+                 args.results, args.workers, args.deadline, started,
+                 lambda entry: f"{entry.get('accuracy', entry.get('error'))} / {entry.get('inductive', '')}")
+    pool.shutdown(cancel_futures=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("run", "report"))
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "faithful")
+    parser.add_argument("--rgbnir", type=Path, default=sp.RGBNIR)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--deadline", type=float, default=float("inf"), help="start no run after this many seconds")
+    parser.add_argument("--seeds", type=int, nargs="*", default=list(sp.SEEDS))
+    parser.add_argument("--settings", nargs="*", help="default: all (rgbnir ones where the data are found)")
+    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all, core ones first")
+    parser.add_argument("--epochs", type=int, default=None, help="default: adapt's")
+    args = parser.parse_args()
+    if args.action == "run":
+        run(args)
+    else:
+        from faithful_socket_report import report
+
+        report(sp.rows(args.results))
+
+
+if __name__ == "__main__":
+    main()
