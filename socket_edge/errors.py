@@ -52,6 +52,16 @@ class MissingDependencyError(SocketEdgeError):
 
 # Debian packages of the shared libraries that the extras' wheels load (tools/system_deps.sh installs them)
 SYSTEM_PACKAGES = {"libusb-1.0.so.0": "libusb-1.0-0", "libudev.so.1": "libudev1"}
+# extras whose name depends on the platform (pyproject.toml, docs/install.md): the install line for each
+PLATFORM_EXTRAS = {
+    "tensorrt": "pip install 'socket-edge[tensorrt-cu12]' or 'socket-edge[tensorrt-cu13]' (the CUDA major of "
+                "the driver; on a Jetson [jetpack6] or [jetpack7]: docs/install.md)",
+}
+
+
+def install_line(extra: str) -> str:
+    """The `pip install` line that adds an extra (for TensorRT: the choice by platform)."""
+    return PLATFORM_EXTRAS.get(extra, f"pip install 'socket-edge[{extra}]'")
 # how the dynamic loader names a library it cannot open: "libusb-1.0.so.0: cannot open shared object file…"
 _MISSING_LIBRARY = re.compile(r"([\w.+-]+\.so[.\d]*): (?:cannot open shared object file|file too short)")
 
@@ -73,7 +83,7 @@ def import_failure(module: str, extra: str, exc: ImportError, needed_by: str | N
     missing = isinstance(exc, ModuleNotFoundError) and exc.name is not None
     if missing and (module == exc.name or module.startswith(exc.name + ".")):
         what = f"{needed_by} needs {module}, which is not installed here" if needed_by else f"{module} is not installed"
-        return what, f"install it with: pip install 'socket-edge[{extra}]'"
+        return what, f"install it with: {install_line(extra)}"
     found = _MISSING_LIBRARY.search(str(exc))
     if found is None:
         return (f"{module} is installed but cannot load ({exc})",

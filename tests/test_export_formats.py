@@ -76,9 +76,10 @@ def test_engine_export_without_tensorrt_or_gpu_stops_with_one_line(source_pt, ca
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("socket-edge: error: --format engine needs ")
     if not HAS_TENSORRT:
-        assert "the tensorrt Python package (pip install 'socket-edge[tensorrt]'" in err
+        assert "the tensorrt Python package (pip install 'socket-edge[tensorrt-cu12]' or " \
+               "'socket-edge[tensorrt-cu13]' (the CUDA major of the driver; on a Jetson [jetpack6] or [jetpack7]" in err
     if not HAS_CUDA_PYTHON:
-        assert "cuda-python (pip install 'socket-edge[tensorrt]')" in err
+        assert "cuda-python (pip install 'socket-edge[tensorrt-cu12]' or 'socket-edge[tensorrt-cu13]'" in err
     elif not torch.cuda.is_available():
         assert "an NVIDIA GPU with CUDA (CUDA sees none here)" in err
     assert "export --format onnx here and build the engine on the device with `socket-edge export MODEL.onnx " \

@@ -4,6 +4,7 @@ one-line messages: the extra to install, or the system library to install."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,19 @@ def test_a_module_that_is_not_installed_names_the_extra():
                                  "pip install 'socket-edge[realsense]'")
     assert caught.value.fix == "install it with: pip install 'socket-edge[realsense]'"
 
+
+def test_tensorrt_names_the_extras_of_each_platform_and_every_one_exists():
+    """TensorRT has no one extra: the fix names the CUDA 12/13 and Jetson extras, each declared in pyproject.toml."""
+    with pytest.raises(MissingDependencyError) as caught:
+        require("socket_edge_no_such_module", "tensorrt")
+    named = re.findall(r"\[([a-z0-9-]+)\]", caught.value.fix)
+    assert named == ["tensorrt-cu12", "tensorrt-cu13", "jetpack6", "jetpack7"]
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11's tomllib reads pyproject.toml")
+    declared = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    extras = declared["project"]["optional-dependencies"]
+    assert set(named) <= extras.keys() and "tensorrt" not in extras
+    assert [r for r in extras["tensorrt-cu12"] if r.startswith("cuda-bindings")] == ["cuda-bindings>=12.8,<13"]
+    assert [r for r in extras["tensorrt-cu13"] if r.startswith("cuda-bindings")] == ["cuda-bindings>=13,<14"]
 
 def test_an_installed_module_without_its_system_library_names_the_package(monkeypatch, tmp_path):
     unloadable_realsense(monkeypatch, tmp_path)

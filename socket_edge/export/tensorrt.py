@@ -17,7 +17,7 @@ from pathlib import Path
 
 from socket_edge import atomic
 from socket_edge.backends.engine import Gpu, cuda_runtime, current_gpu
-from socket_edge.errors import ArtifactError, MissingDependencyError, require
+from socket_edge.errors import ArtifactError, MissingDependencyError, install_line, require
 from socket_edge.modelfile import INPUT_NAME, BatchSpec
 
 MIN_MAJOR = 10
@@ -36,13 +36,13 @@ def check_available(graph: str | None = None) -> tuple[str, Gpu]:
         if int(version.split(".")[0]) < MIN_MAJOR:
             missing.append(f"TensorRT {MIN_MAJOR} or newer (found {version})")
     except ImportError:
-        missing.append("the tensorrt Python package (pip install 'socket-edge[tensorrt]'; on a Jetson, JetPack's "
+        missing.append(f"the tensorrt Python package ({install_line('tensorrt')}; on JetPack 6, apt's "
                        "python3-libnvinfer)")
     gpu = None
     try:
         gpu = current_gpu(cuda_runtime())
     except MissingDependencyError:
-        missing.append("cuda-python (pip install 'socket-edge[tensorrt]')")
+        missing.append(f"cuda-python ({install_line('tensorrt')})")
     except ArtifactError:
         missing.append("an NVIDIA GPU with CUDA (CUDA sees none here)")
     if missing or version is None or gpu is None:
