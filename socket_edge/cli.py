@@ -396,20 +396,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
     if args.show:
         outputs.append(Window(modality))
+    inputs = {"the model": args.model, "--source": Path(spec.target)}
     with ExitStack() as stack:
         if args.save:
-            stack.enter_context(_claimed(args, args.save, {"the model": args.model, "--source": Path(spec.target)},
-                                         flag="--save"))
+            stack.enter_context(_claimed(args, args.save, inputs, flag="--save"))
             outputs.append(VideoSaver(args.save, modality))
+        bag = _record_bag(args, stack, inputs, model.contract.class_names)
+        if bag is not None:
+            outputs.append(bag.output(0))
         summary = run(model, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
                       backoff_s=args.reopen_backoff)
+        recorded = bag is not None and not summary.lost and bag.commit()
     print(summary.describe(), file=sys.stderr, flush=True)
     if args.save and summary.frames:
         print(f"annotated video: {args.save}", file=sys.stderr)
+    if recorded:
+        print(f"ROS 2 bag: {args.record} ({bag.messages} messages)", file=sys.stderr)
     if summary.lost:
         print(f"socket-edge: error: {summary.lost}", file=sys.stderr)
         return 1
     return 130 if summary.interrupted else 0
+
+
+def _record_bag(args: argparse.Namespace, stack: ExitStack, inputs: dict, class_names):
+    """The --record bag (runtime.ros2_record), claimed for the block and dropped at its end unless
+    committed; None without --record."""
+    if args.record is None:
+        return None
+    from socket_edge.runtime.ros2_record import ClassificationBag
+
+    bag = ClassificationBag(args.record, class_names)
+    stack.enter_context(_claimed(args, args.record, inputs, flag="--record"))
+    stack.callback(bag.discard)
+    return bag
 
 
 def _run_streams(args: argparse.Namespace, specs: list) -> int:
@@ -433,12 +452,19 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
         if args.show:
             for index, stream_outputs in enumerate(outputs):
                 stream_outputs.append(Window(modality, title=f"socket-edge stream {index}"))
+        bag = _record_bag(args, stack, inputs, model.contract.class_names)
+        if bag is not None:
+            for index, stream_outputs in enumerate(outputs):
+                stream_outputs.append(bag.output(index))
         summary = run_streams(model, specs, outputs, smooth=args.smooth, max_frames=args.max_frames,
                               top_k=args.top_k, backoff_s=args.reopen_backoff)
+        recorded = bag is not None and not summary.problems and bag.commit()
     print(summary.describe(), file=sys.stderr, flush=True)
     for path, stream in zip(videos, summary.streams):
         if stream.frames:
             print(f"annotated video: {path}", file=sys.stderr)
+    if recorded:
+        print(f"ROS 2 bag: {args.record} ({bag.messages} messages)", file=sys.stderr)
     for line in summary.problems:
         print(f"socket-edge: error: {line}", file=sys.stderr)
     if summary.problems:
@@ -750,7 +776,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", type=Path,
                    help="write an annotated video (.mp4 or .avi); with several sources one per stream, the stream "
                         "in the name: out.mp4 → out.s0.mp4, out.s1.mp4, …")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --save video")
+    p.add_argument("--record", type=Path, metavar="OUT.mcap|OUT",
+                   help="write the results as a ROS 2 bag: one vision_msgs/Classification per frame on "
+                        "/socket_edge/streamN/classification (the header of a ROS 2 bag's image copied) and a "
+                        "vision_msgs/LabelInfo on /socket_edge/label_info; OUT.mcap: one MCAP file, OUT: a rosbag2 "
+                        "folder (needs the ros2 extra; docs/ros2.md)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --save video or --record file")
     p.add_argument("--smooth", type=_smooth, metavar="ALPHA",
                    help="EMA of probabilities: s = ALPHA·p + (1−ALPHA)·s_prev (default: none)")
     p.add_argument("--max-frames", type=_positive_int, help="stop after N frames (of each stream)")
