@@ -502,7 +502,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from socket_edge.capture.selection import Selector
     from socket_edge.claim import locked
 
-    stream = PairedStream(args.source, args.stream)
+    if args.source.startswith("ros2bag://"):
+        from socket_edge.capture.ros2bag import BagPairedStream
+
+        stream = BagPairedStream(args.source, args.stream)
+        if args.role == "ti" and not stream.paired:
+            raise UsageError(f"--as ti needs colour + {stream.stream} pairs: add &colour_topic=COLOUR_TOPIC to "
+                             f"{args.source} (e.g. /camera/camera/color/image_raw)")
+    else:
+        stream = PairedStream(args.source, args.stream)
     layout = Layout(args.out, args.role, stream.stream, args.class_name)
     if args.model is not None and args.class_name:
         _refuse_task_class(args.model, args.class_name, args.role)
@@ -510,6 +518,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
         summary = collect(stream, layout, Selector(args.every, args.min_change), max_frames=args.max,
                           seconds=args.seconds, progress=not args.quiet)
     print(summary.describe(layout), file=sys.stderr, flush=True)
+    unpaired = stream.report() if hasattr(stream, "report") else None
+    if unpaired:
+        print(f"socket-edge: note: {unpaired}", file=sys.stderr, flush=True)
     return 130 if summary.interrupted else 0
 
 
@@ -832,7 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(adapt --target); --as eval: OUT/CLASS (eval --data). Numbering continues after "
                                    "existing files; Ctrl-C keeps what was written (exit 130).")
     p.add_argument("source", help="realsense://[SERIAL] or a RealSense recording (.bag/.db3); ?stream=depth|infrared "
-                                  "as `run` takes it, or --stream")
+                                  "as `run` takes it, or --stream; or a ROS 2 bag: ros2bag://PATH?topic=DEPTH_OR_IR"
+                                  "&colour_topic=COLOUR[&tolerance_ms=N], pairs matched by header stamp (docs/ros2.md)")
     p.add_argument("--out", type=Path, required=True, help="output folder (appended to)")
     p.add_argument("--as", dest="role", required=True, choices=("ti", "target", "eval"),
                    help="ti: registered pairs of a task-irrelevant class; target: unlabeled frames; eval: labelled frames")
