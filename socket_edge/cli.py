@@ -413,7 +413,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if recorded:
         print(f"ROS 2 bag: {args.record} ({bag.messages} messages)", file=sys.stderr)
     if summary.lost:
-        print(f"socket-edge: error: {summary.lost}", file=sys.stderr)
+        unrecorded = f"; nothing was written to {args.record}" if bag is not None else ""
+        print(f"socket-edge: error: {summary.lost}{unrecorded}", file=sys.stderr)
         return 1
     return 130 if summary.interrupted else 0
 
@@ -467,6 +468,8 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
         print(f"ROS 2 bag: {args.record} ({bag.messages} messages)", file=sys.stderr)
     for line in summary.problems:
         print(f"socket-edge: error: {line}", file=sys.stderr)
+    if summary.problems and bag is not None:
+        print(f"socket-edge: error: nothing was written to {args.record}: a stream failed", file=sys.stderr)
     if summary.problems:
         return 1
     return 130 if summary.interrupted else 0
@@ -781,7 +784,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "is 1 if any stream failed")
     p.add_argument("--json", action="store_true",
                    help="one JSON line per frame on stdout: "
-                        "{stream, frame, timestamp, label, score, top_k, latency_ms}")
+                        "{stream, frame, timestamp, label, score, top_k, latency_ms}, and the source image's header "
+                        "{stamp: {sec, nanosec}, frame_id} for a ROS 2 bag's frames")
     p.add_argument("--show", action="store_true",
                    help="overlay window, one per stream (needs an OpenCV build with GUI support)")
     p.add_argument("--save", type=Path,
