@@ -191,7 +191,8 @@ class RealSenseSource(Source):
         try:
             device = rs.context().load_device(str(path))
         except RuntimeError as exc:
-            raise DataError(f"{path} cannot be played as a RealSense recording ({exc})") from None
+            raise DataError(f"{path} cannot be played as a RealSense recording ({exc}); a ROS 2 bag of image "
+                            "topics (ros2 bag record) is read with ros2bag://PATH?topic=NAME") from None
         self.playback = device.as_playback()
         self.recorded = recorded_frames(path, self.spec.stream, self.spec.index)
         self.playback.set_real_time(False)
