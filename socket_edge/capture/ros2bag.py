@@ -37,9 +37,11 @@ def parse_bag_source(source: str) -> tuple[str, str, str | None, int]:
     try:
         tolerance_ms = float(options.get("tolerance_ms", 0))
     except ValueError:
-        raise UsageError(f"source {source!r}: tolerance_ms must be milliseconds, got {options['tolerance_ms']!r}") from None
+        raise UsageError(f"source {source!r}: tolerance_ms must be milliseconds, "
+                         f"got {options['tolerance_ms']!r}") from None
     if not 0 <= tolerance_ms < 1000:
-        raise UsageError(f"source {source!r}: tolerance_ms must be from 0 (equal stamps) to below 1000, got {tolerance_ms:g}")
+        raise UsageError(f"source {source!r}: tolerance_ms must be from 0 (equal stamps) to below 1000, "
+                         f"got {tolerance_ms:g}")
     return text, options["topic"], options.get("colour_topic") or None, round(tolerance_ms * 1e6)
 
 
@@ -94,8 +96,8 @@ class BagPairedStream:
             if colour.image.shape[:2] != target.image.shape:
                 raise DataError(f"{self.colour_topic} is {colour.image.shape[1]}×{colour.image.shape[0]} but "
                                 f"{self.topic} is {target.image.shape[1]}×{target.image.shape[0]} in {self.path}; TI "
-                                "pairs need depth on the colour grid: record realsense-ros with align_depth.enable:=true "
-                                "and use /camera/camera/aligned_depth_to_color/image_raw")
+                                "pairs need depth on the colour grid: record realsense-ros with "
+                                "align_depth.enable:=true and use /camera/camera/aligned_depth_to_color/image_raw")
             pixels, colour_pixels = target.image, colour.image
         else:
             target = self.images.read() if self.images is not None else None

@@ -169,8 +169,8 @@ class Bag:
         row = width * channels * np.dtype(dtype).itemsize
         data = np.asarray(msg.data, dtype=np.uint8)
         if height == 0 or width == 0 or step < row or data.size < step * height:
-            raise DataError(f"{where}: a {width}×{height} {encoding} image with step {step} needs {max(row, step) * height} "
-                            f"bytes but the message holds {data.size}; the bag is damaged")
+            raise DataError(f"{where}: a {width}×{height} {encoding} image with step {step} needs "
+                            f"{max(row, step) * height} bytes but the message holds {data.size}; the bag is damaged")
         rows = np.ascontiguousarray(data[:step * height].reshape(height, step)[:, :row])
         image = rows.view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<"))
         image = image.astype(np.dtype(dtype)).reshape((height, width, channels) if channels > 1 else (height, width))

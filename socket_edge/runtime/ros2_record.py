@@ -122,8 +122,8 @@ class ClassificationBag:
             self.connections[stream] = self.writer.add_connection(classification_topic(stream), CLASSIFICATION,
                                                                   typestore=self.store)
         types = self.store.types
-        results = [types["vision_msgs/msg/ObjectHypothesis"](class_id=str(self.index[k["label"]]), score=float(k["score"]))
-                   for k in rec["top_k"]]
+        hypothesis = types["vision_msgs/msg/ObjectHypothesis"]
+        results = [hypothesis(class_id=str(self.index[k["label"]]), score=float(k["score"])) for k in rec["top_k"]]
         message = types[CLASSIFICATION](header=self._header(stamp_ns, frame_id), results=results)
         self._write(self.connections[stream], stamp_ns, message, CLASSIFICATION)
 

@@ -212,4 +212,5 @@ def _int(uri: str, key: str, value: str) -> int:
 
 def _hint() -> str:
     return ("use realsense://[SERIAL]?stream=depth, a .bag/.db3 recording, a camera (0, /dev/video0), csi://N, "
-            "rtsp://HOST/PATH, ros2bag://PATH?topic=T, a video file or an image folder/glob (socket-edge run --help lists them)")
+            "rtsp://HOST/PATH, ros2bag://PATH?topic=T, a video file or an image folder/glob "
+            "(socket-edge run --help lists them)")
