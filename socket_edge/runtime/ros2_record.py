@@ -8,9 +8,9 @@ index as text. Once, before the first classification, a `vision_msgs/msg/LabelIn
 `/socket_edge/label_info` maps each index to its class name (threshold 0: nothing is withheld).
 
 Two forms, by the name given: OUT.mcap is one self-contained MCAP file (schemas, QoS and the
-rosbag2 metadata inside: Foxglove opens it, `ros2 bag play OUT.mcap` plays it); OUT without a
-suffix is a rosbag2 folder (OUT/metadata.yaml + OUT/OUT.mcap), as `ros2 bag record -s mcap -o OUT`
-makes it. The bag is written into a temporary folder beside OUT and moved into place by commit()
+rosbag2 metadata inside: Foxglove opens it, `ros2 bag play [-s mcap] OUT.mcap` reads a bare file);
+OUT without a suffix is a rosbag2 folder (OUT/metadata.yaml + OUT/OUT.mcap), as
+`ros2 bag record -s mcap -o OUT` makes it and every `ros2 bag play` reads it. The bag is written into a temporary folder beside OUT and moved into place by commit()
 after a run that ended well; a failed run leaves nothing under OUT."""
 
 from __future__ import annotations
