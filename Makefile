@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch/torchvision are pinned here (not in pyproject) so that pip takes them from a local
 # wheel cache where one exists; override for another platform, e.g. TORCH="torch torchvision".
 TORCH ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= cpu,dev,realsense,train
+EXTRAS ?= cpu,dev,realsense,ros2,train
 DEMO ?= runs/demo
 SE := $(BIN)/socket-edge
 

@@ -424,20 +424,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
     if args.show:
         outputs.append(Window(modality))
+    inputs = {"the model": args.model, "--source": Path(spec.target)}
     with ExitStack() as stack:
         if args.save:
-            stack.enter_context(_claimed(args, args.save, {"the model": args.model, "--source": Path(spec.target)},
-                                         flag="--save"))
+            stack.enter_context(_claimed(args, args.save, inputs, flag="--save"))
             outputs.append(VideoSaver(args.save, modality))
+        bag = _record_bag(args, stack, inputs, model.contract.class_names)
+        if bag is not None:
+            outputs.append(bag.output(0))
         summary = run(model, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
                       backoff_s=args.reopen_backoff)
+        recorded = bag is not None and not summary.lost and bag.commit()
     print(summary.describe(), file=sys.stderr, flush=True)
     if args.save and summary.frames:
         print(f"annotated video: {args.save}", file=sys.stderr)
+    if recorded:
+        print(f"ROS 2 bag: {args.record} ({bag.messages} messages)", file=sys.stderr)
     if summary.lost:
-        print(f"socket-edge: error: {summary.lost}", file=sys.stderr)
+        unrecorded = f"; nothing was written to {args.record}" if bag is not None else ""
+        print(f"socket-edge: error: {summary.lost}{unrecorded}", file=sys.stderr)
         return 1
     return 130 if summary.interrupted else 0
+
+
+def _record_bag(args: argparse.Namespace, stack: ExitStack, inputs: dict, class_names):
+    """The --record bag (runtime.ros2_record), claimed for the block and dropped at its end unless
+    committed; None without --record."""
+    if args.record is None:
+        return None
+    from socket_edge.runtime.ros2_record import ClassificationBag
+
+    bag = ClassificationBag(args.record, class_names)
+    stack.enter_context(_claimed(args, args.record, inputs, flag="--record"))
+    stack.callback(bag.discard)
+    return bag
 
 
 def _run_streams(args: argparse.Namespace, specs: list) -> int:
@@ -461,14 +481,23 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
         if args.show:
             for index, stream_outputs in enumerate(outputs):
                 stream_outputs.append(Window(modality, title=f"socket-edge stream {index}"))
+        bag = _record_bag(args, stack, inputs, model.contract.class_names)
+        if bag is not None:
+            for index, stream_outputs in enumerate(outputs):
+                stream_outputs.append(bag.output(index))
         summary = run_streams(model, specs, outputs, smooth=args.smooth, max_frames=args.max_frames,
                               top_k=args.top_k, backoff_s=args.reopen_backoff)
+        recorded = bag is not None and not summary.problems and bag.commit()
     print(summary.describe(), file=sys.stderr, flush=True)
     for path, stream in zip(videos, summary.streams):
         if stream.frames:
             print(f"annotated video: {path}", file=sys.stderr)
+    if recorded:
+        print(f"ROS 2 bag: {args.record} ({bag.messages} messages)", file=sys.stderr)
     for line in summary.problems:
         print(f"socket-edge: error: {line}", file=sys.stderr)
+    if summary.problems and bag is not None:
+        print(f"socket-edge: error: nothing was written to {args.record}: a stream failed", file=sys.stderr)
     if summary.problems:
         return 1
     return 130 if summary.interrupted else 0
@@ -504,7 +533,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from socket_edge.capture.selection import Selector
     from socket_edge.claim import locked
 
-    stream = PairedStream(args.source, args.stream)
+    if args.source.startswith("ros2bag://"):
+        from socket_edge.capture.ros2bag import BagPairedStream
+
+        stream = BagPairedStream(args.source, args.stream)
+        if args.role == "ti" and not stream.paired:
+            raise UsageError(f"--as ti needs colour + {stream.stream} pairs: add &colour_topic=COLOUR_TOPIC to "
+                             f"{args.source} (e.g. /camera/camera/color/image_raw)")
+    else:
+        stream = PairedStream(args.source, args.stream)
     layout = Layout(args.out, args.role, stream.stream, args.class_name)
     if args.model is not None and args.class_name:
         _refuse_task_class(args.model, args.class_name, args.role)
@@ -512,6 +549,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
         summary = collect(stream, layout, Selector(args.every, args.min_change), max_frames=args.max,
                           seconds=args.seconds, progress=not args.quiet)
     print(summary.describe(layout), file=sys.stderr, flush=True)
+    unpaired = stream.report() if hasattr(stream, "report") else None
+    if unpaired:
+        print(f"socket-edge: note: {unpaired}", file=sys.stderr, flush=True)
     return 130 if summary.interrupted else 0
 
 
@@ -734,13 +774,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "is 1 if any stream failed")
     p.add_argument("--json", action="store_true",
                    help="one JSON line per frame on stdout: "
-                        "{stream, frame, timestamp, label, score, top_k, latency_ms}")
+                        "{stream, frame, timestamp, label, score, top_k, latency_ms}, and the source image's header "
+                        "{stamp: {sec, nanosec}, frame_id} for a ROS 2 bag's frames")
     p.add_argument("--show", action="store_true",
                    help="overlay window, one per stream (needs an OpenCV build with GUI support)")
     p.add_argument("--save", type=Path,
                    help="write an annotated video (.mp4 or .avi); with several sources one per stream, the stream "
                         "in the name: out.mp4 → out.s0.mp4, out.s1.mp4, …")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --save video")
+    p.add_argument("--record", type=Path, metavar="OUT.mcap|OUT",
+                   help="write the results as a ROS 2 bag: one vision_msgs/Classification per frame on "
+                        "/socket_edge/streamN/classification (the header of a ROS 2 bag's image copied) and a "
+                        "vision_msgs/LabelInfo on /socket_edge/label_info; OUT.mcap: one MCAP file, OUT: a rosbag2 "
+                        "folder (needs the ros2 extra; docs/ros2.md)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --save video or --record file")
     p.add_argument("--smooth", type=_smooth, metavar="ALPHA",
                    help="EMA of probabilities: s = ALPHA·p + (1−ALPHA)·s_prev (default: none)")
     p.add_argument("--max-frames", type=_positive_int, help="stop after N frames (of each stream)")
@@ -791,7 +837,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(adapt --target); --as eval: OUT/CLASS (eval --data). Numbering continues after "
                                    "existing files; Ctrl-C keeps what was written (exit 130).")
     p.add_argument("source", help="realsense://[SERIAL] or a RealSense recording (.bag/.db3); ?stream=depth|infrared "
-                                  "as `run` takes it, or --stream")
+                                  "as `run` takes it, or --stream; or a ROS 2 bag: ros2bag://PATH?topic=DEPTH_OR_IR"
+                                  "&colour_topic=COLOUR[&tolerance_ms=N], pairs matched by header stamp (docs/ros2.md)")
     p.add_argument("--out", type=Path, required=True, help="output folder (appended to)")
     p.add_argument("--as", dest="role", required=True, choices=("ti", "target", "eval"),
                    help="ti: registered pairs of a task-irrelevant class; target: unlabeled frames; eval: labelled frames")

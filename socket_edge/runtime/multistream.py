@@ -50,7 +50,7 @@ class Stream:
     def deliver(self, frame: Frame, probs: np.ndarray, latency_s: float, names, top_k: int, started: float) -> None:
         """Smooth a frame's probabilities, write its record to this stream's outputs, count it."""
         rec = record(frame.number, frame.timestamp, names, self.smoother(probs), 1000.0 * latency_s, top_k,
-                     stream=self.index)
+                     stream=self.index, header=frame.header)
         for out in self.outputs:
             out.write(rec, frame.image)
         self.summary.frames += 1

@@ -17,11 +17,12 @@ from socket_edge.errors import DataError, MissingDependencyError, OutputError
 
 
 def record(number: int, timestamp: float, class_names, probs: np.ndarray, latency_ms: float, top_k: int,
-           stream: int = 0) -> dict:
+           stream: int = 0, header: tuple[int, str] | None = None) -> dict:
     """The per-frame result: {stream, frame, timestamp, label, score, top_k, latency_ms}; `stream` is
-    the source's index in the order of the --source options (0 for a single source)."""
+    the source's index in the order of the --source options (0 for a single source). A frame of a
+    ROS 2 bag adds its `header` {stamp: {sec, nanosec}, frame_id}, as the source image had it."""
     order = np.argsort(-probs)[:top_k]
-    return {
+    rec = {
         "stream": int(stream),
         "frame": int(number),
         "timestamp": round(float(timestamp), 6),
@@ -30,6 +31,10 @@ def record(number: int, timestamp: float, class_names, probs: np.ndarray, latenc
         "top_k": [{"label": class_names[int(i)], "score": round(float(probs[i]), 6)} for i in order],
         "latency_ms": round(latency_ms, 3),
     }
+    if header is not None:
+        sec, nanosec = divmod(int(header[0]), 1_000_000_000)
+        rec["header"] = {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": header[1]}
+    return rec
 
 
 class LinePrinter:

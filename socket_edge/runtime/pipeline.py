@@ -116,7 +116,8 @@ def run(model: Model, spec: SourceSpec, outputs: list, *, smooth: float | None =
             t2 = time.perf_counter()
             probs = smoother(model.predict(raw[None])[0])
             t3 = time.perf_counter()
-            rec = record(frame.number, frame.timestamp, names, probs, 1000.0 * (t3 - queued), top_k)
+            rec = record(frame.number, frame.timestamp, names, probs, 1000.0 * (t3 - queued), top_k,
+                         header=frame.header)
             for out in outputs:
                 out.write(rec, frame.image)
             t4 = time.perf_counter()

@@ -28,13 +28,15 @@ class SourceLost(SocketEdgeError):
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame: H×W (depth/IR) or H×W×3 RGB-order image, its time (seconds), its number,
-    metres per depth unit (None: the model's unit) and the modality it is."""
+    metres per depth unit (None: the model's unit) and the modality it is; `header`: the ROS header
+    (stamp in ns, frame_id) of a frame from a ROS 2 bag, None otherwise."""
 
     image: np.ndarray
     timestamp: float
     number: int
     unit: float | None
     modality: str
+    header: tuple[int, str] | None = None
 
 
 class Source:
@@ -189,7 +191,8 @@ class RealSenseSource(Source):
         try:
             device = rs.context().load_device(str(path))
         except RuntimeError as exc:
-            raise DataError(f"{path} cannot be played as a RealSense recording ({exc})") from None
+            raise DataError(f"{path} cannot be played as a RealSense recording ({exc}); a ROS 2 bag of image "
+                            "topics (ros2 bag record) is read with ros2bag://PATH?topic=NAME") from None
         self.playback = device.as_playback()
         self.recorded = recorded_frames(path, self.spec.stream, self.spec.index)
         self.playback.set_real_time(False)
@@ -274,6 +277,39 @@ class RealSenseSource(Source):
             self.sensor = None
 
 
+class Ros2BagSource(Source):
+    """The images of one topic of a ROS 2 bag (data.ros2bag), in recording order, each with its
+    header; 16UC1 depth is in millimetres. `recorded`: the messages the bag says the topic holds."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        self.images = None
+        self.count = 0
+        self.unit: float | None = None
+
+    def open(self) -> None:
+        from socket_edge.data.ros2bag import DEPTH_UNIT, ImageTopic
+
+        self.images = ImageTopic(self.spec.target, self.spec.topic)
+        self.images.open()
+        self.modality, self.recorded, self.count = self.images.modality, self.images.count, 0
+        self.unit = DEPTH_UNIT if self.modality == "depth" else None
+
+    def read(self) -> Frame | None:
+        item = self.images.read() if self.images is not None else None
+        if item is None:
+            return None
+        frame = Frame(item.image, item.stamp_ns / 1e9, self.count, self.unit, item.modality,
+                      (item.stamp_ns, item.frame_id))
+        self.count += 1
+        return frame
+
+    def close(self) -> None:
+        if self.images is not None:
+            self.images.close()
+            self.images = None
+
+
 def recorded_frames(path: Path, stream: str, index: int) -> int | None:
     """The frames of one stream that a rosbag2 (.db3, SQLite) recording holds, counted from its
     message index, which stays readable when frame data is damaged; None for a rosbag1 .bag."""
@@ -293,4 +329,6 @@ def open_source(spec: SourceSpec, model_modality: str) -> Source:
         return RealSenseSource(spec)
     if spec.kind == "images":
         return ImageSource(spec)
+    if spec.kind == "ros2bag":
+        return Ros2BagSource(spec)
     return OpenCVSource(spec, model_modality)

@@ -7,6 +7,7 @@
     frames/ | 'frames/*.png' [?depth_scale=0.001&loop=1&modality=ir]                  image folder or glob (16-bit PNG depth)
     csi://0 [?width=1280&height=720&fps=30&modality=ir]                               Jetson CSI camera (GStreamer)
     rtsp://HOST:PORT/PATH [?transport=tcp&modality=ir&listen=1]                       RTSP stream (8-bit, live)
+    ros2bag://PATH?topic=/camera/camera/depth/image_rect_raw                         ROS 2 bag (sensor_msgs/Image)
 
 Query options common to files and cameras: `modality` (what the frames are; default: from the
 device, or sniffed from the first file), `depth_scale` (metres per depth unit of the files).
@@ -41,6 +42,9 @@ SCHEMES = """source URIs:
   rtsp://HOST:PORT/PATH[?transport=tcp|udp&listen=1]
                         RTSP stream (IP camera, encoder); reconnected with backoff when lost;
                         listen=1 waits for a publisher to push to this address instead
+  ros2bag://PATH?topic=/camera/camera/depth/image_rect_raw
+                        a ROS 2 bag (rosbag2 folder, .mcap or .db3) of sensor_msgs/Image: 16UC1 depth (mm),
+                        mono8/mono16 infrared; needs the ros2 extra (docs/ros2.md)
   csi:// and rtsp:// frames are 8-bit: they feed IR (grey) or RGB models, never depth ones
   options: modality=depth|ir|nir|rgb (what the frames are), depth_scale=M (metres per unit)"""
 
@@ -52,6 +56,7 @@ _KNOWN = {
     "images": {"modality", "depth_scale", "loop"},
     "csi": {"modality", "width", "height", "fps"},
     "rtsp": {"modality", "transport", "listen"},
+    "ros2bag": {"topic"},
 }
 EIGHT_BIT_KINDS = ("csi", "rtsp")  # 8-bit video only: never depth
 CSI_DEFAULTS = {"width": 1280, "height": 720, "fps": 30}
@@ -63,7 +68,7 @@ class SourceSpec:
     """A parsed source URI.
 
     kind: realsense (live), recording (RealSense playback), camera (OpenCV), video, images, csi (Jetson
-    CSI camera), rtsp (an RTSP stream).
+    CSI camera), rtsp (an RTSP stream), ros2bag (an image topic of a ROS 2 bag).
     target: serial number, file/folder/glob path, camera index/device path, CSI sensor id or RTSP URL
     (with the query options socket-edge does not know: they belong to the camera).
     live: frames arrive in real time (drop the oldest when inference lags; reopen on loss)."""
@@ -81,6 +86,7 @@ class SourceSpec:
     loop: bool = False
     transport: str | None = None  # rtsp: tcp or udp (FFmpeg's default: udp, then tcp)
     listen: bool = False          # rtsp: wait for a publisher to push to this address
+    topic: str | None = None      # ros2bag: the image topic
 
     @property
     def live(self) -> bool:
@@ -110,6 +116,8 @@ def parse_source(uri: str, depth_scale: float | None = None) -> SourceSpec:
         query, camera = _split_rtsp_query(query)
         if camera:  # the camera's own query (channel=1&subtype=0) stays in its URL
             target = f"{text}?{urlencode(camera)}"
+    elif text.startswith("ros2bag://"):
+        kind, target = "ros2bag", text[len("ros2bag://"):]
     elif "://" in text:
         raise UsageError(f"source {uri!r} has an unknown scheme; " + _hint())
     elif text.isdigit() or text.startswith("/dev/video"):
@@ -155,6 +163,11 @@ def parse_source(uri: str, depth_scale: float | None = None) -> SourceSpec:
             raise UsageError(f"source {uri!r}: depth_scale must be positive, got {scale}")
     elif depth_scale is not None and kind in ("video", "images"):
         spec["depth_scale"] = float(depth_scale)
+    if kind == "ros2bag":
+        if not target or not query.get("topic"):
+            raise UsageError(f"source {uri!r}: a ROS 2 bag is ros2bag://PATH?topic=/camera/camera/depth/image_rect_raw "
+                             "(the bag's folder or .mcap/.db3 file, and its image topic)")
+        spec["topic"] = query["topic"]
     if "loop" in query:
         spec["loop"] = _flag(query["loop"])
     if kind in EIGHT_BIT_KINDS:
@@ -199,4 +212,5 @@ def _int(uri: str, key: str, value: str) -> int:
 
 def _hint() -> str:
     return ("use realsense://[SERIAL]?stream=depth, a .bag/.db3 recording, a camera (0, /dev/video0), csi://N, "
-            "rtsp://HOST/PATH, a video file or an image folder/glob (socket-edge run --help lists them)")
+            "rtsp://HOST/PATH, ros2bag://PATH?topic=T, a video file or an image folder/glob "
+            "(socket-edge run --help lists them)")
