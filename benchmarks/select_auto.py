@@ -8,16 +8,15 @@ used in adaptation); the label-free validators per epoch; the choice with 20 lab
     .venv/bin/python benchmarks/select_auto.py report
 
 Results: benchmarks/results/select_auto.jsonl (one line per run, resumable), the runs' class
-probabilities on both splits beside it (gzipped); the report is docs/benchmarks/select_auto.md.
+probabilities on both splits beside it (gzipped); the report is docs/benchmarks/select_auto.md
+(select_auto_report.py); the variants and candidates are in select_auto_grid.py.
 The held-out split is read only at the end of each run, to measure it; nothing is tuned on it.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
-import json
 import os
 import platform
 import time
@@ -27,16 +26,8 @@ from pathlib import Path
 
 import socket_plus as sp
 from holdout import split_folder
-
-ROOT = sp.ROOT
-RESULTS = ROOT / "benchmarks" / "results" / "select_auto.jsonl"
-VARIANTS: dict[str, dict] = {
-    "unadapted": {"method": "none"},
-    "base": {},  # SHOT with one source, DECISION with two
-    "socket-plus": {"method": "socket-plus"},
-    "socket-plus-adapter": {"method": "socket-plus", "ti_adapter": True},
-}
-CANDIDATES = ("base", "socket-plus", "socket-plus-adapter")
+from results_io import done_keys, probability_records, rows
+from select_auto_grid import RESULTS, ROOT, VARIANTS
 
 
 def split(inputs: dict, work: Path) -> dict:
@@ -82,7 +73,7 @@ def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, wor
 
 
 def jobs_to_run(work: Path, rgbnir: Path, results: Path, seeds: list[int], chosen: list[str]) -> list[tuple]:
-    done = sp.done_keys(results)
+    done = done_keys(results)
     every = {k: v for k, v in sp.settings(work, rgbnir).items() if k in chosen}
     jobs = []
     for seed in seeds:  # seed by seed and setting by setting, so that a deadline leaves whole settings
@@ -112,14 +103,6 @@ def run(args: argparse.Namespace) -> None:
     pool.shutdown(cancel_futures=True)
 
 
-def probabilities(results: Path = RESULTS) -> dict[str, dict]:
-    path = sp.probs_file(results)
-    if not path.exists():
-        return {}
-    with gzip.open(path, "rt") as f:
-        return {r["key"]: r for r in map(json.loads, f)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("run", "report"))
@@ -137,7 +120,7 @@ def main() -> None:
     else:
         from select_auto_report import report
 
-        report(sp.rows(args.results), probabilities(args.results))
+        report(rows(args.results), probability_records(args.results))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import hashlib
 import statistics
 
 import numpy as np
-from select_auto import CANDIDATES, ROOT, VARIANTS
+from select_auto_grid import CANDIDATES, ROOT, VARIANTS
 
 SETTINGS = ["rgbnir RGB→NIR", "rgbnir NIR→RGB", "synth kv1", "synth kv2", "synth rs", "synth kv1+kv2→rs"]
 REPORT = ROOT / "docs" / "benchmarks" / "select_auto.md"

@@ -9,7 +9,8 @@ Results: benchmarks/results/socket_plus.jsonl (one line per run, a finished run 
 repeated). Each line holds the per-epoch accuracy AND the per-epoch label-free scores (the
 information-maximisation objective on the target, its entropy and diversity parts, the
 agreement of predictions with the clustering pseudo-labels), so label-free rules for choosing
-a variant or an epoch are evaluated on the same runs. The report is docs/benchmarks/socket_plus.md.
+a variant or an epoch are evaluated on the same runs. The report is docs/benchmarks/socket_plus.md
+(socket_plus_report.py); the variants, seeds and paths are in socket_plus_grid.py.
 """
 
 from __future__ import annotations
@@ -20,58 +21,13 @@ import hashlib
 import json
 import os
 import platform
-import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "socket_plus.jsonl"
-CPU_RESULTS = ROOT / "benchmarks" / "results" / "socket_plus_cpu.jsonl"  # the supplement run on a 2-core CPU
-REPORT = ROOT / "docs" / "benchmarks" / "socket_plus.md"
-RGBNIR = ROOT.parent / "shared" / "data" / "rgbnir212"
-TR = "country,field,forest,indoor,mountain,oldbuilding"
-TI = "street,urban,water"
-SEEDS = (0, 1, 2)
-
-# name → (where it runs: "single", "two" or "both", AdaptConfig options). "base" is SHOT on one
-# source and DECISION on two; every other variant is SOCKET plus or minus one lever, then the
-# combinations. keep = min-im is evaluated from each run's recorded history (it never changes training).
-VARIANTS: dict[str, tuple[str, dict]] = {
-    "base": ("both", {}),
-    "socket (paper)": ("both", {"method": "socket"}),
-    "socket −L_d": ("both", {"method": "socket", "lambda_d": 0}),
-    "socket −L_TI": ("both", {"method": "socket", "lambda_ti": 0}),
-    "socket, L_TI norm": ("both", {"method": "socket", "ti_distance": "norm"}),
-    "socket, L_d layer mean": ("both", {"method": "socket", "bn_reduction": "mean"}),
-    "socket, L_d first ¼ layers": ("both", {"method": "socket", "bn_reduction": "mean", "bn_layers": 0.25}),
-    "socket, TI BN running": ("both", {"method": "socket", "ti_bn": "running"}),
-    "socket, L_d as Gaussian KL": ("both", {"method": "socket", "bn_distance": "kl"}),
-    "socket, TI same crop": ("both", {"method": "socket", "ti_augment": True}),
-    "socket −L_d, λ_TI 0.5": ("both", {"method": "socket", "lambda_d": 0, "lambda_ti": 0.5}),
-    "base + EMA teacher": ("both", {"ema": 0.9}),
-    "socket + EMA teacher": ("both", {"method": "socket", "ema": 0.9}),
-    "base + NC": ("both", {"lambda_nc": 1.0}),
-    "socket + NC": ("both", {"method": "socket", "lambda_nc": 1.0}),
-    "socket, NC instead of L_pl": ("both", {"method": "socket", "lambda_nc": 1.0, "lambda_pl": 0}),
-    "socket, ζ softmax lr 1": ("two", {"method": "socket", "zeta_param": "softmax", "lr_zeta": 1.0}),
-    "socket −L_d, λ_TI 1": ("both", {"method": "socket", "lambda_d": 0, "lambda_ti": 1.0}),
-    "socket −L_d + EMA teacher": ("both", {"method": "socket", "lambda_d": 0, "ema": 0.9}),
-    "socket −L_d, λ_TI 0.5 + EMA teacher": ("both", {"method": "socket", "lambda_d": 0, "lambda_ti": 0.5, "ema": 0.9}),
-    "socket, L_d as Gaussian KL + EMA teacher": ("both", {"method": "socket", "bn_distance": "kl", "ema": 0.9}),
-    "plus A": ("both", {"method": "socket", "bn_reduction": "mean", "bn_layers": 0.25, "ti_augment": True,
-                        "ema": 0.9, "lambda_nc": 1.0, "zeta_param": "softmax", "lr_zeta": 1.0}),
-    "plus B": ("both", {"method": "socket", "lambda_d": 0, "ti_augment": True, "ema": 0.9, "lambda_nc": 1.0,
-                        "zeta_param": "softmax", "lr_zeta": 1.0}),
-    "plus C": ("both", {"method": "socket", "bn_reduction": "mean", "bn_layers": 0.25, "ti_augment": True,
-                        "lambda_ti": 0.5, "ema": 0.9, "zeta_param": "softmax", "lr_zeta": 1.0}),
-}
-PRIORITY = ["base", "socket (paper)", "plus A", "plus B", "plus C", "socket + NC", "socket + EMA teacher",
-            "socket −L_d", "socket, L_d first ¼ layers", "socket, TI same crop", "base + NC", "base + EMA teacher",
-            "socket, ζ softmax lr 1", "socket, NC instead of L_pl", "socket −L_TI", "socket, L_TI norm",
-            "socket, L_d layer mean", "socket −L_d, λ_TI 0.5", "socket, TI BN running", "socket −L_d, λ_TI 1",
-            "socket −L_d + EMA teacher", "socket −L_d, λ_TI 0.5 + EMA teacher", "socket, L_d as Gaussian KL + EMA teacher"]
+from results_io import done_keys, probs_file, rows
+from socket_plus_grid import CPU_RESULTS, PRIORITY, RESULTS, RGBNIR, ROOT, SEEDS, TI, TR, VARIANTS
 
 
 def cli(*argv: object) -> None:
@@ -182,12 +138,6 @@ def _device() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
-def done_keys(results: Path) -> set[str]:
-    if not results.exists():
-        return set()
-    return {json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()}
-
-
 def jobs_to_run(work: Path, rgbnir: Path, results: Path, variants: list[str], seeds: tuple[int, ...],
                 chosen: list[str]) -> list[tuple]:
     done = done_keys(results)
@@ -255,45 +205,6 @@ def run_queue(pool: ProcessPoolExecutor, queue: list[tuple], submit, results: Pa
                 f.write(json.dumps({"key": key, **probs}) + "\n")
         print(f"[{time.time() - started:5.0f} s] {key}: {describe(entry)} ({entry.get('seconds', '?')} s)",
               flush=True)
-
-
-def probs_file(results: Path) -> Path:
-    """Where the per-run eval probabilities of a results file go (beside it, gzipped JSON lines)."""
-    return results.with_name(results.stem + "_probs.jsonl.gz")
-
-
-def rows(results: Path = RESULTS) -> list[dict]:
-    """The recorded runs; a key recorded twice (a later grid re-ran it) keeps its last record."""
-    if not results.exists():
-        return []
-    latest = {}
-    for line in results.read_text().splitlines():
-        if line.strip() and "error" not in (record := json.loads(line)):
-            latest[record["key"]] = record
-    return list(latest.values())
-
-
-def probabilities(results: Path = RESULTS) -> dict[str, tuple[list[int], list[list[float]]]]:
-    """key → (eval labels, class probabilities) of the runs whose probabilities were recorded."""
-    path = probs_file(results)
-    if not path.exists():
-        return {}
-    with gzip.open(path, "rt") as f:
-        return {r["key"]: (r["labels"], r["probs"]) for r in map(json.loads, f)}
-
-
-def min_im_accuracy(row: dict) -> float:
-    """The accuracy of the epoch a label-free rule keeps: the lowest IM objective (epochs ≥ 1)."""
-    epochs = range(1, len(row["im"])) if len(row["im"]) > 1 else range(1)
-    return row["per_epoch"][min(epochs, key=lambda e: row["im"][e])]
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 def main() -> None:

@@ -8,9 +8,11 @@ import statistics
 from functools import partial
 
 import numpy as np
-from socket_plus import REPORT, ROOT, SEEDS, VARIANTS, mean_std, min_im_accuracy, probabilities
+from results_io import mean_std, min_im_accuracy, probability_records
+from socket_plus_grid import RESULTS, ROOT, SEEDS, VARIANTS
 
 SETTINGS = ["rgbnir RGB→NIR", "rgbnir NIR→RGB", "synth kv1", "synth kv2", "synth rs", "synth kv1+kv2→rs"]
+REPORT = ROOT / "docs" / "benchmarks" / "socket_plus.md"
 PLOT = ROOT / "docs" / "img" / "socket_plus_gain.png"
 # socket_edge.adapt.config.PRESETS["socket-plus"]: a fixed default (see the conclusion for how it was chosen)
 CHOSEN = "socket, L_d as Gaussian KL"
@@ -223,7 +225,7 @@ def cpu_supplement(rows: list[dict]) -> list[str]:
 def report(rows: list[dict], cpu_rows: list[dict] = ()) -> None:
     variants = ["unadapted"] + [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
     im_pick, im_scores = label_free_choice(rows)
-    probs = probabilities()
+    probs = {key: (r["labels"], r["probs"]) for key, r in probability_records(RESULTS).items()}
     lines = [
         "# socket-plus: levers beyond the paper (`socket-edge adapt --method socket-plus`)", "",
         "Reproduce: `.venv/bin/python benchmarks/socket_plus.py run --workers 12` (then `report`). "
