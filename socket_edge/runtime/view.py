@@ -138,6 +138,7 @@ class LiveView:
         self.stopping = threading.Event()
         self.watched_until = 0.0
         self.samples = 0
+        self.problem: str | None = None  # why the sampler could not draw a frame, for the page
         self.model, self.modality, self.class_names = "", "rgb", []
         self.server = _bind(address, self)
         self.threads: list[threading.Thread] = []
@@ -163,7 +164,10 @@ class LiveView:
     def _sample(self) -> None:
         period = 1.0 / self.rate
         while not self.stopping.wait(period):
-            self.sample_once()
+            try:
+                self.sample_once()
+            except (cv2.error, OutputError) as exc:  # the page says so; the run goes on
+                self.problem = f"the view cannot draw a frame: {str(exc).strip().splitlines()[-1]}"
 
     def sample_once(self) -> None:
         """Sample every stream's newest frame (the sampler thread calls it RATE times a second)."""
@@ -182,7 +186,7 @@ class LiveView:
             self.watched_until = time.monotonic() + WATCHED_S
             since = since if since <= self.samples else -1
             return {"model": self.model, "modality": self.modality, "classes": self.class_names,
-                    "time": round(time.monotonic(), 3), "sample": self.samples,
+                    "time": round(time.monotonic(), 3), "sample": self.samples, "problem": self.problem,
                     "streams": [state.to_dict(since) for state in self.states]}
 
     def jpeg(self, index: int) -> bytes | None:
@@ -245,7 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
     """GET / (the page), /state.json?since=N, /frame/N.jpg; anything else 404. Read-only."""
 
     server: _Server
-    timeout = 10  # a client that stops reading frees its thread after this many seconds
+    protocol_version = "HTTP/1.1"  # keep-alive: a polling page reuses its connection
+    timeout = 10  # a client that stops reading (or goes quiet) frees its thread after this many seconds
     server_version = "socket-edge-view"
 
     def do_GET(self) -> None:  # noqa: N802 (the standard library's name)

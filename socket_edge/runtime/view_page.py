@@ -4,7 +4,7 @@ sample it has, so each answer carries only what is new) and loads /frame/N.jpg w
 newer picture, one request at a time per stream: a slow browser sees fewer frames, never stale ones.
 
 Element ids the tests read: sN-card, sN-img (data-shown: pictures loaded), sN-label, sN-score,
-sN-stats, sN-changes (the labels this page has shown, newest first), status."""
+sN-stats, sN-changes (the labels this page has shown, newest first), status (with the view's problem, if any)."""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -61,7 +61,8 @@ function card(i, source) {
   c.canvas = el("canvas", {width: 360, height: 110});
   c.legend = el("div", {className: "legend"});
   c.list = el("ol", {className: "changes", id: `s${i}-changes`});
-  c.root.append(c.img, head, c.stats, c.bars, c.canvas, c.legend, el("div", {className: "stats"}, "labels shown:"), c.list);
+  c.root.append(c.img, head, c.stats, c.bars, c.canvas, c.legend,
+                el("div", {className: "stats"}, "labels shown:"), c.list);
   document.getElementById("streams").append(c.root);
   return c;
 }
@@ -109,12 +110,14 @@ function update(state) {
       c.bars.innerHTML = "";
       for (const t of s.top_k) {
         const row = el("div", {className: "bar"});
-        row.append(el("span", {}, t.label), el("div", {style: `width:${Math.round(t.score * 240)}px;background:${colour(t.label)}`}),
-                   `${t.score.toFixed(2)}`);
+        const width = Math.round(t.score * 240);
+        row.append(el("span", {}, t.label), el("div", {style: `width:${width}px;background:${colour(t.label)}`}),
+                   t.score.toFixed(2));
         c.bars.append(row);
       }
     }
-    c.stats.textContent = `frame ${s.frame ?? "–"} · ${s.fps.toFixed(1)} FPS · latency ${s.latency_ms.toFixed(1)} ms` +
+    c.stats.textContent = `frame ${s.frame ?? "–"} · ${s.fps.toFixed(1)} FPS` +
+      ` · latency ${s.latency_ms.toFixed(1)} ms` +
       ` · ${s.frames} frames` + (s.ended ? " · ended" : "");
     if (s.jpeg >= 0 && s.jpeg !== c.seq && !c.pending) {
       c.pending = true; c.seq = s.jpeg; c.img.src = `/frame/${i}.jpg?n=${s.jpeg}`;
@@ -130,10 +133,13 @@ async function poll() {
     const answer = await fetch(`/state.json?since=${since}`, {cache: "no-store"});
     const state = await answer.json();
     update(state);
-    status.className = ""; status.textContent = `${state.model} · ${state.modality} · ${state.streams.length} stream(s)`;
+    status.className = state.problem ? "lost" : "";
+    status.textContent = `${state.model} · ${state.modality} · ${state.streams.length} stream(s)` +
+      (state.problem ? ` · ${state.problem}` : "");
     setTimeout(poll, POLL_MS);
   } catch (err) {
-    status.className = "lost"; status.textContent = "not connected: the run has ended or the connection was lost; retrying…";
+    status.className = "lost";
+    status.textContent = "not connected: the run has ended or the connection was lost; retrying…";
     setTimeout(poll, 1000);
   }
 }
