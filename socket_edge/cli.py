@@ -470,7 +470,8 @@ def _started(view, model, path: Path):
     view.start(Path(path).name, model.contract.modality, model.contract.class_names)
     host, port = view.address[0], view.server.server_address[1]
     if host in ("127.0.0.1", "localhost", "::1"):
-        where = f"this machine only; from a laptop: ssh -L {port}:127.0.0.1:{port} THIS-HOST, then open " \
+        target = "[::1]" if host == "::1" else host
+        where = f"this machine only; from a laptop: ssh -L {port}:{target}:{port} THIS-HOST, then open " \
                 f"http://localhost:{port}/"
     else:
         where = "anyone who can reach this address can watch: no password, no encryption"
