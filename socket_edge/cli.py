@@ -418,14 +418,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if len(specs) > 1:
         return _run_streams(args, specs)
     spec = specs[0]
-    model = open_model(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
-                       device=args.device)
-    modality = model.contract.modality
-    outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
-    if args.show:
-        outputs.append(Window(modality))
     inputs = {"the model": args.model, "--source": Path(spec.target)}
     with ExitStack() as stack:
+        view = _live_view(args, specs, stack)
+        model = open_model(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
+                           device=args.device)
+        modality = model.contract.modality
+        outputs: list = [LinePrinter(args.json)] if not args.quiet or args.json else []
+        if args.show:
+            outputs.append(Window(modality))
+        if view:
+            outputs.append(_started(view, model, args.model).stream(0))
         if args.save:
             stack.enter_context(_claimed(args, args.save, inputs, flag="--save"))
             outputs.append(VideoSaver(args.save, modality))
@@ -467,14 +470,19 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
     from socket_edge.runtime.multistream import run_streams
     from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window, per_stream_path
 
-    model = open_model(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
-                       device=args.device)
-    modality = model.contract.modality
-    printer = LinePrinter(args.json, tagged=True) if not args.quiet or args.json else None
-    outputs: list[list] = [[printer] if printer else [] for _ in specs]
     inputs = {"the model": args.model, **{f"--source {i}": Path(spec.target) for i, spec in enumerate(specs)}}
     videos = [per_stream_path(args.save, i) for i in range(len(specs))] if args.save else []
     with ExitStack() as stack:
+        view = _live_view(args, specs, stack)
+        model = open_model(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
+                           device=args.device)
+        modality = model.contract.modality
+        printer = LinePrinter(args.json, tagged=True) if not args.quiet or args.json else None
+        outputs: list[list] = [[printer] if printer else [] for _ in specs]
+        if view:
+            _started(view, model, args.model)
+            for index, stream_outputs in enumerate(outputs):
+                stream_outputs.append(view.stream(index))
         for index, path in enumerate(videos):
             stack.enter_context(_claimed(args, path, inputs, flag="--save"))
             outputs[index].append(VideoSaver(path, modality))
@@ -501,6 +509,40 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
     if summary.problems:
         return 1
     return 130 if summary.interrupted else 0
+
+
+def _live_view(args: argparse.Namespace, specs: list, stack: ExitStack):
+    """`--view`: the live view's server, bound (a port in use fails before the model opens) and
+    closed with `stack`; None without --view."""
+    if args.view is None:
+        return None
+    from socket_edge.runtime.view import LiveView
+
+    return stack.enter_context(LiveView(args.view, [spec.uri for spec in specs]))
+
+
+def _started(view, model, path: Path):
+    """Start serving `view` for `model` (read from `path`) and say where, and, bound beyond this
+    machine, who can watch."""
+    view.start(Path(path).name, model.contract.modality, model.contract.class_names)
+    host, port = view.address[0], view.server.server_address[1]
+    if host in ("127.0.0.1", "localhost", "::1"):
+        target = "[::1]" if host == "::1" else host
+        where = f"this machine only; from a laptop: ssh -L {port}:{target}:{port} THIS-HOST, then open " \
+                f"http://localhost:{port}/"
+    else:
+        where = "anyone who can reach this address can watch: no password, no encryption"
+    print(f"live view: {view.url} ({where})", file=sys.stderr, flush=True)
+    return view
+
+
+def _view_address(text: str) -> tuple[str, int]:
+    from socket_edge.runtime.view import parse_address
+
+    try:
+        return parse_address(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--view {text!r} ")) from None
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -787,6 +829,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "vision_msgs/LabelInfo on /socket_edge/label_info; OUT.mcap: one MCAP file, OUT: a rosbag2 "
                         "folder (needs the ros2 extra; docs/ros2.md)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --save video or --record file")
+    p.add_argument("--view", type=_view_address, metavar="[HOST:]PORT",
+                   help="serve a live web page of every stream (frame, label, score, a plot of the top scores, FPS, "
+                        "latency) on PORT of 127.0.0.1, or of HOST when named (0.0.0.0: every interface, no "
+                        "password: see docs/live-view.md); it never slows the model: the page shows the newest "
+                        "frames it can, up to 15 a second")
     p.add_argument("--smooth", type=_smooth, metavar="ALPHA",
                    help="EMA of probabilities: s = ALPHA·p + (1−ALPHA)·s_prev (default: none)")
     p.add_argument("--max-frames", type=_positive_int, help="stop after N frames (of each stream)")
