@@ -95,8 +95,11 @@ def test_two_ranks_give_the_one_process_losses_and_pseudo_labels(data, tmp_path,
     terms = {"socket": {"l_ent", "l_div", "l_pl", "l_d", "l_ti"}}.get(method, {"l_ent", "l_div", "l_pl"})
     for a, b in zip(steps_one, steps_two):
         assert set(a) == set(b) == {"epoch", "step", "loss", *terms}
+        # the loss is a difference of terms of order 1 (L_ent − L_div + …) that can nearly cancel: its
+        # rounding is that of the terms (0.028756 against 0.02876 once, on an AMD EPYC)
+        scale = max(abs(a[t]) for t in terms)
         for key in terms | {"loss"}:
-            assert b[key] == pytest.approx(a[key], rel=1e-4), (a["step"], key)
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-4 * scale), (a["step"], key)
     metrics_one, metrics_two = lines(tmp_path / "one-run" / "metrics.jsonl"), lines(tmp_path / "two-run" / "metrics.jsonl")
     assert [m["pseudo_labels"] for m in metrics_one] == [m["pseudo_labels"] for m in metrics_two]
     assert [m["accuracy"] for m in metrics_one] == [m["accuracy"] for m in metrics_two]
