@@ -138,7 +138,7 @@ def _norm_lines(cells: dict, settings: list[str], variants: list[str]) -> list[s
     for s in settings:
         for v in variants:
             rows = cells.get((s, v), [])
-            if not rows or not rows[0].get("grad_norms"):
+            if not rows or not any(rows[0].get("grad_norms") or []):
                 continue
             last = len(rows[0]["grad_norms"]) - 1
             first, end = _norms(rows, 1), _norms(rows, last)
