@@ -15,13 +15,11 @@ Results: benchmarks/results/faithful_socket.jsonl (one line per run), class prob
 from __future__ import annotations
 
 import argparse
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
 import select_auto
 import socket_plus as sp
+from results_io import rows
 
 ROOT = sp.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "faithful_socket.jsonl"
@@ -66,40 +64,21 @@ def jobs_to_run(work: Path, rgbnir: Path, results: Path, seeds: list[int], chose
 
 
 def run(args: argparse.Namespace) -> None:
-    started = time.time()
-    work = args.work
-    (work / "runs").mkdir(parents=True, exist_ok=True)
-    chosen = args.settings or list(sp.settings(work, args.rgbnir))
-    pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
-    for done in as_completed([pool.submit(sp.train_source, job) for job in sp.prepare(work, args.rgbnir, False, chosen)]):
-        print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)
-    queue = jobs_to_run(work, args.rgbnir, args.results, args.seeds, chosen, args.variants or list(VARIANTS))
-    print(f"{len(queue)} adaptation runs, {args.workers} workers", flush=True)
-    sp.run_queue(pool, queue, lambda job: pool.submit(select_auto.adapt_job, *job, work, args.epochs, VARIANTS),
-                 args.results, args.workers, args.deadline, started,
-                 lambda entry: f"{entry.get('accuracy', entry.get('error'))} / {entry.get('inductive', '')}")
-    pool.shutdown(cancel_futures=True)
+    """select_auto's runner (sources, then the queue, resumable) over this study's variants."""
+    select_auto.run(args, lambda work, chosen: jobs_to_run(work, args.rgbnir, args.results, args.seeds, chosen,
+                                                           args.variants or list(VARIANTS)), VARIANTS)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("run", "report"))
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "faithful")
-    parser.add_argument("--rgbnir", type=Path, default=sp.RGBNIR)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--deadline", type=float, default=float("inf"), help="start no run after this many seconds")
-    parser.add_argument("--seeds", type=int, nargs="*", default=list(sp.SEEDS))
-    parser.add_argument("--settings", nargs="*", help="default: all (rgbnir ones where the data are found)")
+    parser = select_auto.grid_parser(__doc__, ROOT / "runs" / "faithful", RESULTS)
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all, core ones first")
-    parser.add_argument("--epochs", type=int, default=None, help="default: adapt's")
     args = parser.parse_args()
     if args.action == "run":
         run(args)
     else:
         from faithful_socket_report import report
 
-        report(sp.rows(args.results))
+        report(rows(args.results))
 
 
 if __name__ == "__main__":

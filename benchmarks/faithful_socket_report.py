@@ -7,6 +7,8 @@ import statistics
 import time
 from pathlib import Path
 
+from results_io import mean_std
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks" / "faithful_socket.md"
 PLOT = ROOT / "docs" / "img" / "faithful_socket.png"
@@ -16,11 +18,8 @@ TERMS = ("im", "pl", "ti", "d")
 
 
 def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.1f} (1)"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} ({len(values)})"
+    """results_io.mean_std with the number of seeds."""
+    return f"{mean_std(values)} ({len(values)})" if values else mean_std(values)
 
 
 def _table(rows: list[dict]) -> tuple[list[str], list[str], dict]:

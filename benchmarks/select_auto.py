@@ -20,6 +20,7 @@ import hashlib
 import os
 import platform
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -87,7 +88,10 @@ def jobs_to_run(work: Path, rgbnir: Path, results: Path, seeds: list[int], chose
     return jobs
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace, queue_for: Callable[[Path, list[str]], list[tuple]] | None = None,
+        variants: dict[str, dict] = VARIANTS) -> None:
+    """The sources the chosen settings need, then the adaptation runs `queue_for(work, settings)` gives
+    (default: this grid's), `args.workers` at a time, each with the options `variants[variant]`."""
     started = time.time()
     work = args.work
     (work / "runs").mkdir(parents=True, exist_ok=True)
@@ -95,25 +99,31 @@ def run(args: argparse.Namespace) -> None:
     pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
     for done in as_completed([pool.submit(sp.train_source, job) for job in sp.prepare(work, args.rgbnir, False, chosen)]):
         print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)
-    queue = jobs_to_run(work, args.rgbnir, args.results, args.seeds, chosen)
+    queue = queue_for(work, chosen) if queue_for else jobs_to_run(work, args.rgbnir, args.results, args.seeds, chosen)
     print(f"{len(queue)} adaptation runs, {args.workers} workers", flush=True)
-    sp.run_queue(pool, queue, lambda job: pool.submit(adapt_job, *job, work, args.epochs), args.results,
+    sp.run_queue(pool, queue, lambda job: pool.submit(adapt_job, *job, work, args.epochs, variants), args.results,
                  args.workers, args.deadline, started,
                  lambda entry: f"{entry.get('accuracy', entry.get('error'))} / {entry.get('inductive', '')}")
     pool.shutdown(cancel_futures=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def grid_parser(doc: str, work: Path, results: Path) -> argparse.ArgumentParser:
+    """The command line of a grid of adaptation runs (this one, faithful_socket.py): run or report."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("action", choices=("run", "report"))
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "select")
+    parser.add_argument("--work", type=Path, default=work)
     parser.add_argument("--rgbnir", type=Path, default=sp.RGBNIR)
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--results", type=Path, default=results)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=float("inf"), help="start no run after this many seconds")
     parser.add_argument("--seeds", type=int, nargs="*", default=list(sp.SEEDS))
     parser.add_argument("--settings", nargs="*", help="default: all (rgbnir ones where the data are found)")
     parser.add_argument("--epochs", type=int, default=None, help="default: adapt's (15)")
+    return parser
+
+
+def main() -> None:
+    parser = grid_parser(__doc__, ROOT / "runs" / "select", RESULTS)
     args = parser.parse_args()
     if args.action == "run":
         run(args)
