@@ -118,7 +118,7 @@ def test_a_second_run_of_a_running_output_fails_at_once_and_a_killed_one_frees_i
     first = subprocess.Popen([sys.executable, "-c", f"from socket_edge.cli import main; main({argv!r})"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        run_folder = tmp_path / "adapted-run"
+        run_folder = tmp_path / "adapted.pt-run"
         deadline = time.time() + 120
         while not (run_folder / "metrics.jsonl").is_file() and time.time() < deadline:
             time.sleep(0.2)
@@ -184,7 +184,7 @@ def test_a_full_disk_leaves_a_run_that_resume_continues(setup, tmp_path, capsys)
     out = tmp_path / "adapted.pt"
     argv = adapt_argv(setup, out, method="shot", epochs=1)
     result = limited(argv, 1_000_000, tmp_path)  # config and metrics fit, a checkpoint does not
-    run_folder = tmp_path / "adapted-run"
+    run_folder = tmp_path / "adapted.pt-run"
     assert result.returncode == 1 and result.stderr == (
         f"{ERROR}cannot write {run_folder}/checkpoint.pt: the file would exceed the file-size limit of this process "
         f"(ulimit -f) (File too large); free space in {run_folder} or write elsewhere; then add --resume to the same "
