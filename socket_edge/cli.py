@@ -96,9 +96,17 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+# what each training command imports on its way (beyond torch and torchvision), all of the `train`
+# extra: checked before its first step, so that no trained epoch is lost to a missing module
+# (adapt and distill draw curves.png before writing their model)
+TRAIN_NEEDS = {"train-source": (), "adapt": ("matplotlib",), "distill": ("matplotlib",), "export": ("onnx",),
+               "demo": ("onnx", "matplotlib")}
+
+
 def _require_train(command: str, *more: str) -> None:
-    """Refuse a command that needs the training stack where the `train` extra is not installed."""
-    for module in ("torch", "torchvision", *more):
+    """Refuse a command where a module of the `train` extra that it needs (TRAIN_NEEDS, and `more`
+    for its options) is not installed: one line naming the extra, before anything is done."""
+    for module in ("torch", "torchvision", *TRAIN_NEEDS[command], *more):
         require(module, "train", needed_by=f"socket-edge {command}")
 
 
@@ -341,7 +349,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if Path(args.model).suffix == ".onnx":  # an engine from an exported graph, on the device, without torch
         summary = _engine_from_onnx(args)
     else:
-        _require_train("export", "onnx")
+        _require_train("export", *(("onnxconverter_common",) if args.fp16 else ()))
         from socket_edge.export.exporter import default_out, export
         from socket_edge.models.artifact import refuse_exported
 
@@ -468,7 +476,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    _require_train("demo", "onnx", "matplotlib")
+    _require_train("demo")
     from socket_edge.demo import DemoConfig, run_demo
 
     from socket_edge.claim import locked
