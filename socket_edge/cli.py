@@ -416,7 +416,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         outputs.append(Window(modality))
     with ExitStack() as stack:
         if args.save:
-            stack.enter_context(_claimed(args, args.save, {"the model": args.model, "--source": Path(spec.target)},
+            stack.enter_context(_claimed(args, args.save, {"the model": args.model, "--source": _source_path(spec)},
                                          flag="--save"))
             outputs.append(VideoSaver(args.save, modality))
         summary = run(model, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
@@ -428,6 +428,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"socket-edge: error: {summary.lost}", file=sys.stderr)
         return 1
     return 130 if summary.interrupted else 0
+
+
+def _source_path(spec) -> Path | list[Path] | None:
+    """The file or folder a source reads (for a glob, the files it matches); None for a camera or
+    a stream, which no output can overwrite."""
+    import glob
+
+    if spec.live:
+        return None
+    if spec.kind == "images" and any(c in spec.target for c in "*?["):
+        return [Path(p) for p in glob.glob(spec.target)]
+    return Path(spec.target)
 
 
 def _run_streams(args: argparse.Namespace, specs: list) -> int:
@@ -442,7 +454,7 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
     modality = model.contract.modality
     printer = LinePrinter(args.json, tagged=True) if not args.quiet or args.json else None
     outputs: list[list] = [[printer] if printer else [] for _ in specs]
-    inputs = {"the model": args.model, **{f"--source {i}": Path(spec.target) for i, spec in enumerate(specs)}}
+    inputs = {"the model": args.model, **{f"--source {i}": _source_path(spec) for i, spec in enumerate(specs)}}
     videos = [per_stream_path(args.save, i) for i in range(len(specs))] if args.save else []
     with ExitStack() as stack:
         for index, path in enumerate(videos):

@@ -109,6 +109,22 @@ def test_an_output_inside_an_input_folder_is_refused(setup, rgb_data, tmp_path, 
     assert digests(d_in) == before and not (rgb_data / "model.pt").exists() and leftovers(tmp_path) == []
 
 
+def test_a_live_source_is_no_folder_and_a_glob_is_the_files_it_matches(tmp_path, monkeypatch):
+    """`run --save` beside a camera (whose target is '' or a number, not the working folder) is
+    allowed; a glob's input is the files it matches, not their folder."""
+    from socket_edge.claim import refuse_inputs
+    from socket_edge.cli import _source_path
+    from socket_edge.errors import UsageError
+    from socket_edge.runtime.uri import parse_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.png").write_bytes(b"")
+    for uri in ("realsense://", "0", "rtsp://camera/stream", "*.png"):
+        refuse_inputs(Path("out.mp4"), {"--source": _source_path(parse_source(uri))}, "--save")
+    with pytest.raises(UsageError, match="is also an input of this command"):
+        refuse_inputs(Path("f.png"), {"--source": _source_path(parse_source("*.png"))}, "--save")
+
+
 # item 4: a.pt and a.pth, and the lock on the run folder
 
 def test_outputs_differing_in_suffix_get_their_own_run_folders_and_a_running_one_is_locked(setup, tmp_path, capsys):
@@ -165,14 +181,17 @@ def test_resume_notices_that_the_target_images_changed(setup, tmp_path, capsys):
     target = tmp_path / "target"
     shutil.copytree(setup["depth"], target)
     out = tmp_path / "adapted.pt"
-    argv = adapt_argv(setup, out, method="shot", epochs=1, target=str(target), eval_data=None)
-    assert limited(argv, 1_000_000, tmp_path).returncode == 1  # stopped by a full disk: a run to resume
+    argv = unadapted(setup, out, target=str(target), eval_data=None)
+    assert main(argv) == 0
+    out.unlink()  # as if it had been stopped before writing its output: a run to resume
+    assert main(argv + ["--resume"]) == 0  # the same inputs: resumed
+    out.unlink()
     frame = sorted(target.rglob("*.png"))[0]
     frame.write_bytes(sorted(target.rglob("*.png"))[-1].read_bytes())  # another image under the same name
-    run = run_folder_for(out)
+    capsys.readouterr()
     assert failure(argv + ["--resume"], capsys, code=2) == (
-        f"--target changed since the run in {run} started (other files or contents at the same path); resume only "
-        "with the inputs it started with, or start a new run with --overwrite")
+        f"--target changed since the run in {run_folder_for(out)} started (other files or contents at the same "
+        "path); resume only with the inputs it started with, or start a new run with --overwrite")
     assert not out.exists()
 
 
