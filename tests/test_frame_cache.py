@@ -161,3 +161,16 @@ def test_a_damaged_cache_is_said_to_be_damaged_and_built_again(tmp_path: Path, c
     assert cache_files(folder) == [built] and not list(folder.glob(".*.tmp"))
     cached_frames(files, contract, cache_dir=folder, progress=False)  # rebuilt whole: reused without a word
     assert capsys.readouterr().err == ""
+
+
+def test_pruning_removes_only_files_named_as_caches(tmp_path: Path) -> None:
+    """A --cache-dir may be a folder of the user's: an old `frames-001.npy` of theirs is not a cache."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    theirs = folder / "frames-001.npy"
+    np.save(theirs, np.arange(3))
+    month_ago = time.time() - 31 * 86400
+    os.utime(theirs, (month_ago, month_ago))
+    cached_frames(files_of(write_class_folders(tmp_path / "ir", "ir", per_class=1)), contract_for("ir"),
+                  cache_dir=folder, progress=False)
+    assert theirs.is_file() and len(cache_files(folder)) == 2

@@ -14,6 +14,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from socket_edge.progress import bar
 CACHE_ENV = "SOCKET_EDGE_CACHE"
 LAYOUT_VERSION = 1  # bump when prepare_raw changes what a cached frame holds
 UNUSED_DAYS = 30  # a new cache removes the caches beside it that no run has used for this long
+CACHE_NAME = re.compile(r"frames-[0-9a-f]{32}\.npy")  # the caches' names: the only files it removes
 
 
 def default_cache_dir() -> Path:
@@ -116,12 +118,15 @@ def allocate(path: Path) -> None:
 
 
 def prune_unused(folder: Path, days: float = UNUSED_DAYS) -> list[Path]:
-    """Remove the caches in `folder` that no run has used for `days` (they are decoded again if
-    needed), saying so in one line; the removed paths. A cache another process has open stays
+    """Remove the caches in `folder` (files named as cached_frames names them, nothing else) that
+    no run has used for `days` (they are decoded again if needed), saying so in one line; the
+    removed paths. A cache another process has open stays
     readable to it until it closes it."""
     cutoff = time.time() - days * 86400
     removed, freed = [], 0
     for old in folder.glob("frames-*.npy"):
+        if not CACHE_NAME.fullmatch(old.name):  # not a name cached_frames gives: the user's, left alone
+            continue
         try:
             stat = old.stat()
             if stat.st_mtime < cutoff:
