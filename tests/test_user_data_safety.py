@@ -209,8 +209,8 @@ def test_select_auto_runs_a_candidate_again_when_a_source_was_retrained_at_the_s
     printed = capsys.readouterr().out
     folder = tmp_path / "chosen.pt.candidates"
     for name in ("base", "socket-plus", "socket-plus-adapter"):
-        assert (f"candidate {name}: --source 1 changed since it ran (other files or contents at the same path); "
-                f"running it again into {folder / name}.pt") in printed
+        assert (f"candidate {name}: --source 1 changed since it ran (other files or contents); running it again "
+                f"into {folder / name}.pt") in printed
     assert "reused" not in printed
     recorded = json.loads((folder / "base.pt-run" / "config.json").read_text())["inputs"]["identity"]
     assert recorded["--source"] == ["sha256:" + hashlib.sha256(setup["b"].read_bytes()).hexdigest()]

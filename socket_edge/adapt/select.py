@@ -105,8 +105,8 @@ def select(configs: dict[str, AdaptConfig], out: Path, by: str, run: Callable[[A
         path = folder / f"{name}.pt"
         moved = changed(recorded_identity(path), inputs["identity"])
         if moved:
-            say(f"candidate {name}: {', '.join(moved)} changed since it ran (other files or contents at the same "
-                f"path); running it again into {path}")
+            say(f"candidate {name}: {', '.join(moved)} changed since it ran (other files or contents); running it "
+                f"again into {path}")
             results[name] = run(config, path, False, True)
             continue
         results[name] = finished_result(path, config, inputs)

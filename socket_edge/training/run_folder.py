@@ -119,8 +119,10 @@ class RunFolder:
 
     def _check_settings(self, started: dict, settings: dict) -> None:
         started, plain = json.loads(json.dumps(started)), json.loads(json.dumps(settings))
-        then, now = (s.get("inputs", {}).get("identity") for s in (started, plain))
-        moved = changed(then, now) if then is not None and now is not None else []
+        then, now = (dict(s.get("inputs") or {}) for s in (started, plain))
+        same_paths = {k: v for k, v in then.items() if k != "identity"} == \
+            {k: v for k, v in now.items() if k != "identity"}
+        moved = changed(then.get("identity"), now.get("identity") or {}) if same_paths else []
         if moved:
             raise UsageError(f"{', '.join(moved)} changed since the run in {self.root} started (other files or "
                              "contents at the same path); resume only with the inputs it started with, or start a "
