@@ -82,7 +82,6 @@ class RunFolder:
                 hint = "pass --overwrite to replace it" if finished else "pass --resume to continue it"
                 raise UsageError(f"run folder {self.root} already holds a run; {hint}, or choose another --out")
             shutil.rmtree(self.root)
-        mark(self.root)
 
     def save_checkpoint(self, epoch: int, settings: dict, model, optimizer, generator, history: list[dict],
                         extra: dict | None = None) -> None:
@@ -134,7 +133,9 @@ class RunFolder:
             )
 
     def write_json(self, path: Path, data: dict) -> None:
-        """Write a JSON file atomically."""
+        """Write a JSON file atomically. config.json is a run's first file: the folder gets its
+        marker before it (a command refused before its run starts leaves no folder)."""
+        mark(self.root)
         atomic.write_text(path, json.dumps(data, indent=2) + "\n")
 
     def append_steps(self, epoch: int, names: list[str], per_step: list[list[float]]) -> None:
