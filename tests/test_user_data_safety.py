@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -138,7 +139,7 @@ def test_outputs_differing_in_suffix_get_their_own_run_folders_and_a_running_one
     # another process holds the run folder (a run into it is going on): --overwrite does not wipe it
     with locked(run_folder_for(first), "socket-edge adapt (a running one)"):
         err = failure(unadapted(setup, first) + ["--overwrite"], capsys)
-    assert err == (f"{run_folder_for(first)} is being written by process {__import__('os').getpid()} (socket-edge "
+    assert err == (f"{run_folder_for(first)} is being written by process {os.getpid()} (socket-edge "
                    "adapt (a running one)); wait for it to finish, or choose another output")
     assert digests(run_folder_for(first)) == kept
 
@@ -162,7 +163,7 @@ def test_a_full_disk_while_the_frame_cache_is_built_is_one_line_and_leaves_nothi
     cache.mkdir()
     argv = ["train-source", "--data", str(rgb_data), "--arch", "mobilenet_v3_small", "--weights", "none",
             "--out", str(tmp_path / "m.pt"), "--epochs", "1", "--img-size", "224", "--cache-dir", str(cache), "-q"]
-    env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "CACHE": str(cache)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CACHE": str(cache)}
     result = subprocess.run(["unshare", "-rm", "sh", "-c", FULL_DISK, "sh", str(cache), sys.executable, "-m",
                              "socket_edge", *argv], capture_output=True, text=True, env=env, timeout=300)
     if result.returncode != 0 or "exit 97" in result.stdout:
@@ -239,7 +240,7 @@ def test_a_training_command_without_matplotlib_stops_before_its_first_step(setup
                   "-q"]):
         command = argv[0]
         result = subprocess.run([sys.executable, "-c", BLOCK_MATPLOTLIB, *argv], capture_output=True, text=True,
-                                timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+                                timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
         assert result.returncode == 1 and result.stderr == (
             f"{ERROR}socket-edge {command} needs matplotlib, which is not installed here; install it with: pip "
             "install 'socket-edge[train]'\n")
