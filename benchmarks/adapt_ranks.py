@@ -64,7 +64,7 @@ def main() -> None:
     for i, (name, launcher, threads, extra) in enumerate(runs):
         out = args.work / f"run{i}.pt"
         sh(launcher + common + extra + ["--out", out], threads)
-        epochs = epoch_seconds(out.with_name(out.stem + "-run"))
+        epochs = epoch_seconds(out.with_name(out.name + "-run"))
         result[name] = {"epoch_seconds": epochs, "mean_after_first": round(sum(epochs[1:]) / len(epochs[1:]), 1)}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")

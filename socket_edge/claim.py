@@ -1,6 +1,7 @@
-"""A command claims its output before any work: the output is none of its inputs (not even with
---overwrite), no other process is writing it, and an existing file is replaced only with
---overwrite.
+"""A command claims its output before any work: the output (and every folder it writes beside it,
+such as a trainer's run folder) is none of its inputs, lies inside none of them and holds none
+of them (resolved paths, symlinks and hard links alike; not even with --overwrite), no other
+process is writing it, and an existing file is replaced only with --overwrite.
 
 "No other process" is an OS lock (fcntl.flock) on `.NAME.lock` beside the output: the kernel
 releases it when its process ends, however it ends. The file holds the holder's pid and command
@@ -12,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from socket_edge.errors import OutputError, UsageError
@@ -24,14 +25,44 @@ def lock_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.lock")
 
 
-def refuse_inputs(out: Path, inputs: Inputs, flag: str) -> None:
-    """A UsageError when `out` names one of `inputs` (compared as resolved paths or the same file)."""
-    for name, given in inputs.items():
-        for path in [given] if isinstance(given, (str, Path)) else given or ():
-            path = Path(path)
-            same = out.resolve() == path.resolve() or (out.exists() and path.exists() and os.path.samefile(out, path))
-            if same:
-                raise UsageError(f"{flag} {out} is also an input of this command ({name} {path}); choose another "
+def _paths(given: Path | str | Sequence[Path] | None) -> list[Path]:
+    return [Path(p) for p in ([given] if isinstance(given, (str, Path)) else given or ())]
+
+
+def _resolved(path: Path) -> Path:
+    """`path` with its symlinks followed (as written where they loop: the reader says so)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return Path(os.path.abspath(path))
+
+
+def overlap(out: Path, path: Path) -> str | None:
+    """How output `out` meets input `path`: "is", "lies inside" (an input folder), "holds" (an
+    output folder holding the input), or None. Paths are compared resolved (symlinks followed),
+    files also by identity (a hard link)."""
+    mine, theirs = _resolved(out), _resolved(path)
+    if mine == theirs or (out.exists() and path.exists() and os.path.samefile(out, path)):
+        return "is"
+    if theirs in mine.parents:
+        return "lies inside"
+    if mine in theirs.parents:
+        return "holds"
+    return None
+
+
+def refuse_inputs(out: Path, inputs: Inputs, flag: str, folders: Sequence[Path] = ()) -> None:
+    """A UsageError when `out`, or one of the `folders` the command writes beside it, is one of
+    `inputs`, lies inside one, or holds one."""
+    for output in [Path(out), *map(Path, folders)]:
+        for name, given in inputs.items():
+            for path in _paths(given):
+                how = overlap(output, path)
+                if how is None:
+                    continue
+                what = f"{flag} {out}" if output == Path(out) else f"{output}, the folder {flag} {out} writes,"
+                relation = {"is": "is also", "lies inside": "lies inside", "holds": "holds"}[how]
+                raise UsageError(f"{what} {relation} an input of this command ({name} {path}); choose another "
                                  f"{flag}: an input is never overwritten, not even with --overwrite")
 
 
@@ -66,11 +97,15 @@ def locked(out: Path, command: str) -> Iterator[None]:
 
 
 @contextmanager
-def claimed(out: Path, inputs: Inputs, *, overwrite: bool, command: str, flag: str = "--out") -> Iterator[None]:
-    """Claim `out` for the block: refuse an input, take the lock, refuse an existing file unless `overwrite`."""
+def claimed(out: Path, inputs: Inputs, *, overwrite: bool, command: str, flag: str = "--out",
+            folders: Sequence[Path] = ()) -> Iterator[None]:
+    """Claim `out` and the `folders` written beside it (a run folder) for the block: refuse an
+    input, take their locks, refuse an existing file unless `overwrite`."""
     out = Path(out)
-    refuse_inputs(out, inputs, flag)
-    with locked(out, command):
+    refuse_inputs(out, inputs, flag, folders)
+    with ExitStack() as stack:
+        for path in [out, *map(Path, folders)]:
+            stack.enter_context(locked(path, command))
         if out.exists() and not overwrite:
             raise UsageError(f"{flag} {out} already exists; pass --overwrite to replace it, or choose another {flag}")
         yield

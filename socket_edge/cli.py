@@ -126,9 +126,17 @@ def _config_options(parser: argparse.ArgumentParser, levers: argparse._ArgumentG
                                 help=help_text)
 
 
+# what each training command imports on its way (beyond torch and torchvision), all of the `train`
+# extra: checked before its first step, so that no trained epoch is lost to a missing module
+# (adapt and distill draw curves.png before writing their model)
+TRAIN_NEEDS = {"train-source": (), "adapt": ("matplotlib",), "distill": ("matplotlib",), "export": ("onnx",),
+               "demo": ("onnx", "matplotlib")}
+
+
 def _require_train(command: str, *more: str) -> None:
-    """Refuse a command that needs the training stack where the `train` extra is not installed."""
-    for module in ("torch", "torchvision", *more):
+    """Refuse a command where a module of the `train` extra that it needs (TRAIN_NEEDS, and `more`
+    for its options) is not installed: one line naming the extra, before anything is done."""
+    for module in ("torch", "torchvision", *TRAIN_NEEDS[command], *more):
         require(module, "train", needed_by=f"socket-edge {command}")
 
 
@@ -137,15 +145,16 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def _claimed(args: argparse.Namespace, out: Path, inputs: dict, flag: str = "--out"):
-    """The command's claim on `out` (claim.claimed) with its --overwrite and command line; in a
-    torchrun job rank 0 claims for all."""
+def _claimed(args: argparse.Namespace, out: Path, inputs: dict, flag: str = "--out", folders: tuple = ()):
+    """The command's claim on `out` and the `folders` it writes beside it (claim.claimed) with its
+    --overwrite and command line; in a torchrun job rank 0 claims for all."""
     from socket_edge.claim import claimed
 
     if _rank() != 0:
         return nullcontext()
 
-    return claimed(out, inputs, overwrite=getattr(args, "overwrite", False), command=args.command_line, flag=flag)
+    return claimed(out, inputs, overwrite=getattr(args, "overwrite", False), command=args.command_line, flag=flag,
+                   folders=folders)
 
 
 @contextmanager
@@ -232,7 +241,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             raise UsageError("--select auto resumes by itself (finished candidates are reused); drop --resume")
         return _select_auto(args, config, inputs)
     args.overwrite = args.overwrite or args.resume  # a resumed run replaces its own output
-    with _claimed(args, args.out, inputs), _resumable():
+    with _claimed(args, args.out, inputs, folders=(run_folder_for(args.out),)), _resumable():
         result = _adapt_run(args, config, args.out, args.resume, args.overwrite)
     acc = ""
     if "accuracy" in result:
@@ -269,16 +278,21 @@ def _select_auto(args: argparse.Namespace, config, inputs: dict) -> int:
     """adapt --select auto: the candidates one after the other, the winner copied to --out."""
     from socket_edge.adapt import select
     from socket_edge.adapt.trainer import described_inputs
+    from socket_edge.claim import locked
+    from socket_edge.training.run_folder import run_folder_for
 
     by = "accuracy" if args.eval_data is not None else args.select_by or select.DEFAULT_VALIDATOR
     configs = select.candidates(config, len(args.source))
     described = described_inputs(args.source, args.target, args.ti_source, args.ti_target, args.eval_data,
                                  args.classes, args.ti_classes)
     say = print if _rank() == 0 else (lambda line: None)
-    with _claimed(args, args.out, inputs), _resumable():
-        winner, results = select.select(
-            configs, args.out, by, lambda c, out, resume, overwrite: _adapt_run(args, c, out, resume, overwrite),
-            described, say)
+
+    def candidate(c, out: Path, resume: bool, overwrite: bool) -> dict:  # its run folder locked while it runs
+        with locked(run_folder_for(out), args.command_line) if _rank() == 0 else nullcontext():
+            return _adapt_run(args, c, out, resume, overwrite)
+
+    with _claimed(args, args.out, inputs, folders=(select.candidates_folder(args.out),)), _resumable():
+        winner, results = select.select(configs, args.out, by, candidate, described, say)
     say(select.table(results, by, winner))
     say(f"wrote {args.out} (candidate {winner}); candidates in {select.candidates_folder(args.out)}")
     return 0
@@ -302,7 +316,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     inputs = {"the teacher": args.teacher, "--target": args.target, "--ti-target": args.ti_target,
               "--eval-data": args.eval_data}
     args.overwrite = args.overwrite or args.resume  # a resumed run replaces its own output
-    with _claimed(args, args.out, inputs), _resumable():
+    with _claimed(args, args.out, inputs, folders=(run_folder_for(args.out),)), _resumable():
         result = distill(config, args.teacher, args.target, args.out, ti_target=args.ti_target,
                          eval_data=args.eval_data, classes=args.classes, ti_classes=args.ti_classes,
                          resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
@@ -324,11 +338,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         require("matplotlib", "plot", needed_by="eval --plot")
     from socket_edge.evaluation import evaluate, plot_confusion
 
-    result = evaluate(args.model, args.data, modality=args.modality, depth_scale=args.depth_scale, batch_size=args.batch_size,
-                      device=args.device, progress=not args.quiet and not args.json, classes=args.classes)
-    if args.plot:
-        plot_confusion(result, args.plot, title=f"{Path(args.model).name} on {args.data}: "
-                                                f"{result['accuracy']:.1f}% (n={result['n']})")
+    claim = _claimed(args, args.plot, {"the model": args.model, "--data": args.data}, flag="--plot") \
+        if args.plot else nullcontext()
+    with claim:
+        result = evaluate(args.model, args.data, modality=args.modality, depth_scale=args.depth_scale,
+                          batch_size=args.batch_size, device=args.device, progress=not args.quiet and not args.json,
+                          classes=args.classes)
+        if args.plot:
+            plot_confusion(result, args.plot, title=f"{Path(args.model).name} on {args.data}: "
+                                                    f"{result['accuracy']:.1f}% (n={result['n']})")
     if args.json:
         print(json.dumps(result))
         return 0
@@ -359,7 +377,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if Path(args.model).suffix == ".onnx":  # an engine from an exported graph, on the device, without torch
         summary = _engine_from_onnx(args)
     else:
-        _require_train("export", "onnx")
+        _require_train("export", *(("onnxconverter_common",) if args.fp16 else ()))
         from socket_edge.export.exporter import default_out, export
         from socket_edge.models.artifact import refuse_exported
 
@@ -418,7 +436,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if len(specs) > 1:
         return _run_streams(args, specs)
     spec = specs[0]
-    inputs = {"the model": args.model, "--source": Path(spec.target)}
+    inputs = {"the model": args.model, "--source": _source_path(spec)}
     with ExitStack() as stack:
         view = _live_view(args, specs, stack)
         model = open_model(args.model, providers=args.providers, threads=args.threads, spinning=args.spin,
@@ -463,6 +481,18 @@ def _record_bag(args: argparse.Namespace, stack: ExitStack, inputs: dict, class_
     return bag
 
 
+def _source_path(spec) -> Path | list[Path] | None:
+    """The file or folder a source reads (for a glob, the files it matches); None for a camera or
+    a stream, which no output can overwrite."""
+    import glob
+
+    if spec.live:
+        return None
+    if spec.kind == "images" and any(c in spec.target for c in "*?["):
+        return [Path(p) for p in glob.glob(spec.target)]
+    return Path(spec.target)
+
+
 def _run_streams(args: argparse.Namespace, specs: list) -> int:
     """`run` with several --source: one batched model over all streams (runtime.multistream); exit 1
     when any stream failed or lost frames, else 130 after Ctrl-C, else 0."""
@@ -470,7 +500,7 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
     from socket_edge.runtime.multistream import run_streams
     from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window, per_stream_path
 
-    inputs = {"the model": args.model, **{f"--source {i}": Path(spec.target) for i, spec in enumerate(specs)}}
+    inputs = {"the model": args.model, **{f"--source {i}": _source_path(spec) for i, spec in enumerate(specs)}}
     videos = [per_stream_path(args.save, i) for i in range(len(specs))] if args.save else []
     with ExitStack() as stack:
         view = _live_view(args, specs, stack)
@@ -557,7 +587,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    _require_train("demo", "onnx", "matplotlib")
+    _require_train("demo")
     from socket_edge.demo import DemoConfig, run_demo
 
     from socket_edge.claim import locked
@@ -573,7 +603,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from socket_edge.capture.layout import Layout
     from socket_edge.capture.realsense import PairedStream
     from socket_edge.capture.selection import Selector
-    from socket_edge.claim import locked
+    from socket_edge.claim import locked, refuse_inputs
 
     if args.source.startswith("ros2bag://"):
         from socket_edge.capture.ros2bag import BagPairedStream
@@ -585,6 +615,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     else:
         stream = PairedStream(args.source, args.stream)
     layout = Layout(args.out, args.role, stream.stream, args.class_name)
+    recording = Path(stream.target) if stream.kind == "recording" else None
+    refuse_inputs(args.out, {"the source": recording, "--model": args.model}, "--out")
     if args.model is not None and args.class_name:
         _refuse_task_class(args.model, args.class_name, args.role)
     with locked(args.out, args.command_line):
@@ -662,7 +694,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("adapt", parents=[common], help="adapt RGB source models to a depth/IR target (SOCKET)",
                        description="Source-free cross-modal adaptation (SOCKET, ECCV 2022) and its baselines. "
-                                   "Writes the ζ-weighted ensemble and a run folder OUT-run/ (config, metrics.jsonl, "
+                                   "Writes the ζ-weighted ensemble and a run folder OUT-run/ beside it, after the "
+                                   "whole --out name (adapted.pt → adapted.pt-run/: config, metrics.jsonl, "
                                    "curves.png).")
     p.add_argument("--source", type=Path, action="append", required=True,
                    help="source model (.pt); repeat for several sources")
@@ -702,7 +735,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "to match the adapted ensemble's class probabilities: T²·KL at temperature T plus "
                                    "λ_pl × cross-entropy on the ensemble's pseudo-labels. The student is an ordinary "
                                    "model file with the target modality's contract (eval, export and run take it). "
-                                   "Writes a run folder OUT-run/ (config, metrics.jsonl, curves.png).")
+                                   "Writes a run folder OUT-run/ beside it, after the whole --out name "
+                                   "(student.pt → student.pt-run/: config, metrics.jsonl, curves.png).")
     p.add_argument("teacher", type=Path, help="adapted ensemble (.pt, the output of socket-edge adapt)")
     p.add_argument("--target", type=Path, required=True,
                    help="unlabeled target images (flat, or class folders whose labels are never read for training)")
@@ -750,6 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=_names, help="use only these class folders (comma-separated)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", type=Path, help="write the confusion matrix as a PNG")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     p.add_argument("--modality", choices=MODALITIES, default=None,
                    help="feed the model this modality as it is (the unadapted cross-modal baseline); "
                         "default: the model's own")

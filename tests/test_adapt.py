@@ -35,7 +35,7 @@ def test_each_method_writes_an_ensemble_and_a_run_folder(setup, tmp_path, capsys
         assert zeta == [0.5, 0.5]
     else:
         assert zeta != [0.5, 0.5]  # learned
-    run = tmp_path / "adapted-run"
+    run = tmp_path / "adapted.pt-run"
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == ([0] if method == "none" else [0, 1, 2])
     assert all("accuracy" in h for h in history)
@@ -190,7 +190,7 @@ def test_bad_inputs_are_refused_with_one_line(setup, tmp_path, capsys):
     assert "contain task classes blob" in capsys.readouterr().err
     assert main(adapt_argv(setup, out, "shot", target=str(setup["ti_depth"]))) == 1
     assert "classes the model does not know: street, water" in capsys.readouterr().err
-    assert not out.exists() and not (tmp_path / "x-run").exists()
+    assert not out.exists() and not (tmp_path / "x.pt-run").exists()
 
 
 @pytest.mark.timeout(900)  # three adapt processes, each with its own 300 s guard; ~20 s on an idle machine
@@ -202,7 +202,7 @@ def test_killed_run_resumes_to_the_same_weights(setup, tmp_path):
     subprocess.run(cmd + adapt_argv(setup, straight, epochs=epochs), env=env, check=True, capture_output=True, timeout=300)
     proc = subprocess.Popen(cmd + adapt_argv(setup, resumed, epochs=epochs), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = tmp_path / "resumed-run" / "metrics.jsonl"
+    metrics = tmp_path / "resumed.pt-run" / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:  # epochs 0, 1, 2 written
@@ -211,7 +211,7 @@ def test_killed_run_resumes_to_the_same_weights(setup, tmp_path):
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not resumed.exists() and (tmp_path / "resumed-run" / "checkpoint.pt").exists()
+    assert not resumed.exists() and (tmp_path / "resumed.pt-run" / "checkpoint.pt").exists()
     done = subprocess.run(cmd + adapt_argv(setup, resumed, epochs=epochs) + ["--resume"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

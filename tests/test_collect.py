@@ -227,6 +227,28 @@ def test_an_output_of_another_modality_is_refused(recordings, tmp_path, capsys):
     assert len(pngs(target)) == 6
 
 
+def test_an_output_laid_out_for_another_role_is_refused(recordings, tmp_path, capsys):
+    """Issue 23, item 7: --as eval or --as ti into a folder of another role would mix the layouts
+    (and adapt would then fail on them); refused in one line, nothing written."""
+    ti, evaluation, target = tmp_path / "ti", tmp_path / "eval", tmp_path / "target"
+    assert collect(recordings["rgbd"], "--out", ti, "--as", "ti", "--class", "desk", "--max", "2") == 0
+    assert collect(recordings["rgbd"], "--out", evaluation, "--as", "eval", "--class", "desk", "--max", "2") == 0
+    assert collect(recordings["rgbd"], "--out", target, "--as", "target", "--max", "2") == 0
+    capsys.readouterr()
+    shapes = {"ti": "rgb/CLASS/ beside depth/CLASS/ or ir/CLASS/", "target": "images directly in it",
+              "eval": "CLASS/ folders of images"}
+    for out, found in ((ti, "ti"), (evaluation, "eval"), (target, "target")):
+        before = sorted(p.relative_to(out) for p in out.rglob("*"))
+        for role in {"ti", "eval", "target"} - {found}:
+            named = ["--class", "chair"] if role != "target" else []
+            assert collect(recordings["rgbd"], "--out", out, "--as", role, *named) == 1
+            assert one_error(capsys) == (
+                f"socket-edge: error: {out} is laid out for --as {found} ({shapes[found]}); --as {role} writes {shapes[role]}: collect "
+                "into another --out (one folder, one role)")
+        assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert sorted(p.name for p in evaluation.iterdir()) == ["desk"]
+
+
 def test_a_recording_cut_short_leaves_complete_files_only(tmp_path, capsys):
     """A file cut in the middle of its bytes is refused in one line; one whose colour stream stops
     early (and misses frames) gives a pair for every complete moment and counts the rest as dropped."""

@@ -31,12 +31,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def test_every_artifact_and_number_is_there(demo):
     out, summary = demo
     for name in ("demo.json", "scenes/synth.json", "source-kv1-rgb.pt", "source-kv2-rgb.pt", "socket.onnx",
-                 "student.pt", "student.onnx", "student-run/metrics.jsonl",
+                 "student.pt", "student.onnx", "student.pt-run/metrics.jsonl",
                  "run.jsonl", *REPORTS):
         assert (out / name).is_file(), name
     for method, _ in METHODS:
         assert (out / f"adapt-{method}.pt").is_file()
-        assert (out / f"adapt-{method}-run" / "metrics.jsonl").is_file()
+        assert (out / f"adapt-{method}.pt-run" / "metrics.jsonl").is_file()
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
     assert [m["method"] for m in on_disk["methods"]] == [m for m, _ in METHODS]
@@ -49,7 +49,7 @@ def test_every_artifact_and_number_is_there(demo):
     assert artifact.load(out / "student.pt")[0].members[0].config.dropped_blocks == (3, 6, 10, 13, 16)
     assert on_disk["deployed"] == on_disk["methods"][-1]["method"] == "socket-plus"
     assert student["teacher_accuracy"] == pytest.approx(on_disk["methods"][-1]["accuracy"], abs=0.01)
-    plus = json.loads((out / "adapt-socket-plus-run" / "config.json").read_text())["config"]
+    plus = json.loads((out / "adapt-socket-plus.pt-run" / "config.json").read_text())["config"]
     assert plus["bn_distance"] == "kl" and plus["method"] == "socket-plus"  # the preset reached the demo
     assert min(student["latency_p50_ms"].values()) > 0 and min(student["onnx_bytes"].values()) > 0
     heldout = TINY.heldout_per_class * 6

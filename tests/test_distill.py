@@ -87,7 +87,7 @@ def test_the_student_learns_a_confident_teacher(tmp_path, capsys):
     assert main(distill_argv(tmp_path / "teacher.pt", depth, out, "--arch", "mobilenet_v2", "--weights", "imagenet",
                              "--img-size", "24", "--epochs", "6", "--eval-data", str(depth))) == 0
     assert "agreement with the teacher" in capsys.readouterr().out
-    history = [json.loads(line) for line in (tmp_path / "student-run" / "metrics.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (tmp_path / "student.pt-run" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == list(range(7))
     # where 36 steps on 48 images end depends on float noise (CPU, threads): over data seeds 3/7/11 × student
     # seeds 0/1 × 1/2 threads the student went from 17–33 % to 83–100 % agreement
@@ -119,7 +119,7 @@ def test_the_student_is_an_ordinary_artifact_with_the_targets_contract(setup, tm
     assert prov["stage"] == "distill" and prov["teacher"]["members"] == ["mobilenet_v3_small"] * 2
     assert prov["metrics"]["student"]["start"].startswith("teacher member")  # auto: same architecture
     assert student.members[0].config.arch == "mobilenet_v3_small"  # no --arch: the teacher's
-    run = tmp_path / "student-run"
+    run = tmp_path / "student.pt-run"
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG" and not (run / "checkpoint.pt").exists()
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     capsys.readouterr()
@@ -170,7 +170,7 @@ def test_where_the_student_starts(setup, tmp_path, capsys):
         assert main(distill_argv(setup["adapted"], setup["depth"], out, "--weights", "imagenet")) == 1
         err = capsys.readouterr().err.strip()
         assert "ImageNet weights for mobilenet_v3_small" in err and len(err.splitlines()) == 1
-    assert not out.exists() and not (tmp_path / "s-run").exists()
+    assert not out.exists() and not (tmp_path / "s.pt-run").exists()
 
 
 def test_bad_input_is_one_line_and_nothing_is_written(setup, tmp_path, capsys):
@@ -211,7 +211,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(setup, tmp_path, monkeyp
     monkeypatch.setattr(RunFolder, "save_checkpoint", save_then_stop)
     assert main(distill_argv(setup["adapted"], setup["depth"], resumed, *epochs)) == 130
     monkeypatch.undo()
-    run = tmp_path / "resumed-run"
+    run = tmp_path / "resumed.pt-run"
     assert not resumed.exists() and (run / "checkpoint.pt").exists()
     assert main(distill_argv(setup["adapted"], setup["depth"], resumed, *epochs, "--lr", "0.02", "--resume")) == 2
     assert "started with other settings or inputs (config.lr 0.01 then, 0.02 now)" in capsys.readouterr().err

@@ -93,7 +93,7 @@ def test_two_ranks_give_the_one_process_losses_and_pseudo_labels(data, tmp_path,
     done = subprocess.run(TWO + argv(data, two, method), env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("wrote ") == 1  # rank 0 alone reports
-    steps_one, steps_two = lines(tmp_path / "one-run" / "steps.jsonl"), lines(tmp_path / "two-run" / "steps.jsonl")
+    steps_one, steps_two = lines(tmp_path / "one.pt-run" / "steps.jsonl"), lines(tmp_path / "two.pt-run" / "steps.jsonl")
     assert len(steps_one) == len(steps_two) == 3  # 24 frames, a global batch of 8
     terms = {"socket": {"l_ent", "l_div", "l_pl", "l_d", "l_ti"}}.get(method, {"l_ent", "l_div", "l_pl"})
     for a, b in zip(steps_one, steps_two):
@@ -103,12 +103,12 @@ def test_two_ranks_give_the_one_process_losses_and_pseudo_labels(data, tmp_path,
         scale = max(abs(a[t]) for t in terms)
         for key in terms | {"loss"}:
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-4 * scale), (a["step"], key)
-    metrics_one, metrics_two = lines(tmp_path / "one-run" / "metrics.jsonl"), lines(tmp_path / "two-run" / "metrics.jsonl")
+    metrics_one, metrics_two = lines(tmp_path / "one.pt-run" / "metrics.jsonl"), lines(tmp_path / "two.pt-run" / "metrics.jsonl")
     assert [m["pseudo_labels"] for m in metrics_one] == [m["pseudo_labels"] for m in metrics_two]
     assert [m["accuracy"] for m in metrics_one] == [m["accuracy"] for m in metrics_two]
     # rank 1 wrote nothing (atomic.py raises on another rank's write): the same files as one process
-    assert sorted(p.name for p in (tmp_path / "two-run").iterdir()) == \
-        sorted(p.name for p in (tmp_path / "one-run").iterdir())
+    assert sorted(p.name for p in (tmp_path / "two.pt-run").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "one.pt-run").iterdir())
 
 
 @pytest.mark.timeout(600)
@@ -117,7 +117,7 @@ def test_a_killed_two_rank_job_resumes_to_the_same_weights(data, tmp_path):
     subprocess.run(TWO + argv(data, straight, "socket", 3), env=ENV, check=True, capture_output=True, timeout=300)
     job = subprocess.Popen(TWO + argv(data, resumed, "socket", 3), env=ENV, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-    checkpoint = tmp_path / "resumed-run" / "checkpoint.pt"
+    checkpoint = tmp_path / "resumed.pt-run" / "checkpoint.pt"
     deadline = time.time() + 240
     while time.time() < deadline and job.poll() is None:
         if checkpoint.exists():  # epoch 1 saved (written whole or not at all)
@@ -133,7 +133,7 @@ def test_a_killed_two_rank_job_resumes_to_the_same_weights(data, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming" in done.stdout
     assert_same_weights(straight, resumed)
-    steps = lines(tmp_path / "resumed-run" / "steps.jsonl")
+    steps = lines(tmp_path / "resumed.pt-run" / "steps.jsonl")
     assert [(s["epoch"], s["step"]) for s in steps] == [(e, i) for e in (1, 2, 3) for i in (1, 2, 3)]
 
 

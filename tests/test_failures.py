@@ -23,6 +23,7 @@ from socket_edge.claim import lock_path, locked
 from socket_edge.cli import main
 from socket_edge.contract import InputContract
 from socket_edge.modelfile import KEY_CONTRACT
+from socket_edge.training.run_folder import MARKER
 from test_runtime import depth_frames, linear_onnx, save_pngs
 
 ERROR = "socket-edge: error: "
@@ -118,7 +119,7 @@ def test_a_second_run_of_a_running_output_fails_at_once_and_a_killed_one_frees_i
     first = subprocess.Popen([sys.executable, "-c", f"from socket_edge.cli import main; main({argv!r})"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        run_folder = tmp_path / "adapted-run"
+        run_folder = tmp_path / "adapted.pt-run"
         deadline = time.time() + 120
         while not (run_folder / "metrics.jsonl").is_file() and time.time() < deadline:
             time.sleep(0.2)
@@ -131,7 +132,8 @@ def test_a_second_run_of_a_running_output_fails_at_once_and_a_killed_one_frees_i
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    with locked(out, "the next run"):  # the kernel released the killed one's lock
+    # the kernel released the killed one's locks, on the output and on its run folder
+    with locked(out, "the next run"), locked(run_folder, "the next run"):
         assert lock_path(out).read_text() == f"process {os.getpid()} (the next run)\n"
     assert leftovers(tmp_path) == []
 
@@ -184,12 +186,12 @@ def test_a_full_disk_leaves_a_run_that_resume_continues(setup, tmp_path, capsys)
     out = tmp_path / "adapted.pt"
     argv = adapt_argv(setup, out, method="shot", epochs=1)
     result = limited(argv, 1_000_000, tmp_path)  # config and metrics fit, a checkpoint does not
-    run_folder = tmp_path / "adapted-run"
+    run_folder = tmp_path / "adapted.pt-run"
     assert result.returncode == 1 and result.stderr == (
         f"{ERROR}cannot write {run_folder}/checkpoint.pt: the file would exceed the file-size limit of this process "
         f"(ulimit -f) (File too large); free space in {run_folder} or write elsewhere; then add --resume to the same "
         "command: the run folder keeps every finished epoch\n")
-    assert sorted(p.name for p in run_folder.iterdir()) == ["config.json", "metrics.jsonl", "steps.jsonl"]
+    assert sorted(p.name for p in run_folder.iterdir()) == [MARKER, "config.json", "metrics.jsonl", "steps.jsonl"]
     assert not out.exists() and leftovers(tmp_path) == []
     capsys.readouterr()
     assert main(argv + ["--resume"]) == 0

@@ -64,7 +64,7 @@ def test_every_ti_pair_trains_unless_a_holdout_is_asked_for(setup):
 def test_each_active_terms_gradient_norm_is_recorded_every_epoch(setup, tmp_path, capsys):
     out = tmp_path / "s.pt"
     assert main(adapt_argv(setup, out, "socket")) == 0
-    history = [json.loads(line) for line in (tmp_path / "s-run" / "metrics.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (tmp_path / "s.pt-run" / "metrics.jsonl").read_text().splitlines()]
     assert "grad_norms" not in history[0]  # the unadapted line: no step yet
     for entry in history[1:]:
         assert set(entry["grad_norms"]) == {"im", "pl", "d", "ti"}
@@ -76,7 +76,7 @@ def test_each_active_terms_gradient_norm_is_recorded_every_epoch(setup, tmp_path
     assert "term balance" in text and "epoch 1: grad IM" in text and "epoch 2: grad IM" in text
     shot = tmp_path / "shot.pt"
     assert main(adapt_argv(setup, shot, "shot", epochs=1)) == 0
-    lines = (tmp_path / "shot-run" / "metrics.jsonl").read_text().splitlines()
+    lines = (tmp_path / "shot.pt-run" / "metrics.jsonl").read_text().splitlines()
     assert set(json.loads(lines[-1])["grad_norms"]) == {"im", "pl"}
 
 

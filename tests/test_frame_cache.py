@@ -130,3 +130,47 @@ def test_a_new_cache_removes_the_ones_unused_for_30_days(tmp_path: Path, capsys)
     assert f"frame cache: removed 1 cache(s) unused for 30 days (0.00 GB) from {folder}" in capsys.readouterr().err
     assert kept.shape[0] == len(old_files) and int(kept.sum()) >= 0  # still readable where it was open
 
+
+
+def object_header(path: Path) -> None:
+    """Rewrite the header's dtype as Python objects (same length): what numpy refuses without allow_pickle."""
+    data = path.read_bytes()
+    descr = data[:128].split(b"'descr': ")[1].split(b",")[0]
+    path.write_bytes(data.replace(descr, b"'|O'".ljust(len(descr)), 1))
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda p: os.truncate(p, 2000), "mmap length is greater than file size"),
+    (object_header, "Array can't be memory-mapped: Python objects in dtype."),
+    (lambda p: p.write_bytes(p.read_bytes() + b"\0" * 100), "bytes holding uint16"),
+])
+def test_a_damaged_cache_is_said_to_be_damaged_and_built_again(tmp_path: Path, capsys, damage, problem) -> None:
+    """Issue 23, item 8: a truncated cache, one with an object-dtype header or one of the wrong
+    size was "unexpected ValueError: mmap length…" on every later run; now one line and a rebuild."""
+    files = files_of(write_class_folders(tmp_path / "depth", "depth", per_class=2))
+    folder, contract = tmp_path / "cache", contract_for("depth")
+    expected = cached_frames(files, contract, cache_dir=folder, progress=False).copy()
+    [built] = cache_files(folder)
+    damage(built)
+    capsys.readouterr()
+    frames = cached_frames(files, contract, cache_dir=folder, progress=False)
+    np.testing.assert_array_equal(frames, expected)
+    err = capsys.readouterr().err
+    assert err.startswith(f"frame cache: {built} is damaged (") and problem in err, err
+    assert err.endswith("); decoding the frames again\n") and err.count("\n") == 1
+    assert cache_files(folder) == [built] and not list(folder.glob(".*.tmp"))
+    cached_frames(files, contract, cache_dir=folder, progress=False)  # rebuilt whole: reused without a word
+    assert capsys.readouterr().err == ""
+
+
+def test_pruning_removes_only_files_named_as_caches(tmp_path: Path) -> None:
+    """A --cache-dir may be a folder of the user's: an old `frames-001.npy` of theirs is not a cache."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    theirs = folder / "frames-001.npy"
+    np.save(theirs, np.arange(3))
+    month_ago = time.time() - 31 * 86400
+    os.utime(theirs, (month_ago, month_ago))
+    cached_frames(files_of(write_class_folders(tmp_path / "ir", "ir", per_class=1)), contract_for("ir"),
+                  cache_dir=folder, progress=False)
+    assert theirs.is_file() and len(cache_files(folder)) == 2

@@ -109,7 +109,7 @@ def test_select_auto_ranks_by_eval_data_says_why_and_reuses_finished_candidates(
     folder = tmp_path / "chosen.pt.candidates"
     accuracy = {}
     for name in ("base", "socket-plus", "socket-plus-adapter"):
-        lines = (folder / f"{name}-run" / "metrics.jsonl").read_text().splitlines()
+        lines = (folder / f"{name}.pt-run" / "metrics.jsonl").read_text().splitlines()
         accuracy[name] = json.loads(lines[-1])["accuracy"]
         assert {"snd", "ti_agree", "ti_kl", "im"} <= set(json.loads(lines[-1]))
     best = max(accuracy.values())

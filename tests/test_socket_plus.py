@@ -114,9 +114,9 @@ def test_socket_plus_end_to_end_keeps_the_min_im_epoch(setup, tmp_path, capsys):
     argv[argv.index("socket")] = "socket-plus"
     assert main(argv + ["--keep", "min-im", "--lambda-nc", "1"]) == 0
     _, data = artifact.load(out)
-    history = [json.loads(line) for line in (tmp_path / "plus-run" / "metrics.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (tmp_path / "plus.pt-run" / "metrics.jsonl").read_text().splitlines()]
     assert {"l_nc", "l_ti", "l_d", "l_pl", "im", "agree"} <= set(history[-1])
-    config = json.loads((tmp_path / "plus-run" / "config.json").read_text())["config"]
+    config = json.loads((tmp_path / "plus.pt-run" / "config.json").read_text())["config"]
     assert config["method"] == "socket-plus" and config["bn_distance"] == "kl" and config["ema"] == 0.0
     metrics = data["provenance"]["metrics"]
     kept = min(range(len(history)), key=lambda e: history[e]["im"])

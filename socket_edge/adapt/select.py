@@ -6,16 +6,18 @@ evaluation data, by the accuracy on it, and copy the winner to OUT."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 from socket_edge import atomic
 from socket_edge.adapt.config import AdaptConfig
 from socket_edge.adapt.validators import HIGHER_IS_BETTER
+from socket_edge.data.identity import changed
 from socket_edge.errors import UsageError
 from socket_edge.models import artifact
 from socket_edge.training import distributed
-from socket_edge.training.run_folder import RunFolder, run_folder_for
+from socket_edge.training.run_folder import RunFolder, mark, refuse_foreign, run_folder_for
 
 # The label-free validator that ranks the candidates by default (ties go to the lower TI hold-out KL):
 # the information-maximisation objective, the one with the highest rank correlation with labelled
@@ -51,6 +53,21 @@ def finished_result(path: Path, config: AdaptConfig, inputs: dict) -> dict | Non
     return prov["metrics"]
 
 
+def recorded_identity(path: Path) -> dict | None:
+    """The identities of the inputs (data/identity.py) a candidate ran with: its run folder's
+    config.json while it is interrupted, its artifact's provenance once finished; None when
+    neither is there (or a run of an earlier version that did not record them)."""
+    run = RunFolder(run_folder_for(path))
+    try:
+        if run.checkpoint.is_file() and run.config.is_file():
+            return json.loads(run.config.read_text())["inputs"].get("identity")
+        if path.is_file():
+            return artifact.read(path)["provenance"].get("inputs", {}).get("identity")
+    except (ValueError, KeyError, TypeError, AttributeError):  # a damaged record: the run itself says so
+        return None
+    return None
+
+
 def scores(result: dict) -> dict[str, float]:
     """The validators (and the accuracy, when evaluation data were given) of the kept epoch."""
     entry = result["epochs"][result["kept_epoch"]]
@@ -80,11 +97,18 @@ def select(configs: dict[str, AdaptConfig], out: Path, by: str, run: Callable[[A
     under `by` to `out` atomically; returns (winner, results by name)."""
     folder = candidates_folder(out)
     if distributed.is_main():
-        folder.mkdir(parents=True, exist_ok=True)
+        refuse_foreign(folder)
+        mark(folder)
     distributed.barrier()
     results = {}
     for name, config in configs.items():
         path = folder / f"{name}.pt"
+        moved = changed(recorded_identity(path), inputs["identity"])
+        if moved:
+            say(f"candidate {name}: {', '.join(moved)} changed since it ran (other files or contents); running it "
+                f"again into {path}")
+            results[name] = run(config, path, False, True)
+            continue
         results[name] = finished_result(path, config, inputs)
         if results[name] is not None:
             say(f"candidate {name}: finished earlier, reused ({path})")

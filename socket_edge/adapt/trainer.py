@@ -29,6 +29,7 @@ from socket_edge.adapt.pseudo_labels import PseudoLabelLoss, cluster_pseudo_labe
 from socket_edge.adapt.selection import better, target_scores
 from socket_edge.adapt.ti_alignment import TIAlignmentLoss
 from socket_edge.adapt.validators import snd, ti_consistency
+from socket_edge.data.identity import identities
 from socket_edge.errors import UsageError
 from socket_edge.metrics import metrics
 from socket_edge.models import artifact
@@ -88,9 +89,12 @@ def source_ti_features(inputs: AdaptInputs, device: torch.device) -> list[torch.
 
 def described_inputs(sources: list[Path], target: Path, ti_source: Path | None, ti_target: Path | None,
                      eval_data: Path | None, classes: list[str] | None, ti_classes: list[str] | None) -> dict:
-    """The inputs as the run's settings and provenance record them."""
+    """The inputs as the run's settings and provenance record them: their paths and, under
+    "identity", their content (data/identity.py), so a resumed or reused run notices a change."""
     return {"sources": [str(p) for p in sources], "target": str(target), "ti_source": str(ti_source),
-            "ti_target": str(ti_target), "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes}
+            "ti_target": str(ti_target), "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes,
+            "identity": identities({"--source": list(sources), "--target": target, "--ti-source": ti_source,
+                                    "--ti-target": ti_target, "--eval-data": eval_data})}
 
 
 @torch.no_grad()

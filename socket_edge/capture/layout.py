@@ -16,10 +16,34 @@ import cv2
 import numpy as np
 
 from socket_edge import atomic
+from socket_edge.data.images import is_image
 from socket_edge.errors import DataError, UsageError
 
 ROLES = ("ti", "target", "eval")
 FOLDER = {"depth": "depth", "infrared": "ir"}  # the target modality's folder name in a TI layout
+
+
+SHAPES = {"ti": "rgb/CLASS/ beside depth/CLASS/ or ir/CLASS/", "target": "images directly in it",
+          "eval": "CLASS/ folders of images"}
+
+
+def _visible(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []
+
+
+def roles_in(out: Path) -> set[str]:
+    """The roles whose layout the folder `out` already holds: "target" (images in it), "ti"
+    (rgb/, depth/ or ir/ holding class folders), "eval" (any other folder holding images)."""
+    roles = set()
+    for entry in _visible(out):
+        if is_image(entry):
+            roles.add("target")
+        elif entry.is_dir() and entry.name in ("rgb", *FOLDER.values()) and \
+                any(p.is_dir() for p in _visible(entry)):
+            roles.add("ti")
+        elif entry.is_dir() and any(is_image(p) for p in _visible(entry)):
+            roles.add("eval")
+    return roles
 
 
 def png(image: np.ndarray) -> bytes:
@@ -69,15 +93,17 @@ class Layout:
         return self.out / "rgb" / self.class_name if self.role == "ti" else None
 
     def check_folders(self) -> None:
-        """Refuse an output laid out for another modality or role (before the camera starts)."""
+        """Refuse an output laid out for another role or modality (before the camera starts)."""
+        found = roles_in(self.out) - {self.role}
+        if found:
+            role = sorted(found)[0]
+            raise DataError(f"{self.out} is laid out for --as {role} ({SHAPES[role]}); --as {self.role} writes "
+                            f"{SHAPES[self.role]}: collect into another --out (one folder, one role)")
         if self.role == "ti":
             other = self.out / FOLDER["infrared" if self.stream == "depth" else "depth"]
             if other.exists():
                 raise DataError(f"{self.out} holds {other.name}/ pairs; collect {self.stream} pairs into another "
                                 f"--out (one TI folder pairs rgb/ with one modality)")
-        elif self.role == "target" and any(p.is_dir() and not p.name.startswith(".") for p in self.out.glob("*")):
-            raise DataError(f"{self.out} holds folders (a TI or eval layout); --as target writes a flat folder: "
-                            "choose another --out")
 
     def check_pixels(self, target: np.ndarray) -> None:
         """Refuse an output whose images are of another kind than `target` (this run's first frame)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from socket_edge.data.identity import identities
 from socket_edge.distill.config import DistillConfig
 from socket_edge.distill.inputs import DistillInputs, load_inputs
 from socket_edge.distill.losses import KDLoss, PseudoLabelCE
@@ -62,7 +63,9 @@ def distill(config: DistillConfig, teacher: Path, target: Path, out: Path, *, ti
     seed_everything(config.seed)
     start = start_student(config, inputs.teacher)
     described = {"teacher": str(teacher), "target": str(target), "ti_target": str(ti_target),
-                 "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes}
+                 "eval_data": str(eval_data), "classes": classes, "ti_classes": ti_classes,
+                 "identity": identities({"the teacher": teacher, "--target": target, "--ti-target": ti_target,
+                                         "--eval-data": eval_data})}
     settings = {"config": config.to_dict(), "inputs": described}
 
     student = on_device(Ensemble(inputs.student_contract, [distributed.sync_batchnorm(start.member, device)], [1.0]), device)

@@ -1,6 +1,11 @@
 """The run folder of a trainer (adapt, distill): config.json, metrics.jsonl (one line per epoch),
 steps.jsonl (the loss terms of every step), curves.png and, until the output is written, checkpoint.pt for --resume.
 
+The folder is named after the output's whole name (adapted.pt → adapted.pt-run/, so two outputs
+never share one) and carries a marker file: a command empties or resumes only a folder with the
+marker, one that socket-edge made; any other folder of that name is the user's and is refused,
+with or without --overwrite.
+
 A run is finished once its output exists and its checkpoint is gone. Every file is written
 atomically, so a run stopped anywhere (Ctrl-C, a kill, a full disk) leaves a folder that --resume
 continues: from the last saved epoch, or from the start when no epoch was saved."""
@@ -12,14 +17,39 @@ import shutil
 from pathlib import Path
 
 from socket_edge import atomic
+from socket_edge.data.identity import changed
 from socket_edge.errors import UsageError
 
 LOSS_KEYS = ("loss", "l_ent", "l_div", "l_pl", "l_ti", "l_d")
 
 
+MARKER = ".socket-edge-run"  # in every run folder socket-edge made
+
+
 def run_folder_for(out: Path) -> Path:
-    """The default run folder beside a trainer's output: adapted.pt → adapted-run/."""
-    return out.with_name(out.stem + "-run")
+    """The run folder beside a trainer's output, named after its whole name: adapted.pt → adapted.pt-run/."""
+    out = Path(out)
+    return out.with_name(out.name + "-run")
+
+
+def refuse_foreign(root: Path) -> None:
+    """A UsageError when a file, a link, or a non-empty folder without the marker has the name of
+    a folder socket-edge writes (a run folder): it is not ours, and nothing in it is ever deleted
+    or written over."""
+    if root.is_symlink() or (root.exists() and not root.is_dir()):
+        raise UsageError(f"{root} is a {'link' if root.is_symlink() else 'file'}, where a folder of socket-edge's "
+                         "goes; it is never replaced: move it away, or choose another --out")
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).is_file():
+        raise UsageError(f"{root} exists and was not made by socket-edge (it has no {MARKER} marker), and this "
+                         "command writes a folder there; it is never deleted or written into: move it away, or "
+                         "choose another --out")
+
+
+def mark(root: Path) -> None:
+    """Make `root` (after refuse_foreign) and put the marker in it: from now on it is socket-edge's."""
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / MARKER).is_file():
+        atomic.write_text(root / MARKER, "made by socket-edge; --overwrite of its output deletes it\n")
 
 
 class RunFolder:
@@ -38,6 +68,7 @@ class RunFolder:
         written; with `overwrite`, empty the folder of an earlier run. `example`: a file name for --out."""
         if out.is_dir():
             raise UsageError(f"--out {out} is a folder; give a file name such as {out}/{example}")
+        refuse_foreign(self.root)
         if resume:
             if not self.checkpoint.is_file() and out.is_file():
                 raise UsageError(f"nothing to resume: the run in {self.root} has finished ({out} was written); "
@@ -87,6 +118,14 @@ class RunFolder:
 
     def _check_settings(self, started: dict, settings: dict) -> None:
         started, plain = json.loads(json.dumps(started)), json.loads(json.dumps(settings))
+        then, now = (dict(s.get("inputs") or {}) for s in (started, plain))
+        same_paths = {k: v for k, v in then.items() if k != "identity"} == \
+            {k: v for k, v in now.items() if k != "identity"}
+        moved = changed(then.get("identity"), now.get("identity") or {}) if same_paths else []
+        if moved:
+            raise UsageError(f"{', '.join(moved)} changed since the run in {self.root} started (other files or "
+                             "contents at the same path); resume only with the inputs it started with, or start a "
+                             "new run with --overwrite")
         if started != plain:
             raise UsageError(
                 f"the run in {self.root} was started with other settings or inputs ({differences(started, plain)}); "
@@ -94,7 +133,9 @@ class RunFolder:
             )
 
     def write_json(self, path: Path, data: dict) -> None:
-        """Write a JSON file atomically."""
+        """Write a JSON file atomically. config.json is a run's first file: the folder gets its
+        marker before it (a command refused before its run starts leaves no folder)."""
+        mark(self.root)
         atomic.write_text(path, json.dumps(data, indent=2) + "\n")
 
     def append_steps(self, epoch: int, names: list[str], per_step: list[list[float]]) -> None:
