@@ -436,6 +436,8 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
         summary = run_streams(model, specs, outputs, smooth=args.smooth, max_frames=args.max_frames,
                               top_k=args.top_k, backoff_s=args.reopen_backoff)
     print(summary.describe(), file=sys.stderr, flush=True)
+    if summary.error is not None:
+        raise summary.error  # after the summary: what each stream did before the run ended
     for path, stream in zip(videos, summary.streams):
         if stream.frames:
             print(f"annotated video: {path}", file=sys.stderr)

@@ -14,6 +14,7 @@ import numpy as np
 
 from socket_edge import atomic
 from socket_edge.errors import DataError, MissingDependencyError, OutputError
+from socket_edge.runtime.quiet import quiet_opencv
 
 
 def record(number: int, timestamp: float, class_names, probs: np.ndarray, latency_ms: float, top_k: int,
@@ -102,8 +103,16 @@ class VideoSaver:
             if not self.writer.isOpened():
                 self.tmp.unlink(missing_ok=True)
                 raise DataError(f"cannot write video {self.path}; use a .mp4 or .avi name in a writable folder")
-        self.writer.write(canvas)
+        with quiet_opencv():  # a failed write is our one line below, not a warning per frame
+            self.writer.write(canvas)
         self.frames += 1
+        full = atomic.no_room(self.tmp)
+        if full is not None:  # stop at the first write that cannot be stored
+            self.writer.release()
+            self.writer = None
+            self.tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write video {self.path} (frame {self.frames}): {full}; nothing was saved "
+                              f"under that name: free space in {self.path.parent} or --save elsewhere")
 
     def close(self) -> None:
         if self.writer is None:
@@ -124,6 +133,19 @@ class VideoSaver:
             self.tmp.unlink(missing_ok=True)
 
 
+def close_all(outputs) -> None:
+    """Close every output, even when one close() raises (each removes its own temporary file),
+    then raise the first error."""
+    first: Exception | None = None
+    for out in outputs:
+        try:
+            out.close()
+        except Exception as exc:  # the other outputs are closed all the same; the first error is raised below
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 def per_stream_path(path: Path, index: int) -> Path:
     """The file of stream `index` for an output named `path` with several sources: out.mp4 → out.s1.mp4."""
     return path.with_name(f"{path.stem}.s{index}{path.suffix}")
@@ -131,10 +153,11 @@ def per_stream_path(path: Path, index: int) -> Path:
 
 def readable_frames(path: Path) -> int:
     """How many frames a video file really holds, by decoding it (0 when it does not open)."""
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     count = 0
-    while capture.isOpened() and capture.grab():
-        count += 1
+    with quiet_opencv():  # a damaged file is counted here, not logged
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        while capture.isOpened() and capture.grab():
+            count += 1
     capture.release()
     return count
 
