@@ -5,7 +5,7 @@ install without the `train` extra stops with one line naming it."""
 from __future__ import annotations
 
 import argparse
-import json
+import errno
 import math
 import os
 import shlex
@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
-from socket_edge import __version__
+from socket_edge import __version__, jsontext
 from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS, TI_BN_MODES,
                                        VALIDATORS, ZETA_PARAMS)
-from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
+from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES, UNIT_RANGE
 from socket_edge.errors import OutputError, SocketEdgeError, UsageError, require
 
 
@@ -66,6 +66,9 @@ def _number_where(holds: Callable[[float], bool], rule: str) -> Callable[[str], 
 
 
 _positive_float = _number_where(lambda v: v > 0, "must be positive")
+_depth_scale = _number_where(lambda v: UNIT_RANGE[0] <= v <= UNIT_RANGE[1],
+                             f"must be metres per unit between {UNIT_RANGE[0]:g} and {UNIT_RANGE[1]:g} (0.001 for "
+                             "millimetres, 1 for metres)")
 _weight = _number_where(lambda v: v >= 0, "a loss weight must be at least 0 (0 turns the term off)")
 _fraction = _number_where(lambda v: 0 <= v < 1, "must be in [0, 1)")  # --val-fraction, --ema: 0 is none
 _share = _number_where(lambda v: 0 < v <= 1, "must be in (0, 1]")  # --bn-layers
@@ -302,7 +305,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         plot_confusion(result, args.plot, title=f"{Path(args.model).name} on {args.data}: "
                                                 f"{result['accuracy']:.1f}% (n={result['n']})")
     if args.json:
-        print(json.dumps(result))
+        print(jsontext.dumps(result))
         return 0
     how = result["modality"] if result["modality"] == result["trained_on"] else \
         f"{result['modality']}, unadapted from {result['trained_on']}"
@@ -344,7 +347,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                              int8_scheme=args.int8_scheme, prune_zeta=args.prune_zeta, check_data=args.check_data,
                              progress=not args.quiet and not args.json, command=args.command_line)
     lines, warnings = describe(summary)
-    print(json.dumps(summary) if args.json else "\n".join(lines))
+    print(jsontext.dumps(summary) if args.json else "\n".join(lines))
     for warning in warnings:
         print(f"socket-edge: warning: {warning}", file=sys.stderr)
     return 0
@@ -376,7 +379,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from socket_edge.inspection import describe
 
     summary = summarize(args.model)
-    print(json.dumps(summary, indent=2) if args.json else describe(summary))
+    print(jsontext.dumps(summary, indent=2) if args.json else describe(summary))
     return 0
 
 
@@ -455,7 +458,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     specs = [parse_source(uri, depth_scale=args.depth_scale) for uri in args.source or []]
     result = bench(args.model, specs, frames=args.frames, threads=args.threads, spinning=args.spin,
                    providers=args.providers, device=args.device)
-    print(json.dumps(result) if args.json else describe(result))
+    print(jsontext.dumps(result) if args.json else describe(result))
     return 0
 
 
@@ -543,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="head learning rate; backbone gets ×0.1")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="held-out fraction per class, in [0, 1) (default 0.1; 0: no held-out images)")
-    p.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
+    p.add_argument("--depth-scale", type=_depth_scale, default=DEFAULT_DEPTH_SCALE,
                    help="metres per depth unit (default 0.001 = mm)")
     p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
     p.add_argument("--seed", type=int, default=0)
@@ -617,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epoch to keep: last (default) or min-im (lowest information-maximisation objective "
                              "on the target; reads no label)")
     p.add_argument("--img-size", type=_positive_int, default=None, help="input size (default: the sources')")
-    p.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
+    p.add_argument("--depth-scale", type=_depth_scale, default=DEFAULT_DEPTH_SCALE,
                    help="metres per unit of the target depth files (default 0.001 = mm)")
     p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
     p.add_argument("--seed", type=int, default=0)
@@ -683,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", choices=MODALITIES, default=None,
                    help="feed the model this modality as it is (the unadapted cross-modal baseline); "
                         "default: the model's own")
-    p.add_argument("--depth-scale", type=_positive_float, default=None,
+    p.add_argument("--depth-scale", type=_depth_scale, default=None,
                    help="metres per unit of these depth files, if not the model's unit (default 0.001)")
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -764,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-spin", dest="spin", action="store_false",
                    help="idle ONNX Runtime threads sleep instead of busy-waiting: faster when decoding the source "
                         "takes CPU (compressed RealSense recordings on few cores), slower otherwise")
-    p.add_argument("--depth-scale", type=_positive_float, default=None,
+    p.add_argument("--depth-scale", type=_depth_scale, default=None,
                    help="metres per unit of depth files (videos, images) when the URI sets no depth_scale "
                         "(default: the model's unit); RealSense gives its own")
     p.add_argument("--reopen-backoff", type=_positive_float, default=0.5, metavar="S",
@@ -788,7 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="idle ONNX Runtime threads sleep instead of busy-waiting: faster when decoding the source "
                         "takes CPU (compressed RealSense recordings on few cores), slower otherwise")
     p.add_argument("--providers", help="one ONNX Runtime provider to measure (default: each available)")
-    p.add_argument("--depth-scale", type=_positive_float, default=None, help="metres per unit of depth files")
+    p.add_argument("--depth-scale", type=_depth_scale, default=None, help="metres per unit of depth files")
     p.add_argument("--device", default="auto", help="for .pt models: auto, cpu or cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_bench)
@@ -846,6 +849,16 @@ def unexpected(exc: Exception) -> str:
         if exc.filename:
             return str(write_error(Path(exc.filename), exc))
         return f"{NO_SPACE[exc.errno]} ({exc.strerror}); free some space, then run the command again"
+    loop = None
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from "):  # Path.resolve's own error
+        loop = str(exc).removeprefix("Symlink loop from ").strip("'")
+    elif isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        loop = exc.filename
+    if loop:
+        return (f"{loop} is a symbolic link loop (following it leads back to it); fix or remove the link, then run "
+                "the command again")
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:  # permission, read-only file system, …
+        return f"{exc.filename}: {exc.strerror}; check that it exists and that you may read and write it there"
     text = str(exc).strip().splitlines()
     return f"unexpected {type(exc).__name__}: {text[0] if text else repr(exc)}; run with --debug for the traceback"
 

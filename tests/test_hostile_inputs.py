@@ -126,3 +126,138 @@ def test_an_rtsp_source_that_does_not_answer_is_our_line_alone(ir_graph, tmp_pat
     assert result.returncode == 1
     assert one_line(result.stderr) == ("cannot open RTSP stream rtsp://127.0.0.1:9/x (it did not answer); check the "
                                        "address, the network and the camera's credentials, or try ?transport=tcp")
+
+
+# 13. numbers from a URI or an option are finite and in range where they are parsed
+
+@pytest.mark.parametrize("argv, line", [
+    (["--source", "{frames}?depth_scale=inf"],
+     "source '{frames}?depth_scale=inf': depth_scale (metres per unit, e.g. 0.001) must be a finite number, got inf"),
+    (["--source", "{frames}?depth_scale=1e400"],
+     "source '{frames}?depth_scale=1e400': depth_scale (metres per unit, e.g. 0.001) must be a finite number, got inf"),
+    (["--source", "{frames}?depth_scale=1e300"],
+     "source '{frames}?depth_scale=1e300': depth_scale (metres per unit, e.g. 0.001) must be at most 100, got 1e+300"),
+    (["--source", "0?width=99999999999999"], "source '0?width=99999999999999': width must be at most 16384, got "
+                                             "'99999999999999'"),
+])
+def test_non_finite_and_huge_numbers_in_a_source_uri_are_one_line(depth_graph, frames, capsys, argv, line):
+    argv = [a.format(frames=frames) for a in argv]
+    assert main(["run", str(depth_graph), *argv, "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and one_line(err) == line.format(frames=frames)
+
+
+def test_a_huge_depth_scale_option_is_refused(depth_graph, frames, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(depth_graph), "--source", str(frames), "--depth-scale", "1e300", "--json"])
+    assert exit_info.value.code == 2
+    assert one_line(capsys.readouterr().err) == (
+        "argument --depth-scale: must be metres per unit between 1e-09 and 100 (0.001 for millimetres, 1 for metres), "
+        "got '1e300'; see socket-edge run --help")
+
+
+def test_json_is_written_strictly():
+    from socket_edge import jsontext
+    from socket_edge.errors import SocketEdgeError
+
+    assert jsontext.dumps({"score": 0.5}) == '{"score": 0.5}'
+    with pytest.raises(SocketEdgeError, match="not finite"):
+        jsontext.dumps({"score": float("nan")})
+    with pytest.raises(ValueError, match="NaN is not a JSON number"):
+        jsontext.loads('{"zeta": [NaN]}')
+    package = ROOT / "socket_edge"
+    writers = [p for p in package.rglob("*.py") if "json.dumps(" in p.read_text() and p.name != "jsontext.py"]
+    assert writers in ([], [package / "data" / "cache.py"])  # the cache key holds names and sizes, never a float
+
+
+def crafted(trained: Path, out: Path, change) -> Path:
+    """A copy of the artifact `trained` with `change(data)` applied, as an attacker or an editor would."""
+    import torch
+
+    data = torch.load(trained, weights_only=True)
+    change(data)
+    torch.save(data, out)
+    return out
+
+
+# 14. a contract with std = 0 is refused by the contract itself: eval, run and export alike
+
+def test_a_contract_with_zero_std_is_refused_by_eval_and_run(trained_rgb, tmp_path, capsys):
+    from conftest import write_class_folders
+
+    model = crafted(trained_rgb, tmp_path / "std0.pt", lambda d: d["contract"].update(std=[0.0, 0.0, 0.0]))
+    data = write_class_folders(tmp_path / "rgb", "rgb", per_class=1)
+    expected = (f"{model} is damaged: invalid input contract: std must be at least 1e-06, got 0.0; it was edited or "
+                "not written by socket-edge: re-create it")
+    for argv in (["eval", str(model), "--data", str(data), "-q"],
+                 ["run", str(model), "--source", str(data / "bars"), "--json"]):
+        capsys.readouterr()
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and one_line(err) == expected
+
+
+# 20. crafted artifacts: one line naming the damaged file and what is wrong
+
+CRAFTED = [
+    ("names-as-ints", lambda d: d["contract"].update(class_names=[1, 2, 3]),
+     "is damaged: invalid input contract: class_names must be a list of non-empty strings, got (1, 2, 3)"),
+    ("size-as-strings", lambda d: d["contract"].update(size=["32", "32"]),
+     "is damaged: invalid input contract: size must be a whole number, got '32' (str)"),
+    ("negative-bottleneck", lambda d: d["members"][0]["config"].update(bottleneck=-5),
+     "member 0 has a config this socket-edge cannot build: bottleneck must be at least 1, got -5"),
+    ("huge-bottleneck", lambda d: d["members"][0]["config"].update(bottleneck=10**12),
+     "member 0 has a config this socket-edge cannot build: bottleneck must be at most 16384, got 1000000000000"),
+    ("list-contract", lambda d: d.update(contract=[1, 2]),
+     "is damaged: input contract must be a mapping, got list"),
+    ("dict-members", lambda d: d.update(members={"a": 1}),
+     "is damaged: its members are dict {'a': 1}, not a list of models"),
+    ("list-provenance", lambda d: d.update(provenance=[1]), "is damaged: its provenance is list, not a mapping"),
+    ("string-zeta", lambda d: d.update(zeta="ab"), "is damaged: ζ is 'ab', not a list of 1 weights (one per member)"),
+    ("nan-zeta", lambda d: d.update(zeta=[float("nan")]), "is damaged: a ζ weight must be a finite number, got nan"),
+    ("infinite-unit", lambda d: d["contract"].update(unit=float("inf")),
+     "is damaged: invalid input contract: unit must be a finite number, got inf"),
+    ("classes-as-string", lambda d: d["members"][0]["config"].update(num_classes="3"),
+     "member 0 has a config this socket-edge cannot build: num_classes must be a whole number, got '3' (str)"),
+    ("other-weights", lambda d: d["members"][0].update(state_dict={"x": __import__("torch").zeros(1)}),
+     "is damaged: member 0's weights do not fit its mobilenet_v3_small config (Missing key(s) in state_dict:"),
+]
+
+
+@pytest.mark.parametrize("name, change, words", CRAFTED, ids=[c[0] for c in CRAFTED])
+def test_crafted_artifact_fields_are_one_line_naming_the_file(trained_rgb, tmp_path, capsys, name, change, words):
+    model = crafted(trained_rgb, tmp_path / f"{name}.pt", change)
+    command = ["run", str(model), "--source", str(tmp_path)] if name == "other-weights" else ["inspect", str(model)]
+    capsys.readouterr()
+    assert main(command) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"{model} {words}") or line.startswith(f"{model}: {words}"), line
+    assert "unexpected" not in line
+
+
+def test_a_graph_whose_contract_is_of_another_size_is_one_line(tmp_path, frames, capsys):
+    import onnx
+
+    from socket_edge.contract import InputContract
+    from socket_edge.modelfile import KEY_CONTRACT
+
+    graph = linear_onnx(tmp_path / "depth.onnx", "depth")
+    proto = onnx.load(graph)
+    wrong = InputContract.for_modality("depth", ("bars", "blob", "ring"), 48).to_json()
+    next(p for p in proto.metadata_props if p.key == KEY_CONTRACT).value = wrong
+    onnx.save(proto, graph)
+    assert main(["run", str(graph), "--source", str(frames), "--json"]) == 1
+    assert one_line(capsys.readouterr().err) == (
+        f"{graph} takes input N×1×32×32 but its contract describes N×1×48×48 frames; the file was edited or damaged: "
+        "export it again")
+
+
+def test_a_symlink_loop_as_target_is_one_line(trained_rgb, tmp_path, capsys):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    capsys.readouterr()
+    code = main(["adapt", "--source", str(trained_rgb), "--target", str(loop), "--modality", "depth", "--method",
+                 "shot", "--out", str(tmp_path / "a.pt"), "-q"])
+    line = one_line(capsys.readouterr().err)
+    assert code in (1, 2) and str(loop) in line and "unexpected" not in line, line
+    assert not (tmp_path / "a.pt").exists()

@@ -22,11 +22,13 @@ import torchvision
 from torch import nn
 from torch.nn.utils import parametrizations
 
+from socket_edge.contract import MAX_CLASSES, number_problem
 from socket_edge.errors import ArtifactError, UsageError
 
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
 HEADS = ("paper", "native")
 BOTTLENECK = 256
+MAX_BOTTLENECK = 16384  # features of the bottleneck layer (the paper's is 256)
 # MobileNetV2 `features` indices of the blocks with an identity skip (stride 1, channels in = out),
 # by stage (24, 32, 64, 96, 160 channels): leaving one out keeps every shape valid
 RESIDUAL_BLOCKS = {"mobilenet_v2": ((3,), (5, 6), (8, 9, 10), (12, 13), (15, 16))}
@@ -43,9 +45,15 @@ class ModelConfig:
     dropped_blocks: tuple[int, ...] = ()   # `features` indices replaced by nn.Identity (mobilenet_v2)
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHITECTURES:
+        for name, low, high in (("num_classes", 1, MAX_CLASSES), ("bottleneck", 1, MAX_BOTTLENECK)):
+            problem = number_problem(getattr(self, name), low, high, whole=True)
+            if problem:
+                raise UsageError(f"{name} {problem}")
+        if not isinstance(self.dropped_blocks, (list, tuple)):
+            raise UsageError(f"dropped_blocks must be a list of block indices, got {self.dropped_blocks!r}")
+        if not isinstance(self.arch, str) or self.arch not in ARCHITECTURES:
             raise UsageError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-        if self.head not in HEADS:
+        if not isinstance(self.head, str) or self.head not in HEADS:
             raise UsageError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
         object.__setattr__(self, "dropped_blocks", check_dropped_blocks(self.arch, self.dropped_blocks))
 

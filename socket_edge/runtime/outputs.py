@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -12,7 +11,7 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from socket_edge import atomic
+from socket_edge import atomic, jsontext
 from socket_edge.errors import DataError, MissingDependencyError, OutputError
 from socket_edge.runtime.quiet import quiet_opencv
 
@@ -42,7 +41,7 @@ class LinePrinter:
 
     def write(self, rec: dict, image: np.ndarray) -> None:
         if self.as_json:
-            line = json.dumps(rec)
+            line = jsontext.dumps(rec)
         else:
             line = f"frame {rec['frame']:>6}  {rec['label']:<16} {rec['score']:.3f}  {rec['latency_ms']:7.2f} ms"
             if self.tagged:

@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from socket_edge import atomic
+from socket_edge import atomic, jsontext
 from socket_edge.errors import UsageError
 
 LOSS_KEYS = ("loss", "l_ent", "l_div", "l_pl", "l_ti", "l_d")
@@ -73,7 +73,7 @@ class RunFolder:
         import torch
 
         if not self.checkpoint.is_file():
-            plain = json.loads(json.dumps(settings))
+            plain = json.loads(jsontext.dumps(settings))
             started = json.loads(self.config.read_text()) if self.config.is_file() else plain
             self._check_settings({key: started.get(key) for key in plain}, settings)
             return None
@@ -86,7 +86,7 @@ class RunFolder:
         return state["history"], state["epoch"], state["extra"]
 
     def _check_settings(self, started: dict, settings: dict) -> None:
-        started, plain = json.loads(json.dumps(started)), json.loads(json.dumps(settings))
+        started, plain = json.loads(jsontext.dumps(started)), json.loads(jsontext.dumps(settings))
         if started != plain:
             raise UsageError(
                 f"the run in {self.root} was started with other settings or inputs ({differences(started, plain)}); "
@@ -95,11 +95,11 @@ class RunFolder:
 
     def write_json(self, path: Path, data: dict) -> None:
         """Write a JSON file atomically."""
-        atomic.write_text(path, json.dumps(data, indent=2) + "\n")
+        atomic.write_text(path, jsontext.dumps(data, indent=2) + "\n")
 
     def append_steps(self, epoch: int, names: list[str], per_step: list[list[float]]) -> None:
         """Add the loss terms of every step of `epoch` to steps.jsonl (one line per step)."""
-        lines = [json.dumps({"epoch": epoch, "step": i + 1, **dict(zip(names, (round(v, 6) for v in row)))})
+        lines = [jsontext.dumps({"epoch": epoch, "step": i + 1, **dict(zip(names, (round(v, 6) for v in row)))})
                  for i, row in enumerate(per_step)]
         old = self.steps.read_text() if self.steps.is_file() else ""
         atomic.write_text(self.steps, old + "".join(line + "\n" for line in lines))
@@ -112,7 +112,7 @@ class RunFolder:
 
     def write_metrics(self, history: list[dict]) -> None:
         """Rewrite metrics.jsonl from the history (atomically, so a resumed run never repeats lines)."""
-        atomic.write_text(self.metrics, "".join(json.dumps(entry) + "\n" for entry in history))
+        atomic.write_text(self.metrics, "".join(jsontext.dumps(entry) + "\n" for entry in history))
 
 
 def plot_loss_terms(ax, history: list[dict], keys: tuple[str, ...]) -> None:
