@@ -459,7 +459,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = bench(args.model, specs, frames=args.frames, threads=args.threads, spinning=args.spin,
                    providers=args.providers, device=args.device)
     print(jsontext.dumps(result) if args.json else describe(result))
-    return 0
+    problems = result.get("streams", {}).get("problems", [])
+    for line in problems:  # as `run` says them, and exit 1 as `run` does
+        print(f"socket-edge: error: {line}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

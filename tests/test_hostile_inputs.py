@@ -261,3 +261,40 @@ def test_a_symlink_loop_as_target_is_one_line(trained_rgb, tmp_path, capsys):
     line = one_line(capsys.readouterr().err)
     assert code in (1, 2) and str(loop) in line and "unexpected" not in line, line
     assert not (tmp_path / "a.pt").exists()
+
+
+# 15. bench with several sources: a failed stream is an error and no speedup is claimed
+
+def test_bench_with_a_failed_stream_exits_1_and_reports_no_speedup(depth_graph, frames, tmp_path, capsys):
+    missing = tmp_path / "missing.mkv"
+    argv = ["bench", str(depth_graph), "--source", str(frames), "--source", str(missing), "--frames", "4",
+            "--threads", "1", "--providers", "cpu"]
+    capsys.readouterr()
+    assert main(argv + ["--json"]) == 1
+    out, err = capsys.readouterr()
+    streams = json.loads(out)["streams"]
+    assert streams["speedup"] is None
+    assert streams["problems"] == [f"stream 1 ({missing}) failed: video file {missing} does not exist"]
+    assert err.splitlines()[-1] == f"{ERROR}stream 1 ({missing}) failed: video file {missing} does not exist"
+    assert main(argv) == 1
+    assert "2 streams, speedup of batching n/a (a stream failed)" in capsys.readouterr().out
+
+
+# 16. bench of an engine without TensorRT: the line run and eval give
+
+def test_bench_of_an_engine_without_tensorrt_is_runs_line_in_text_and_json(tmp_path, capsys):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"\x08\x07")
+    capsys.readouterr()
+    assert main(["run", str(engine), "--source", str(tmp_path)]) == 1
+    expected = one_line(capsys.readouterr().err)
+    assert "tensorrt is not installed" in expected
+    for json_flag in ([], ["--json"]):
+        assert main(["bench", str(engine), *json_flag]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and one_line(err) == expected
