@@ -9,6 +9,7 @@ import errno
 import math
 import os
 import shlex
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from socket_edge.adapt.choices import (BN_DISTANCES, DISTANCES, KEEP_RULES, METH
                                        VALIDATORS, ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES, UNIT_RANGE
 from socket_edge.errors import OutputError, SocketEdgeError, UsageError, require
+from socket_edge.terminal import printable, printable_data
 
 
 class Parser(argparse.ArgumentParser):
@@ -307,6 +309,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(jsontext.dumps(result))
         return 0
+    result = printable_data(result)  # class names and paths from outside: no control sequences reach the terminal
     how = result["modality"] if result["modality"] == result["trained_on"] else \
         f"{result['modality']}, unadapted from {result['trained_on']}"
     print(f"{args.model} on {args.data} ({how}): accuracy {result['accuracy']:.2f}% (n={result['n']})")
@@ -346,10 +349,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                              calib_frames=args.calib_frames, calib_method=args.calib_method,
                              int8_scheme=args.int8_scheme, prune_zeta=args.prune_zeta, check_data=args.check_data,
                              progress=not args.quiet and not args.json, command=args.command_line)
-    lines, warnings = describe(summary)
+    lines, warnings = describe(printable_data(summary))
     print(jsontext.dumps(summary) if args.json else "\n".join(lines))
     for warning in warnings:
-        print(f"socket-edge: warning: {warning}", file=sys.stderr)
+        print(f"socket-edge: warning: {printable(warning)}", file=sys.stderr)
     return 0
 
 
@@ -379,16 +382,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from socket_edge.inspection import describe
 
     summary = summarize(args.model)
-    print(jsontext.dumps(summary, indent=2) if args.json else describe(summary))
+    print(jsontext.dumps(summary, indent=2) if args.json else describe(printable_data(summary)))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from socket_edge.backends import open_model
-    from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window
+    from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window, check_video_name
     from socket_edge.runtime.pipeline import run
     from socket_edge.runtime.uri import parse_source
 
+    if args.save:
+        check_video_name(args.save)  # before the model is opened or anything claimed
     specs = [parse_source(uri, depth_scale=args.depth_scale) for uri in args.source]
     if len(specs) > 1:
         return _run_streams(args, specs)
@@ -406,11 +411,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             outputs.append(VideoSaver(args.save, modality))
         summary = run(model, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
                       backoff_s=args.reopen_backoff)
-    print(summary.describe(), file=sys.stderr, flush=True)
+    print(printable(summary.describe(), keep_newlines=True), file=sys.stderr, flush=True)
     if args.save and summary.frames:
         print(f"annotated video: {args.save}", file=sys.stderr)
     if summary.lost:
-        print(f"socket-edge: error: {summary.lost}", file=sys.stderr)
+        print(f"socket-edge: error: {printable(summary.lost)}", file=sys.stderr)
         return 1
     return 130 if summary.interrupted else 0
 
@@ -438,14 +443,14 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
                 stream_outputs.append(Window(modality, title=f"socket-edge stream {index}"))
         summary = run_streams(model, specs, outputs, smooth=args.smooth, max_frames=args.max_frames,
                               top_k=args.top_k, backoff_s=args.reopen_backoff)
-    print(summary.describe(), file=sys.stderr, flush=True)
+    print(printable(summary.describe(), keep_newlines=True), file=sys.stderr, flush=True)
     if summary.error is not None:
         raise summary.error  # after the summary: what each stream did before the run ended
     for path, stream in zip(videos, summary.streams):
         if stream.frames:
             print(f"annotated video: {path}", file=sys.stderr)
     for line in summary.problems:
-        print(f"socket-edge: error: {line}", file=sys.stderr)
+        print(f"socket-edge: error: {printable(line)}", file=sys.stderr)
     if summary.problems:
         return 1
     return 130 if summary.interrupted else 0
@@ -458,10 +463,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     specs = [parse_source(uri, depth_scale=args.depth_scale) for uri in args.source or []]
     result = bench(args.model, specs, frames=args.frames, threads=args.threads, spinning=args.spin,
                    providers=args.providers, device=args.device)
-    print(jsontext.dumps(result) if args.json else describe(result))
+    print(jsontext.dumps(result) if args.json else describe(printable_data(result)))
     problems = result.get("streams", {}).get("problems", [])
     for line in problems:  # as `run` says them, and exit 1 as `run` does
-        print(f"socket-edge: error: {line}", file=sys.stderr)
+        print(f"socket-edge: error: {printable(line)}", file=sys.stderr)
     return 1 if problems else 0
 
 
@@ -491,7 +496,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     with locked(args.out, args.command_line):
         summary = collect(stream, layout, Selector(args.every, args.min_change), max_frames=args.max,
                           seconds=args.seconds, progress=not args.quiet)
-    print(summary.describe(layout), file=sys.stderr, flush=True)
+    print(printable(summary.describe(layout), keep_newlines=True), file=sys.stderr, flush=True)
     return 130 if summary.interrupted else 0
 
 
@@ -872,7 +877,7 @@ def _report(exc: SocketEdgeError) -> int:
     ranks = int(os.environ.get("WORLD_SIZE", "1"))
     if ranks > 1 and exc.everywhere:
         if _rank() == 0:
-            print(f"socket-edge: error: {exc}", file=sys.stderr, flush=True)
+            print(f"socket-edge: error: {printable(exc)}", file=sys.stderr, flush=True)
         from socket_edge.training.distributed import barrier
 
         try:
@@ -881,7 +886,7 @@ def _report(exc: SocketEdgeError) -> int:
             pass  # a rank has already gone
     else:
         where = f" (rank {_rank()} of {ranks})" if ranks > 1 else ""
-        print(f"socket-edge: error{where}: {exc}", file=sys.stderr, flush=True)
+        print(f"socket-edge: error{where}: {printable(exc)}", file=sys.stderr, flush=True)
     return exc.exit_code
 
 
@@ -892,6 +897,17 @@ def _peer_failed(exc: Exception) -> bool:
         return False
     frames = traceback.extract_tb(exc.__traceback__)
     return any("torch/distributed/" in frame.filename.replace(os.sep, "/") for frame in frames)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit meets no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -907,12 +923,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("socket-edge: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `socket-edge run … | head -1`: the reader has gone; end quietly, as Unix tools do
+        _quiet_stdout()
+        return 128 + signal.SIGPIPE
     except Exception as exc:
         if args.debug:
             raise
         if _peer_failed(exc):
             return 1  # the process that failed has said why; torchrun ends the job
-        print(f"socket-edge: error: {unexpected(exc)}", file=sys.stderr)
+        print(f"socket-edge: error: {printable(unexpected(exc))}", file=sys.stderr)
         return 1
 
 

@@ -298,3 +298,67 @@ def test_bench_of_an_engine_without_tensorrt_is_runs_line_in_text_and_json(tmp_p
         assert main(["bench", str(engine), *json_flag]) == 1
         out, err = capsys.readouterr()
         assert out == "" and one_line(err) == expected
+
+
+# 22. --save with a suffix no video writer takes says so
+
+def test_save_with_a_suffix_that_is_no_video_names_the_suffix(depth_graph, frames, tmp_path, capsys):
+    (tmp_path / "c4").mkdir()
+    for name, what in (("out.txt", ".txt"), ("out", "a name without a suffix")):
+        save = tmp_path / "c4" / name
+        assert main(["run", str(depth_graph), "--source", str(frames), "--save", str(save), "-q"]) == 2
+        assert one_line(capsys.readouterr().err) == (
+            f"--save {save}: {what} is not a video format socket-edge writes; name the file out.mp4 or out.avi "
+            "(or .m4v, .mov)")
+    assert list((tmp_path / "c4").iterdir()) == []
+
+
+# 24. control sequences in class names never reach the terminal
+
+HOSTILE = ("\x1b]0;title\x07\x1b[2J", "b\x1b[1A\rframe 99 fake 1.000", "c")
+
+
+def test_control_sequences_in_class_names_are_escaped_by_run_and_inspect(tmp_path, frames, capsys):
+    import onnx
+
+    from socket_edge.contract import InputContract
+    from socket_edge.modelfile import KEY_CONTRACT
+
+    graph = linear_onnx(tmp_path / "depth.onnx", "depth")
+    proto = onnx.load(graph)
+    hostile = InputContract.for_modality("depth", HOSTILE, 32).to_json()
+    next(p for p in proto.metadata_props if p.key == KEY_CONTRACT).value = hostile
+    onnx.save(proto, graph)
+    capsys.readouterr()
+    assert main(["run", str(graph), "--source", str(frames)]) == 0
+    out, err = capsys.readouterr()
+    assert main(["inspect", str(graph)]) == 0
+    shown = capsys.readouterr().out
+    for text in (out, err, shown):
+        assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert len(out.splitlines()) == 12 and all(line.startswith("frame ") for line in out.splitlines())
+    assert r"classes       3: \x1b]0;title\x07\x1b[2J, b\x1b[1A\rframe 99 fake 1.000, c" in shown
+    assert main(["inspect", str(graph), "--json"]) == 0  # JSON escapes them itself
+    assert json.loads(capsys.readouterr().out)["contract"]["class_names"] == list(HOSTILE)
+
+
+def test_an_error_line_escapes_what_it_quotes(capsys):
+    from socket_edge.cli import _report
+    from socket_edge.errors import DataError
+
+    assert _report(DataError("the model's classes are \x1b[2J\nsocket-edge: fine")) == 1
+    assert capsys.readouterr().err == "socket-edge: error: the model's classes are \\x1b[2J\\nsocket-edge: fine\n"
+
+
+# a closed pipe ends the command quietly
+
+def test_a_closed_pipe_ends_run_quietly(depth_graph, frames, tmp_path):
+    code = (f"import sys; from socket_edge.cli import main; "
+            f"sys.exit(main(['run', {str(depth_graph)!r}, '--source', {str(frames) + '?loop=1'!r}, '--json']))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = process.stdout.readline()
+    process.stdout.close()  # as `| head -1` does
+    err = process.stderr.read().decode()
+    assert json.loads(first)["frame"] == 0
+    assert process.wait(timeout=60) == 141 and err == ""

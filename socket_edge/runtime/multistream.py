@@ -24,6 +24,7 @@ import numpy as np
 
 from socket_edge.backends import Model
 from socket_edge.data.preprocess import prepare
+from socket_edge.terminal import printable
 from socket_edge.errors import ContractError, SocketEdgeError
 from socket_edge.runtime.capture import END, Capture
 from socket_edge.runtime.outputs import close_all, record
@@ -236,7 +237,7 @@ def run_streams(model: Model, specs: list[SourceSpec], outputs: list[list], *, s
     max_batch: the most frames per model call (1: one frame at a time, the benchmark's baseline; each
     chunk's frames are output when its call returns);
     `sources` replaces the specs' Sources (tests)."""
-    warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
+    warn = warn or (lambda line: print(printable(line), file=sys.stderr, flush=True))
     streams = _open_streams(model, specs, outputs, smooth, sources, warn)
     limit, reason = batch_limit(model)
     if limit is not None and limit < len(specs) and max_batch is None:

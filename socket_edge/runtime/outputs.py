@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 
 from socket_edge import atomic, jsontext
-from socket_edge.errors import DataError, MissingDependencyError, OutputError
+from socket_edge.errors import DataError, MissingDependencyError, OutputError, UsageError
 from socket_edge.runtime.quiet import quiet_opencv
+from socket_edge.terminal import printable
 
 
 def record(number: int, timestamp: float, class_names, probs: np.ndarray, latency_ms: float, top_k: int,
@@ -43,7 +44,7 @@ class LinePrinter:
         if self.as_json:
             line = jsontext.dumps(rec)
         else:
-            line = f"frame {rec['frame']:>6}  {rec['label']:<16} {rec['score']:.3f}  {rec['latency_ms']:7.2f} ms"
+            line = f"frame {rec['frame']:>6}  {printable(rec['label']):<16} {rec['score']:.3f}  {rec['latency_ms']:7.2f} ms"
             if self.tagged:
                 line = f"stream {rec['stream']}  {line}"
         self.stream.write(line + "\n")
@@ -81,6 +82,17 @@ def annotate(image: np.ndarray, modality: str, rec: dict) -> np.ndarray:
     return canvas
 
 
+VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}  # containers --save writes
+
+
+def check_video_name(path: Path) -> None:
+    """Refuse a --save name whose suffix is no video container OpenCV writes here (before anything is written)."""
+    if path.suffix.lower() not in VIDEO_FOURCC:
+        raise UsageError(f"--save {path}: {path.suffix or 'a name without a suffix'} is not a video format socket-edge "
+                         f"writes; name the file {path.stem}.mp4 or {path.stem}.avi "
+                         f"(or {', '.join(s for s in VIDEO_FOURCC if s not in ('.mp4', '.avi'))})")
+
+
 class VideoSaver:
     """Annotated frames into a video, written under a temporary name and renamed into place at close
     once every frame reads back from it: a writer that failed (a full disk: OpenCV's write reports
@@ -88,6 +100,7 @@ class VideoSaver:
 
     def __init__(self, path: str | Path, modality: str, fps: float = 30.0) -> None:
         self.path, self.modality, self.fps = Path(path), modality, fps
+        check_video_name(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic.remove_stale(self.path)
         self.tmp = atomic.temporary_path(self.path, self.path.suffix)  # OpenCV picks the container by suffix
@@ -97,7 +110,7 @@ class VideoSaver:
     def write(self, rec: dict, image: np.ndarray) -> None:
         canvas = annotate(image, self.modality, rec)
         if self.writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (canvas.shape[1], canvas.shape[0]))
             if not self.writer.isOpened():
                 self.tmp.unlink(missing_ok=True)
