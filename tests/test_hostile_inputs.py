@@ -362,3 +362,47 @@ def test_a_closed_pipe_ends_run_quietly(depth_graph, frames, tmp_path):
     err = process.stderr.read().decode()
     assert json.loads(first)["frame"] == 0
     assert process.wait(timeout=60) == 141 and err == ""
+
+
+# 19. a pickle payload is refused with our line, never torch's advice to unpickle it
+
+class Payload:
+    """Unpickling this would create the file `target`."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
+
+
+def test_a_pickle_payload_as_weights_or_checkpoint_is_one_line_and_never_runs(tmp_path, capsys):
+    import torch
+
+    from conftest import write_class_folders
+    from socket_edge.errors import ArtifactError
+    from socket_edge.training.run_folder import RunFolder
+
+    ran = tmp_path / "code-ran"
+    weights = tmp_path / "weights.pth"
+    torch.save({"conv.weight": Payload(ran)}, weights)
+    data = write_class_folders(tmp_path / "rgb", "rgb", per_class=2)
+    capsys.readouterr()
+    assert main(["train-source", "--data", str(data), "--weights", str(weights), "--arch", "mobilenet_v3_small",
+                 "--out", str(tmp_path / "m.pt"), "--img-size", "32", "-q"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line == (f"{weights} holds Python objects (io.open), not only plain data and tensors, so it is not a "
+                    "state dict socket-edge loads: socket-edge never unpickles code. Pass a state dict saved with "
+                    "torch.save(model.state_dict(), FILE), or --weights imagenet")
+    run = RunFolder(tmp_path / "m-run")
+    run.root.mkdir()
+    torch.save({"epoch": 1, "settings": Payload(ran)}, run.checkpoint)  # planted
+    with pytest.raises(ArtifactError) as error:
+        run.restore_checkpoint({"lr": 0.01}, None, None, None)
+    assert str(error.value) == (f"{run.checkpoint} holds Python objects (io.open), not only plain data and "
+                                "tensors, so it is not a checkpoint socket-edge wrote: socket-edge never unpickles "
+                                "code. Delete it to start the run again, or start a new run with --overwrite")
+    torch.save({"epoch": 1}, run.checkpoint)  # plain data, not a run's
+    with pytest.raises(ArtifactError, match="is damaged"):
+        run.restore_checkpoint({"lr": 0.01}, None, None, None)
+    assert not ran.exists() and not (tmp_path / "m.pt").exists()

@@ -15,7 +15,6 @@ import dataclasses
 import io
 import json
 import platform
-import re
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from socket_edge import atomic, jsontext
 from socket_edge.contract import InputContract, number_problem
 from socket_edge.errors import ArtifactError, SocketEdgeError
 from socket_edge.models.ensemble import Ensemble
+from socket_edge.models.torch_utils import load_tensors
 from socket_edge.models.zoo import ModelConfig, SourceModel, build
 
 FORMAT = "socket-edge-model"
@@ -107,10 +107,8 @@ def read(path: str | Path) -> dict:
     if path.stat().st_size == 0:
         raise ArtifactError(f"model file {path} is empty (0 bytes); was its writing interrupted? Re-create it")
     refuse_exported(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise _unreadable(path, exc) from None
+    data = load_tensors(path, "a socket-edge artifact",
+                        "Re-create it with socket-edge train-source, adapt or distill")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ArtifactError(
             f"{path} is a PyTorch file but not a socket-edge model; a plain state dict can be used as "
@@ -176,23 +174,6 @@ def refuse_exported(path: Path) -> None:
     if kind:
         raise ArtifactError(f"{path} is an exported {kind}, not a model artifact (.pt); export, adapt and distill "
                             f"take the .pt it was exported from (socket-edge inspect {path} names it)")
-
-
-def _unreadable(path: Path, exc: Exception) -> ArtifactError:
-    """One complete sentence for a .pt that torch.load(weights_only=True) refuses."""
-    text = str(exc)
-    found = re.search(r"GLOBAL ([\w.]+)", text)
-    if found:
-        return ArtifactError(f"{path} holds Python objects ({found.group(1)}), not only plain data and tensors, so it is "
-                             "not a socket-edge artifact: socket-edge never unpickles code. Re-create it with "
-                             "socket-edge train-source, adapt or distill")
-    with open(path, "rb") as f:
-        zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
-    if zipped:
-        return ArtifactError(f"{path} is damaged or truncated (its zip archive is incomplete or corrupt); copy it "
-                             "again or re-create it")
-    return ArtifactError(f"{path} is not a PyTorch file; a model artifact is a .pt written by socket-edge "
-                         "train-source, adapt or distill")
 
 
 def member_config(member: object, where: str) -> ModelConfig:

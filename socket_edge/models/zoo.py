@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from socket_edge.contract import MAX_CLASSES, number_problem
+from socket_edge.models.torch_utils import load_tensors
 from socket_edge.errors import ArtifactError, UsageError
 
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
@@ -193,10 +194,8 @@ def load_pretrained(arch: str, weights: str) -> dict | None:
     path = Path(weights)
     if not path.is_file():
         raise ArtifactError(f"weights file {path} does not exist; pass --weights imagenet, none, or a state-dict file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise ArtifactError(f"{path} is not a readable PyTorch state dict ({type(exc).__name__}: {exc})") from None
+    state = load_tensors(path, "a state dict socket-edge loads",
+                         "Pass a state dict saved with torch.save(model.state_dict(), FILE), or --weights imagenet")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -232,11 +231,8 @@ def _torchvision_weights(arch: str, enums, weights: str) -> dict:
                 f"downloaded ({exc}); pass --weights FILE (a torchvision state dict) or --weights none"
             ) from None
     check_hash(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt files
-        raise ArtifactError(f"{path} cannot be read as plain tensors ({type(exc).__name__}); delete it and run "
-                            "again with network access to download it, or pass --weights none") from None
+    return load_tensors(path, "torchvision's weights file", "Delete it and run again with network access to "
+                        "download it, or pass --weights none")
 
 
 def _hash_prefix(path: Path) -> str | None:

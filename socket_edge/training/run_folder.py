@@ -12,9 +12,21 @@ import shutil
 from pathlib import Path
 
 from socket_edge import atomic, jsontext
-from socket_edge.errors import UsageError
+from socket_edge.errors import ArtifactError, UsageError
 
 LOSS_KEYS = ("loss", "l_ent", "l_div", "l_pl", "l_ti", "l_d")
+
+
+CHECKPOINT_KEYS = {"epoch", "settings", "model", "optimizer", "generator", "torch_rng", "history", "extra"}
+
+
+def _why(value: object) -> str:
+    """What a damaged settings file holds instead of a JSON object, in words."""
+    if isinstance(value, OSError):
+        return value.strerror or str(value)
+    if isinstance(value, ValueError):
+        return str(value).splitlines()[0][:120]
+    return f"a JSON {type(value).__name__}, not an object"
 
 
 def run_folder_for(out: Path) -> Path:
@@ -72,18 +84,34 @@ class RunFolder:
         the run stopped before its first checkpoint (it starts again from the beginning)."""
         import torch
 
+        from socket_edge.models.torch_utils import load_tensors
+
         if not self.checkpoint.is_file():
             plain = json.loads(jsontext.dumps(settings))
-            started = json.loads(self.config.read_text()) if self.config.is_file() else plain
+            started = self._read_config() if self.config.is_file() else plain
             self._check_settings({key: started.get(key) for key in plain}, settings)
             return None
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        fix = "Delete it to start the run again, or start a new run with --overwrite"
+        state = load_tensors(self.checkpoint, "a checkpoint socket-edge wrote", fix)
+        if not isinstance(state, dict) or not CHECKPOINT_KEYS <= set(state) or not isinstance(state["settings"], dict):
+            raise ArtifactError(f"{self.checkpoint} is damaged (it does not hold a run's epoch, settings, weights and "
+                                f"optimizer state); {fix}")
         self._check_settings(state["settings"], settings)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         return state["history"], state["epoch"], state["extra"]
+
+    def _read_config(self) -> dict:
+        """The settings a run was started with (config.json); one line when the file is damaged."""
+        try:
+            started = jsontext.loads(self.config.read_bytes())
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            started = exc
+        if not isinstance(started, dict):
+            raise ArtifactError(f"{self.config} is damaged ({_why(started)}); start a new run with --overwrite")
+        return started
 
     def _check_settings(self, started: dict, settings: dict) -> None:
         started, plain = json.loads(jsontext.dumps(started)), json.loads(jsontext.dumps(settings))
