@@ -28,13 +28,30 @@ class Parser(argparse.ArgumentParser):
     """argparse with one line per usage error (no usage block), exit code 2."""
 
     def error(self, message: str):
-        self.exit(2, f"socket-edge: error: {message}; see {self.prog} --help\n")
+        if _rank() != 0:  # every process of a torchrun job parses the same command line: rank 0 says it once
+            self.exit(2)
+        self.exit(2, f"socket-edge: error: {printable(message)}; see {self.prog} --help\n")
 
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _batch_size(text: str) -> int:
+    """A training batch: at least 2 (BatchNorm needs two frames to train), and under torchrun a
+    multiple of the processes (each takes an equal share); refused here, before anything is written."""
+    value = _positive_int(text)
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (BatchNorm layers train on two or more frames), got "
+                                         f"{value}")
+    if value % ranks:
+        raise argparse.ArgumentTypeError(f"{value} does not split over the {ranks} processes of this torchrun job; "
+                                         f"pass a multiple of {ranks} (it is the global batch: each process takes "
+                                         "an equal share)")
     return value
 
 
@@ -550,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="artifact to write (.pt)")
     p.add_argument("--epochs", type=_positive_int, default=20)
     p.add_argument("--img-size", type=_positive_int, default=224)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=_batch_size, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="head learning rate; backbone gets ×0.1")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="held-out fraction per class, in [0, 1) (default 0.1; 0: no held-out images)")
@@ -594,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-data", type=Path,
                    help="labelled target data to report accuracy per epoch (never used for training)")
     p.add_argument("--epochs", type=_positive_int, default=15)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=_batch_size, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="bottleneck lr; backbone ×0.1 (default 0.01)")
     p.add_argument("--lr-zeta", type=_positive_float, default=None,
                    help="lr of the ζ weights (default: --lr)")
@@ -671,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     drop.add_argument("--drop-features", type=_indices, metavar="I,J",
                       help="the same with the residual blocks named by their mobilenet_v2 features index "
                            "(3, 5, 6, 8, 9, 10, 12, 13, 15, 16)")
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=_batch_size, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2,
                    help="head lr; a pretrained backbone gets ×0.1 (default 0.01)")
     p.add_argument("--temperature", type=_positive_float, default=2.0, help="KL temperature T (default 2)")

@@ -406,3 +406,39 @@ def test_a_pickle_payload_as_weights_or_checkpoint_is_one_line_and_never_runs(tm
     with pytest.raises(ArtifactError, match="is damaged"):
         run.restore_checkpoint({"lr": 0.01}, None, None, None)
     assert not ran.exists() and not (tmp_path / "m.pt").exists()
+
+
+# 18 and 23. a batch that cannot train is refused before anything is written, once per torchrun job
+
+def test_batch_size_1_is_refused_before_any_write(setup, tmp_path, capsys):
+    from conftest import adapt_argv
+
+    out = tmp_path / "a.pt"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(adapt_argv(setup, out, method="shot", epochs=1, batch_size="1"))
+    assert exit_info.value.code == 2
+    assert one_line(capsys.readouterr().err) == ("argument --batch-size: must be at least 2 (BatchNorm layers train on "
+                                                 "two or more frames), got 1; see socket-edge adapt --help")
+    assert list(tmp_path.iterdir()) == []  # no run folder, no lock, no output
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_batch_that_does_not_split_over_the_ranks_is_said_once_by_rank_0(setup, tmp_path, capsys, monkeypatch,
+                                                                           rank):
+    from conftest import adapt_argv
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(adapt_argv(setup, tmp_path / "a.pt", method="shot", epochs=1, batch_size="9"))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    if rank == "1":
+        assert err == ""
+    else:
+        assert one_line(err) == ("argument --batch-size: 9 does not split over the 2 processes of this torchrun job; "
+                                 "pass a multiple of 2 (it is the global batch: each process takes an equal share); "
+                                 "see socket-edge adapt --help")
+    assert list(tmp_path.iterdir()) == []
