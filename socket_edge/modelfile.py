@@ -125,7 +125,7 @@ class ModelInfo:
             info = cls(
                 contract=contract,
                 zeta=_zeta(jsontext.loads(props.get(KEY_ZETA, "[1.0]"))),
-                members=tuple(_typed(jsontext.loads(props.get(KEY_MEMBERS, "[]")), list, "members", dict)),
+                members=_members(jsontext.loads(props.get(KEY_MEMBERS, "[]"))),
                 provenance=_typed(jsontext.loads(props.get(KEY_PROVENANCE, "{}")), dict, "provenance"),
                 source=_typed(props.get(KEY_SOURCE, ""), str, "source"),
                 precision=_precision(props.get(KEY_PRECISION, "fp32")),
@@ -150,6 +150,18 @@ def _typed(value: object, kind: type, what: str, item: type | None = None):
         shape = f"a {kind.__name__}" + (f" of {item.__name__}s" if item else "")
         raise ValueError(f"{what} is {type(value).__name__}, not {shape}")
     return value
+
+
+MEMBER_FIELDS = {"arch": str, "head": str, "num_classes": int, "parameters": int}
+
+
+def _members(value: object) -> tuple[dict, ...]:
+    """The members' summaries (`inspect` shows them): dicts with arch, head, num_classes, parameters."""
+    for member in _typed(value, list, "members", dict):
+        for key, kind in MEMBER_FIELDS.items():
+            if not isinstance(member.get(key), kind) or isinstance(member.get(key), bool):
+                raise ValueError(f"a member's {key} is {member.get(key)!r}, not a {kind.__name__}")
+    return tuple(value)
 
 
 def _zeta(value: object) -> tuple[float, ...]:
