@@ -12,7 +12,7 @@ import numpy as np
 
 from socket_edge.backends import Model, backend_for, onnx, open_model
 from socket_edge.data.preprocess import prepare
-from socket_edge.errors import MissingDependencyError, require
+from socket_edge.errors import DataError, MissingDependencyError, require
 from socket_edge.runtime import pipeline
 from socket_edge.runtime.multistream import run_streams
 from socket_edge.runtime.sources import open_source
@@ -38,6 +38,8 @@ def sample_frame(model: Model, spec: SourceSpec | None) -> np.ndarray:
         frame = source.read()
     finally:
         source.close()
+    if frame is None:
+        raise DataError(f"source {spec.uri} delivered no frame to measure with; give a source that holds frames")
     return prepare(frame.image, contract, source_unit=frame.unit)
 
 
