@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from socket_edge.terminal import printable
 from socket_edge.errors import SocketEdgeError
 from socket_edge.runtime.sources import Source, SourceLost
+from socket_edge.terminal import printable
 
 END = object()  # queued once when the source is exhausted
 

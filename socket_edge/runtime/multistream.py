@@ -24,13 +24,13 @@ import numpy as np
 
 from socket_edge.backends import Model
 from socket_edge.data.preprocess import prepare
-from socket_edge.terminal import printable
 from socket_edge.errors import ContractError, SocketEdgeError
 from socket_edge.runtime.capture import END, Capture
 from socket_edge.runtime.outputs import close_all, record
 from socket_edge.runtime.pipeline import STAGES, Smoother, Summary, percentile_ms
 from socket_edge.runtime.sources import Frame, Source, open_source
 from socket_edge.runtime.uri import SourceSpec
+from socket_edge.terminal import printable
 
 GATHER_S = 0.01  # how long a tick waits for the other streams once one has a frame
 
