@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import resource
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,22 @@ def remove_stale(path: Path) -> list[Path]:
                 entry.unlink(missing_ok=True)
                 stale.append(entry)
     return stale
+
+
+def no_room(path: Path) -> str | None:
+    """Why the file `path` can grow no more (its file system has no block left for this user, or
+    it has reached this process's file-size limit), in NO_SPACE's words; None while it can. For
+    writers that report no failed write (OpenCV's VideoWriter)."""
+    try:
+        size, free = path.stat().st_size, os.statvfs(path.parent).f_bavail
+    except OSError:
+        return None
+    if free == 0:
+        return NO_SPACE[errno.ENOSPC]
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and size >= limit:
+        return NO_SPACE[errno.EFBIG]
+    return None
 
 
 def write_error(path: Path, exc: OSError) -> OutputError:

@@ -5,34 +5,53 @@ install without the `train` extra stops with one line naming it."""
 from __future__ import annotations
 
 import argparse
-import json
+import errno
 import math
 import os
 import shlex
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
-from socket_edge import __version__
+from socket_edge import __version__, jsontext
 from socket_edge.adapt.choices import (BN_DISTANCES, BN_SCOPES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS,
                                        TI_BN_MODES, VALIDATORS, ZETA_PARAMS)
-from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES
+from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES, UNIT_RANGE
 from socket_edge.errors import OutputError, SocketEdgeError, UsageError, require
+from socket_edge.terminal import printable, printable_data
 
 
 class Parser(argparse.ArgumentParser):
     """argparse with one line per usage error (no usage block), exit code 2."""
 
     def error(self, message: str):
-        self.exit(2, f"socket-edge: error: {message}; see {self.prog} --help\n")
+        if _rank() != 0:  # every process of a torchrun job parses the same command line: rank 0 says it once
+            self.exit(2)
+        self.exit(2, f"socket-edge: error: {printable(message)}; see {self.prog} --help\n")
 
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _batch_size(text: str) -> int:
+    """A training batch: at least 2 (BatchNorm needs two frames to train), and under torchrun a
+    multiple of the processes (each takes an equal share); refused here, before anything is written."""
+    value = _positive_int(text)
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (BatchNorm layers train on two or more frames), got "
+                                         f"{value}")
+    if value % ranks:
+        raise argparse.ArgumentTypeError(f"{value} does not split over the {ranks} processes of this torchrun job; "
+                                         f"pass a multiple of {ranks} (it is the global batch: each process takes "
+                                         "an equal share)")
     return value
 
 
@@ -66,6 +85,9 @@ def _number_where(holds: Callable[[float], bool], rule: str) -> Callable[[str], 
 
 
 _positive_float = _number_where(lambda v: v > 0, "must be positive")
+_depth_scale = _number_where(lambda v: UNIT_RANGE[0] <= v <= UNIT_RANGE[1],
+                             f"must be metres per unit between {UNIT_RANGE[0]:g} and {UNIT_RANGE[1]:g} (0.001 for "
+                             "millimetres, 1 for metres)")
 _weight = _number_where(lambda v: v >= 0, "a loss weight must be at least 0 (0 turns the term off)")
 _fraction = _number_where(lambda v: 0 <= v < 1, "must be in [0, 1)")  # --val-fraction, --ema: 0 is none
 _share = _number_where(lambda v: 0 < v <= 1, "must be in (0, 1]")  # --bn-layers
@@ -99,7 +121,7 @@ def _range(text: str) -> tuple[float, float]:
 # how an option of AdaptConfig (adapt.config.option) is parsed, by its `kind`
 OPTION_KINDS: dict[str, Callable[[str], object]] = {
     "int": int, "positive_int": _positive_int, "positive_float": _positive_float, "weight": _weight,
-    "share": _share, "fraction": _fraction, "range": _range,
+    "share": _share, "fraction": _fraction, "range": _range, "batch_size": _batch_size, "depth_scale": _depth_scale,
 }
 
 
@@ -348,8 +370,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             plot_confusion(result, args.plot, title=f"{Path(args.model).name} on {args.data}: "
                                                     f"{result['accuracy']:.1f}% (n={result['n']})")
     if args.json:
-        print(json.dumps(result))
+        print(jsontext.dumps(result))
         return 0
+    result = printable_data(result)  # class names and paths from outside: no control sequences reach the terminal
     how = result["modality"] if result["modality"] == result["trained_on"] else \
         f"{result['modality']}, unadapted from {result['trained_on']}"
     print(f"{args.model} on {args.data} ({how}): accuracy {result['accuracy']:.2f}% (n={result['n']})")
@@ -389,10 +412,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                              calib_frames=args.calib_frames, calib_method=args.calib_method,
                              int8_scheme=args.int8_scheme, prune_zeta=args.prune_zeta, check_data=args.check_data,
                              progress=not args.quiet and not args.json, command=args.command_line)
-    lines, warnings = describe(summary)
-    print(json.dumps(summary) if args.json else "\n".join(lines))
+    lines, warnings = describe(printable_data(summary))
+    print(jsontext.dumps(summary) if args.json else "\n".join(lines))
     for warning in warnings:
-        print(f"socket-edge: warning: {warning}", file=sys.stderr)
+        print(f"socket-edge: warning: {printable(warning)}", file=sys.stderr)
     return 0
 
 
@@ -422,16 +445,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from socket_edge.inspection import describe
 
     summary = summarize(args.model)
-    print(json.dumps(summary, indent=2) if args.json else describe(summary))
+    print(jsontext.dumps(summary, indent=2) if args.json else describe(printable_data(summary)))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from socket_edge.backends import open_model
-    from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window
+    from socket_edge.runtime.outputs import LinePrinter, VideoSaver, Window, check_video_name
     from socket_edge.runtime.pipeline import run
     from socket_edge.runtime.uri import parse_source
 
+    if args.save:
+        check_video_name(args.save)  # before the model is opened or anything claimed
     specs = [parse_source(uri, depth_scale=args.depth_scale) for uri in args.source]
     if len(specs) > 1:
         return _run_streams(args, specs)
@@ -456,14 +481,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run(model, spec, outputs, smooth=args.smooth, max_frames=args.max_frames, top_k=args.top_k,
                       backoff_s=args.reopen_backoff)
         recorded = bag is not None and not summary.lost and bag.commit()
-    print(summary.describe(), file=sys.stderr, flush=True)
+    print(printable(summary.describe(), keep_newlines=True), file=sys.stderr, flush=True)
     if args.save and summary.frames:
         print(f"annotated video: {args.save}", file=sys.stderr)
     if recorded:
         print(f"ROS 2 bag: {args.record} ({bag.messages} messages)", file=sys.stderr)
     if summary.lost:
         unrecorded = f"; nothing was written to {args.record}" if bag is not None else ""
-        print(f"socket-edge: error: {summary.lost}{unrecorded}", file=sys.stderr)
+        print(f"socket-edge: error: {printable(summary.lost)}{unrecorded}", file=sys.stderr)
         return 1
     return 130 if summary.interrupted else 0
 
@@ -526,14 +551,16 @@ def _run_streams(args: argparse.Namespace, specs: list) -> int:
         summary = run_streams(model, specs, outputs, smooth=args.smooth, max_frames=args.max_frames,
                               top_k=args.top_k, backoff_s=args.reopen_backoff)
         recorded = bag is not None and not summary.problems and bag.commit()
-    print(summary.describe(), file=sys.stderr, flush=True)
+    print(printable(summary.describe(), keep_newlines=True), file=sys.stderr, flush=True)
+    if summary.error is not None:
+        raise summary.error  # after the summary: what each stream did before the run ended
     for path, stream in zip(videos, summary.streams):
         if stream.frames:
             print(f"annotated video: {path}", file=sys.stderr)
     if recorded:
         print(f"ROS 2 bag: {args.record} ({bag.messages} messages)", file=sys.stderr)
     for line in summary.problems:
-        print(f"socket-edge: error: {line}", file=sys.stderr)
+        print(f"socket-edge: error: {printable(line)}", file=sys.stderr)
     if summary.problems and bag is not None:
         print(f"socket-edge: error: nothing was written to {args.record}: a stream failed", file=sys.stderr)
     if summary.problems:
@@ -582,8 +609,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     specs = [parse_source(uri, depth_scale=args.depth_scale) for uri in args.source or []]
     result = bench(args.model, specs, frames=args.frames, threads=args.threads, spinning=args.spin,
                    providers=args.providers, device=args.device)
-    print(json.dumps(result) if args.json else describe(result))
-    return 0
+    print(jsontext.dumps(result) if args.json else describe(printable_data(result)))
+    problems = result.get("streams", {}).get("problems", [])
+    for line in problems:  # as `run` says them, and exit 1 as `run` does
+        print(f"socket-edge: error: {printable(line)}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -622,10 +652,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
     with locked(args.out, args.command_line):
         summary = collect(stream, layout, Selector(args.every, args.min_change), max_frames=args.max,
                           seconds=args.seconds, progress=not args.quiet)
-    print(summary.describe(layout), file=sys.stderr, flush=True)
+    print(printable(summary.describe(layout), keep_newlines=True), file=sys.stderr, flush=True)
     unpaired = stream.report() if hasattr(stream, "report") else None
     if unpaired:
-        print(f"socket-edge: note: {unpaired}", file=sys.stderr, flush=True)
+        print(f"socket-edge: note: {printable(unpaired)}", file=sys.stderr, flush=True)
     return 130 if summary.interrupted else 0
 
 
@@ -679,11 +709,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="artifact to write (.pt)")
     p.add_argument("--epochs", type=_positive_int, default=20)
     p.add_argument("--img-size", type=_positive_int, default=224)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=_batch_size, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="head learning rate; backbone gets ×0.1")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="held-out fraction per class, in [0, 1) (default 0.1; 0: no held-out images)")
-    p.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
+    p.add_argument("--depth-scale", type=_depth_scale, default=DEFAULT_DEPTH_SCALE,
                    help="metres per depth unit (default 0.001 = mm)")
     p.add_argument("--depth-range", type=_range, default=(0.0, 10.0), help="valid depth MIN:MAX in metres")
     p.add_argument("--seed", type=int, default=0)
@@ -764,7 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
     drop.add_argument("--drop-features", type=_indices, metavar="I,J",
                       help="the same with the residual blocks named by their mobilenet_v2 features index "
                            "(3, 5, 6, 8, 9, 10, 12, 13, 15, 16)")
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=_batch_size, default=32)
     p.add_argument("--lr", type=_positive_float, default=1e-2,
                    help="head lr; a pretrained backbone gets ×0.1 (default 0.01)")
     p.add_argument("--temperature", type=_positive_float, default=2.0, help="KL temperature T (default 2)")
@@ -788,7 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", choices=MODALITIES, default=None,
                    help="feed the model this modality as it is (the unadapted cross-modal baseline); "
                         "default: the model's own")
-    p.add_argument("--depth-scale", type=_positive_float, default=None,
+    p.add_argument("--depth-scale", type=_depth_scale, default=None,
                    help="metres per unit of these depth files, if not the model's unit (default 0.001)")
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -880,7 +910,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-spin", dest="spin", action="store_false",
                    help="idle ONNX Runtime threads sleep instead of busy-waiting: faster when decoding the source "
                         "takes CPU (compressed RealSense recordings on few cores), slower otherwise")
-    p.add_argument("--depth-scale", type=_positive_float, default=None,
+    p.add_argument("--depth-scale", type=_depth_scale, default=None,
                    help="metres per unit of depth files (videos, images) when the URI sets no depth_scale "
                         "(default: the model's unit); RealSense gives its own")
     p.add_argument("--reopen-backoff", type=_positive_float, default=0.5, metavar="S",
@@ -904,7 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="idle ONNX Runtime threads sleep instead of busy-waiting: faster when decoding the source "
                         "takes CPU (compressed RealSense recordings on few cores), slower otherwise")
     p.add_argument("--providers", help="one ONNX Runtime provider to measure (default: each available)")
-    p.add_argument("--depth-scale", type=_positive_float, default=None, help="metres per unit of depth files")
+    p.add_argument("--depth-scale", type=_depth_scale, default=None, help="metres per unit of depth files")
     p.add_argument("--device", default="auto", help="for .pt models: auto, cpu or cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_bench)
@@ -963,6 +993,16 @@ def unexpected(exc: Exception) -> str:
         if exc.filename:
             return str(write_error(Path(exc.filename), exc))
         return f"{NO_SPACE[exc.errno]} ({exc.strerror}); free some space, then run the command again"
+    loop = None
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from "):  # Path.resolve's own error
+        loop = str(exc).removeprefix("Symlink loop from ").strip("'")
+    elif isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        loop = exc.filename
+    if loop:
+        return (f"{loop} is a symbolic link loop (following it leads back to it); fix or remove the link, then run "
+                "the command again")
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:  # permission, read-only file system, …
+        return f"{exc.filename}: {exc.strerror}; check that it exists and that you may read and write it there"
     text = str(exc).strip().splitlines()
     return f"unexpected {type(exc).__name__}: {text[0] if text else repr(exc)}; run with --debug for the traceback"
 
@@ -973,7 +1013,7 @@ def _report(exc: SocketEdgeError) -> int:
     ranks = int(os.environ.get("WORLD_SIZE", "1"))
     if ranks > 1 and exc.everywhere:
         if _rank() == 0:
-            print(f"socket-edge: error: {exc}", file=sys.stderr, flush=True)
+            print(f"socket-edge: error: {printable(exc)}", file=sys.stderr, flush=True)
         from socket_edge.training.distributed import barrier
 
         try:
@@ -982,7 +1022,7 @@ def _report(exc: SocketEdgeError) -> int:
             pass  # a rank has already gone
     else:
         where = f" (rank {_rank()} of {ranks})" if ranks > 1 else ""
-        print(f"socket-edge: error{where}: {exc}", file=sys.stderr, flush=True)
+        print(f"socket-edge: error{where}: {printable(exc)}", file=sys.stderr, flush=True)
     return exc.exit_code
 
 
@@ -993,6 +1033,17 @@ def _peer_failed(exc: Exception) -> bool:
         return False
     frames = traceback.extract_tb(exc.__traceback__)
     return any("torch/distributed/" in frame.filename.replace(os.sep, "/") for frame in frames)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit meets no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1008,12 +1059,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("socket-edge: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `socket-edge run … | head -1`: the reader has gone; end quietly, as Unix tools do
+        _quiet_stdout()
+        return 128 + signal.SIGPIPE
     except Exception as exc:
         if args.debug:
             raise
         if _peer_failed(exc):
             return 1  # the process that failed has said why; torchrun ends the job
-        print(f"socket-edge: error: {unexpected(exc)}", file=sys.stderr)
+        print(f"socket-edge: error: {printable(unexpected(exc))}", file=sys.stderr)
         return 1
 
 

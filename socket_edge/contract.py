@@ -16,8 +16,10 @@ Standard library only.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 
+from socket_edge import jsontext
 from socket_edge.errors import ContractError
 
 CONTRACT_VERSION = 1
@@ -41,6 +43,93 @@ def raw_channels(modality: str) -> int:
 def modalities_match(a: str, b: str) -> bool:
     """True when a model made for modality `a` may be fed frames of modality `b`."""
     return _SAME_SIGNAL.get(a) == _SAME_SIGNAL.get(b)
+
+
+UNIT_RANGE = (1e-9, 100.0)  # metres (or 1/full-scale) per raw unit: a depth scale outside it is a typo
+MAX_SIDE = 8192             # pixels of an input side
+MAX_CLASSES = 100_000
+MAX_CHANNELS = 16
+
+
+def number_problem(value: object, low: float | None = None, high: float | None = None, *, above: bool = False,
+                   whole: bool = False) -> str | None:
+    """Why `value` is not a finite number in [low, high] ((low, high] with `above`; a whole number
+    with `whole`), in words ("must be a finite number, got 'inf'"); None when it is one. The one
+    check of every number read from outside: options, URIs, artifacts, ONNX metadata, sidecars."""
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return f"must be {'a whole number' if whole else 'a number'}, got {value!r} ({type(value).__name__})"
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    if low is not None and (value <= low if above else value < low):
+        return f"must be {'more than' if above else 'at least'} {low:g}, got {value!r}"
+    if high is not None and value > high:
+        return f"must be at most {high:g}, got {value!r}"
+    return None
+
+
+def _problems(c: "InputContract") -> list[str]:
+    """What is wrong with a contract's fields, each in words (empty: nothing). Types first: a
+    contract comes from files a user may have edited or crafted."""
+    problems = []
+    for name, choices in (("modality", MODALITIES), ("resize", RESIZE_POLICIES), ("raw_dtype", tuple(RAW_DTYPES))):
+        value = getattr(c, name)
+        if not isinstance(value, str) or value not in choices:
+            problems.append(f"{name} {value!r} is not one of {', '.join(choices)}")
+
+    def check(name: str, value: object, *limits, **kind) -> None:
+        problem = number_problem(value, *limits, **kind)
+        if problem:
+            problems.append(f"{name} {problem}")
+
+    if not isinstance(c.size, tuple) or len(c.size) != 2:
+        problems.append(f"size must be (height, width), got {c.size!r}")
+    else:
+        for side in c.size:
+            check("size", side, 1, MAX_SIDE, whole=True)
+    check("unit", c.unit, *UNIT_RANGE)
+    if not isinstance(c.valid_range, tuple) or len(c.valid_range) != 2:
+        problems.append(f"valid_range must be (min, max), got {c.valid_range!r}")
+    else:
+        before = len(problems)
+        for bound in c.valid_range:
+            check("valid_range", bound, 0, 1e6)
+        if len(problems) == before and not c.valid_range[1] - c.valid_range[0] >= 1e-6:
+            problems.append(f"valid_range {c.valid_range} must have max > min")
+    if not isinstance(c.invalid_zero, bool):
+        problems.append(f"invalid_zero must be true or false, got {c.invalid_zero!r}")
+    check("invalid_fill", c.invalid_fill, 0, 1)
+    check("channels", c.channels, 1, MAX_CHANNELS, whole=True)
+    for name in ("mean", "std"):
+        values = getattr(c, name)
+        if not isinstance(values, tuple) or (isinstance(c.channels, int) and len(values) != c.channels):
+            problems.append(f"mean/std need {c.channels!r} values each, {name} is {_short(values)}")
+            continue
+        low = -1e3 if name == "mean" else 1e-6  # std 0 would divide by zero in the graph: NaN scores
+        for value in values:
+            check(name, value, low, 1e3)
+    names = c.class_names
+    if not isinstance(names, tuple) or not all(isinstance(n, str) and n for n in names):
+        problems.append(f"class_names must be a list of non-empty strings, got {_short(names)}")
+    elif not names:
+        problems.append("class_names is empty")
+    elif len(names) > MAX_CLASSES:
+        problems.append(f"class_names has {len(names)} names, more than {MAX_CLASSES}")
+    elif len(set(names)) != len(names):
+        problems.append("class_names has duplicates")
+    version = number_problem(c.version, 1, whole=True)
+    if version:
+        problems.append(f"version {version}")
+    elif c.version > CONTRACT_VERSION:
+        problems.append(f"contract version {c.version} is newer than this socket-edge ({CONTRACT_VERSION}); "
+                        "upgrade socket-edge")
+    return problems
+
+
+def _short(value: object) -> str:
+    """A value's repr, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True)
@@ -69,28 +158,7 @@ class InputContract:
     version: int = CONTRACT_VERSION
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.modality not in MODALITIES:
-            problems.append(f"modality {self.modality!r} is not one of {', '.join(MODALITIES)}")
-        if self.resize not in RESIZE_POLICIES:
-            problems.append(f"resize {self.resize!r} is not one of {', '.join(RESIZE_POLICIES)}")
-        if self.raw_dtype not in RAW_DTYPES:
-            problems.append(f"raw_dtype {self.raw_dtype!r} is not one of {', '.join(RAW_DTYPES)}")
-        if len(self.size) != 2 or min(self.size) < 1:
-            problems.append(f"size {self.size} must be (height, width), each at least 1")
-        if not self.unit > 0:
-            problems.append(f"unit {self.unit} must be positive")
-        lo, hi = self.valid_range
-        if not hi > lo:
-            problems.append(f"valid_range {self.valid_range} must have max > min")
-        if len(self.mean) != self.channels or len(self.std) != self.channels:
-            problems.append(f"mean/std need {self.channels} values each")
-        if not self.class_names:
-            problems.append("class_names is empty")
-        if len(set(self.class_names)) != len(self.class_names):
-            problems.append("class_names has duplicates")
-        if self.version > CONTRACT_VERSION:
-            problems.append(f"contract version {self.version} is newer than this socket-edge ({CONTRACT_VERSION}); upgrade socket-edge")
+        problems = dict.fromkeys(_problems(self))  # each once: "std must be at least 1e-06, got 0.0"
         if problems:
             raise ContractError("invalid input contract: " + "; ".join(problems))
 
@@ -173,7 +241,7 @@ class InputContract:
 
     def to_json(self) -> str:
         """Compact JSON, for ONNX metadata_props and engine sidecars."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return jsontext.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict) -> "InputContract":
@@ -181,7 +249,7 @@ class InputContract:
         if not isinstance(data, dict):
             raise ContractError(f"input contract must be a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(key) for key in set(data) - known)
         if unknown:
             raise ContractError(f"input contract has unknown fields {unknown}; upgrade socket-edge")
         missing = sorted(n for n in ("modality", "class_names") if n not in data)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from socket_edge import jsontext
 from socket_edge.atomic import write_bytes
 from socket_edge.errors import MissingDependencyError, UsageError, require
 from socket_edge.progress import bar
@@ -138,7 +139,7 @@ class HeldoutSource:
 
 
 def write_json(path: Path, data: dict) -> Path:
-    return write_bytes(path, [(json.dumps(data, indent=2) + "\n").encode()])
+    return write_bytes(path, [(jsontext.dumps(data, indent=2) + "\n").encode()])
 
 
 class Steps:

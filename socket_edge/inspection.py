@@ -22,26 +22,37 @@ def _graph_lines(summary: dict) -> list[str]:
     return lines
 
 
+def _mapping(value: object) -> dict:
+    """A provenance block where it is a mapping, else none: provenance is free-form data of the file."""
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: object, spec: str) -> str:
+    """A provenance number formatted with `spec`, or as it is when it is not a number."""
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
 def _export_lines(export: dict) -> list[str]:
     lines = ["", "export"]
     for key in ("command", "created"):
         if key in export:
             lines.append(f"  {key:<9} {export[key]}")
-    for result in export.get("parity", []):
-        lines.append(f"  parity    {result['precision']}: max |Δp| {result['max_abs_diff']:.2e}, argmax agreement "
-                     f"{result['argmax_agreement']:.1f}% on {result['frames']}")
-    int8 = export.get("int8")
+    parity = export.get("parity")
+    for result in map(_mapping, parity if isinstance(parity, list) else []):
+        lines.append(f"  parity    {result.get('precision', '?')}: max |Δp| {_number(result.get('max_abs_diff'), '.2e')}, "
+                     f"argmax agreement {_number(result.get('argmax_agreement'), '.1f')}% on {result.get('frames', '?')}")
+    int8 = _mapping(export.get("int8"))
     if int8:
-        calib = int8["calibration"]
-        lines.append(f"  int8      {int8['scheme']} scheme, calibrated on {calib['frames']} of {calib['of']} images of "
-                     f"{calib['folder']} ({calib['method']})")
+        calib = _mapping(int8.get("calibration"))
+        lines.append(f"  int8      {int8.get('scheme', '?')} scheme, calibrated on {calib.get('frames', '?')} of "
+                     f"{calib.get('of', '?')} images of {calib.get('folder', '?')} ({calib.get('method', '?')})")
     return lines
 
 
 def describe(summary: dict) -> str:
     """The summary as readable text."""
     contract = InputContract.from_dict(summary["contract"])
-    prov = summary["provenance"]
+    prov = _mapping(summary["provenance"])
     lines = [
         f"{summary['file']}  ({summary['size_bytes'] / 1e6:.1f} MB, {summary['format']}, {summary['kind']})",
         "",
@@ -60,12 +71,12 @@ def describe(summary: dict) -> str:
     for key in ("stage", "command", "created", "seed", "device"):
         if key in prov:
             lines.append(f"  {key:<9} {prov[key]}")
-    if "versions" in prov:
+    if isinstance(prov.get("versions"), dict):
         lines.append("  versions  " + ", ".join(f"{k} {v}" for k, v in prov["versions"].items()))
-    if "data" in prov:
+    if isinstance(prov.get("data"), dict):
         data = prov["data"]
         lines.append(f"  data      {data.get('root', '?')} ({data.get('images', '?')} images)")
-    result = prov.get("metrics", {})
+    result = _mapping(prov.get("metrics"))
     shown = {k: v for k, v in result.items() if isinstance(v, (int, float))}
     if shown:
         lines.append("  metrics   " + ", ".join(f"{k} {v}" for k, v in shown.items()))

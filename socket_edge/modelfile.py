@@ -13,13 +13,12 @@ the GPU it was built for, so one parser (`ModelInfo.from_props`) reads both.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from socket_edge import atomic
-from socket_edge.contract import InputContract
+from socket_edge import atomic, jsontext
+from socket_edge.contract import InputContract, number_problem
 from socket_edge.errors import ArtifactError, SocketEdgeError, UsageError
 
 FORMAT_VERSION = 1
@@ -40,6 +39,7 @@ INPUT_NAME = "raw"      # float32 N×C_raw×H×W, raw values in contract units
 OUTPUT_NAME = "probs"   # float32 N×classes
 
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024
+MAX_BATCH = 65536
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,13 @@ class BatchSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "BatchSpec":
-        return cls(int(data.get("min", 1)), int(data.get("opt", 1)), data.get("max"))
+        """The batch sizes of a file's metadata: whole numbers from 1 to MAX_BATCH (max: or null)."""
+        values = {"min": data.get("min", 1), "opt": data.get("opt", 1), "max": data.get("max")}
+        for key, value in values.items():
+            problem = None if key == "max" and value is None else number_problem(value, 1, MAX_BATCH, whole=True)
+            if problem:
+                raise ValueError(f"batch {key} {problem}")
+        return cls(values["min"], values["opt"], values["max"])
 
 
 @dataclass(frozen=True)
@@ -93,12 +99,12 @@ class ModelInfo:
         return {
             KEY_FORMAT_VERSION: str(self.format_version),
             KEY_CONTRACT: self.contract.to_json(),
-            KEY_ZETA: json.dumps(list(self.zeta)),
-            KEY_MEMBERS: json.dumps(list(self.members), sort_keys=True),
-            KEY_PROVENANCE: json.dumps(self.provenance, sort_keys=True),
+            KEY_ZETA: jsontext.dumps(list(self.zeta)),
+            KEY_MEMBERS: jsontext.dumps(list(self.members), sort_keys=True),
+            KEY_PROVENANCE: jsontext.dumps(self.provenance, sort_keys=True),
             KEY_SOURCE: self.source,
             KEY_PRECISION: self.precision,
-            KEY_BATCH: json.dumps(self.batch.to_dict(), sort_keys=True),
+            KEY_BATCH: jsontext.dumps(self.batch.to_dict(), sort_keys=True),
             **extra,
         }
 
@@ -115,21 +121,62 @@ class ModelInfo:
             if version > FORMAT_VERSION:
                 raise ArtifactError(f"{name} has socket-edge metadata v{version}, newer than this socket-edge "
                                     f"reads (v{FORMAT_VERSION}); upgrade socket-edge")
+            contract = InputContract.from_dict(jsontext.loads(props[KEY_CONTRACT]))
             info = cls(
-                contract=InputContract.from_json(props[KEY_CONTRACT]),
-                zeta=tuple(float(z) for z in json.loads(props.get(KEY_ZETA, "[1.0]"))),
-                members=tuple(json.loads(props.get(KEY_MEMBERS, "[]"))),
-                provenance=json.loads(props.get(KEY_PROVENANCE, "{}")),
-                source=props.get(KEY_SOURCE, ""),
-                precision=props.get(KEY_PRECISION, "fp32"),
-                batch=BatchSpec.from_dict(json.loads(props.get(KEY_BATCH, "{}"))),
+                contract=contract,
+                zeta=_zeta(jsontext.loads(props.get(KEY_ZETA, "[1.0]"))),
+                members=_members(jsontext.loads(props.get(KEY_MEMBERS, "[]"))),
+                provenance=_typed(jsontext.loads(props.get(KEY_PROVENANCE, "{}")), dict, "provenance"),
+                source=_typed(props.get(KEY_SOURCE, ""), str, "source"),
+                precision=_precision(props.get(KEY_PRECISION, "fp32")),
+                batch=BatchSpec.from_dict(_typed(jsontext.loads(props.get(KEY_BATCH, "{}")), dict, "batch")),
                 format_version=version,
             )
         except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
             raise ArtifactError(f"{name} has damaged socket-edge metadata ({exc}); export it again") from None
+        except ArtifactError:
+            raise
         except SocketEdgeError as exc:
             raise ArtifactError(f"{name}: {exc}") from None
         return info
+
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def _typed(value: object, kind: type, what: str, item: type | None = None):
+    """`value` when it is a `kind` (of `item`s), else a ValueError naming the field."""
+    if not isinstance(value, kind) or (item is not None and not all(isinstance(v, item) for v in value)):
+        shape = f"a {kind.__name__}" + (f" of {item.__name__}s" if item else "")
+        raise ValueError(f"{what} is {type(value).__name__}, not {shape}")
+    return value
+
+
+MEMBER_FIELDS = {"arch": str, "head": str, "num_classes": int, "parameters": int}
+
+
+def _members(value: object) -> tuple[dict, ...]:
+    """The members' summaries (`inspect` shows them): dicts with arch, head, num_classes, parameters."""
+    for member in _typed(value, list, "members", dict):
+        for key, kind in MEMBER_FIELDS.items():
+            if not isinstance(member.get(key), kind) or isinstance(member.get(key), bool):
+                raise ValueError(f"a member's {key} is {member.get(key)!r}, not a {kind.__name__}")
+    return tuple(value)
+
+
+def _zeta(value: object) -> tuple[float, ...]:
+    """ζ: a non-empty list of weights in [0, 1] with a positive sum."""
+    weights = _typed(value, list, "zeta")
+    problem = next((p for p in (number_problem(z, 0, 1) for z in weights) if p), None)
+    if problem or not weights or not sum(weights) > 0:
+        raise ValueError(f"a ζ weight {problem}" if problem else f"ζ {weights} has no positive weight")
+    return tuple(float(z) for z in weights)
+
+
+def _precision(value: object) -> str:
+    if not isinstance(value, str) or value not in PRECISIONS:
+        raise ValueError(f"precision is {value!r}, not one of {', '.join(PRECISIONS)}")
+    return value
 
 
 def sidecar_path(engine: str | Path) -> Path:
@@ -148,7 +195,7 @@ def write_engine(path: str | Path, props: Mapping[str, str], plan: bytes) -> Pat
     except OSError as exc:
         raise atomic.write_error(sidecar, exc) from None
     atomic.write_bytes(path, [plan])
-    atomic.write_text(sidecar, json.dumps(dict(props), sort_keys=True, indent=1) + "\n")
+    atomic.write_text(sidecar, jsontext.dumps(dict(props), sort_keys=True, indent=1) + "\n")
     return Path(path)
 
 
@@ -166,7 +213,7 @@ def read_sidecar(path: str | Path) -> dict[str, str]:
     if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
         raise ArtifactError(f"{sidecar} is larger than a socket-edge sidecar can be; rebuild with: {rebuild}")
     try:
-        props = json.loads(sidecar.read_text(encoding="utf-8"))
+        props = jsontext.loads(sidecar.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ArtifactError(f"{sidecar} is damaged ({exc}); rebuild with: {rebuild}") from None
     if not isinstance(props, dict) or not all(isinstance(v, str) for v in props.values()):

@@ -336,3 +336,47 @@ def test_depth_units_become_millimetres_saturating():
     raw = np.array([[0, 1, 4, 10000, 65535]], np.uint16)
     np.testing.assert_array_equal(depth_to_millimetres(raw, 0.0001), [[0, 1, 1, 1000, 6554]])
     np.testing.assert_array_equal(depth_to_millimetres(raw, 0.002), [[0, 2, 8, 20000, 65535]])
+
+
+class LateColour:
+    """Makes a PairedStream's playback deliver the first colour frames (in their order) only after
+    the second depth frame: the order two sensor threads can give on a loaded machine (issue 23, 12)."""
+
+    def __init__(self, stream) -> None:
+        import threading
+
+        self.stream, self.deliver = stream, stream._on_frame
+        self.held, self.order, self.released = [], [], False
+        self.lock = threading.Lock()
+        stream._on_frame = self
+
+    def __call__(self, frame) -> None:
+        colour = frame.get_profile().stream_type() == self.stream.rs.stream.color
+        with self.lock:
+            if colour and not self.released:  # colour waits until depth frame 1 has arrived
+                frame.keep()
+                self.held.append(frame)
+                return
+        self.deliver(frame)
+        with self.lock:
+            self.order.append(("colour " if colour else "depth ") + str(frame.get_frame_number()))
+            if not colour and not self.released and frame.get_frame_number() == 1:
+                self.released = True
+                for held in self.held:
+                    self.deliver(held)
+                    self.order.append(f"colour {held.get_frame_number()}")
+
+
+def test_a_depth_frame_before_the_colour_of_the_last_one_drops_no_frame(recordings, tmp_path):
+    from socket_edge.capture.collect import collect as collect_pairs
+    from socket_edge.capture.layout import Layout
+    from socket_edge.capture.realsense import PairedStream
+    from socket_edge.capture.selection import Selector
+
+    stream = PairedStream(str(recordings["rgbd"]))
+    late = LateColour(stream)
+    layout = Layout(tmp_path / "ti", "ti", stream.stream, "hallway")
+    summary = collect_pairs(stream, layout, Selector(None, None), max_frames=None, seconds=None, progress=False)
+    assert late.order[:3] == ["depth 0", "depth 1", "colour 0"], late.order  # the race of the issue
+    assert (summary.kept, summary.dropped) == (6, 0)
+    assert pngs(tmp_path / "ti" / "depth" / "hallway") == [f"{i:06d}.png" for i in range(6)]

@@ -68,7 +68,7 @@ def test_bad_weights_and_names(tmp_path):
     with pytest.raises(ArtifactError, match="does not exist"):
         load_pretrained("resnet18", str(tmp_path / "missing.pth"))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(ArtifactError, match="not a readable PyTorch state dict"):
+    with pytest.raises(ArtifactError, match="is not a PyTorch file, so it is not a state dict"):
         load_pretrained("resnet18", str(tmp_path / "junk.pth"))
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
     with pytest.raises(ArtifactError, match="do not fit mobilenet_v2"):

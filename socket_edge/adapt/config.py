@@ -44,7 +44,7 @@ class AdaptConfig:
     modality: str = "depth"
     epochs: int = option(15, "adaptation epochs", "positive_int", group="main")
     batch_size: int = option(32, "target images per step (at least 2: BatchNorm and L_div need a batch)",
-                             "positive_int", group="main")
+                             "batch_size", group="main")
     lr: float = option(1e-2, "bottleneck lr; backbone ×0.1", "positive_float", group="main")
     lr_zeta: float | None = option(None, "lr of the ζ weights (default: --lr)", "positive_float", group="main")
     weight_decay: float = 1e-3
@@ -81,7 +81,7 @@ class AdaptConfig:
                               "exported model); the other terms train the encoders (socket/socket-plus)", "bool")
     img_size: int | None = option(None, "input size (default: the sources')", "positive_int", group="main")
     depth_scale: float = option(DEFAULT_DEPTH_SCALE, "metres per unit of the target depth files (mm)",
-                                "positive_float", group="main")
+                                "depth_scale", group="main")
     depth_range: tuple[float, float] = option(DEFAULT_DEPTH_RANGE, "valid depth MIN:MAX in metres", "range",
                                               group="main")
     seed: int = option(0, "random seed", "int", group="main")

@@ -64,7 +64,7 @@ def load_sources(paths: list[Path], img_size: int | None = None) -> Sources:
             first = (path, contract)
         else:
             _check_same(first, (path, contract))
-        members += artifact.build_members(data)
+        members += artifact.build_members(data, path)
         provs.append({"file": str(path), **{k: data["provenance"].get(k) for k in ("stage", "command", "created", "seed")}})
     contract = first[1]
     if img_size is not None:

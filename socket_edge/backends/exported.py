@@ -33,10 +33,12 @@ class ExportedModel:
 def summary(path: Path, info: ModelInfo, fmt: str, graph: dict) -> dict:
     """`inspect`'s summary of an exported file: the same keys as a .pt's, plus the graph (inputs,
     outputs, precision, batch) and the export provenance."""
-    export = info.provenance.get("export", {})
+    export = info.provenance.get("export")
+    export = export if isinstance(export, dict) else {}  # provenance is free-form: shown where it has its shape
     return {
         "file": str(path), "size_bytes": path.stat().st_size, "format": fmt, "kind": export.get("kind", "ensemble"),
         "contract": info.contract.to_dict(), "members": list(info.members), "zeta": list(info.zeta),
-        "provenance": info.provenance.get("source", {}), "source": info.source,
+        "provenance": source if isinstance(source := info.provenance.get("source"), dict) else {},
+        "source": info.source,
         "graph": {**graph, "precision": info.precision, "batch": info.batch.to_dict()}, "export": export,
     }

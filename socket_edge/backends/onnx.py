@@ -120,6 +120,7 @@ class OnnxModel(ExportedModel):
                 f"{self.name} has inputs {[i.name for i in inputs]} and outputs {[o.name for o in outputs]}; a "
                 f"socket-edge graph has input '{INPUT_NAME}' and output '{OUTPUT_NAME}'; export it again"
             )
+        self._check_input(inputs[0].shape)
         batch = inputs[0].shape[0]
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
         width = next(o for o in outputs if o.name == OUTPUT_NAME).shape[-1]
@@ -136,6 +137,16 @@ class OnnxModel(ExportedModel):
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(f"{self.name} is not a readable ONNX model ({first})") from None
         return ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map, self.name)
+
+    def _check_input(self, shape: list) -> None:
+        """Refuse a graph whose input (C×H×W, where fixed) is not its contract's raw frame shape."""
+        expected = self.contract.input_shape
+        fixed = [(d, e) for d, e in zip(shape[1:], expected) if isinstance(d, int)]
+        if len(shape) != 4 or any(d != e for d, e in fixed):
+            got = "×".join(str(d) if isinstance(d, int) else "N" for d in shape)
+            raise ArtifactError(f"{self.name} takes input {got} but its contract describes N×"
+                                f"{'×'.join(map(str, expected))} frames; the file was edited or damaged: export it "
+                                "again")
 
     def _check_width(self, width: int) -> None:
         """Refuse a graph whose output has another width than its contract has class names."""

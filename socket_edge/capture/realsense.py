@@ -8,6 +8,7 @@ without depth carries no geometry to align with and is refused."""
 from __future__ import annotations
 
 import queue
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from socket_edge.errors import DataError, UsageError, require
 
 RECORDING_SUFFIXES = (".bag", ".db3")
 STREAMS = ("depth", "infrared")
+RECENT = 4  # frames of each partner stream kept for pairing (the playback runs at most a few frames apart)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ class PairedStream:
         self.rs = self.pipeline = self.align = self.playback = self.composer = self.composed = None
         self.sensors: list = []
         self.arrived: queue.Queue = queue.Queue(maxsize=4)  # a recording's frames, one by one
-        self.latest: dict = {}  # a recording's newest frame of each stream
+        self.pending: list = []  # a recording's target frames waiting for their partners, in order
+        self.recent: dict = {}  # a recording's newest colour (and depth) frames, RECENT of each
         self.composing: list = []  # the frames the composer joins into one frameset for align
         self.closing = False
         self.depth_scale = 0.001
@@ -208,28 +211,54 @@ class PairedStream:
                 return frames
 
     def _recorded_frameset(self):
-        """The recording's next target frame joined into one frameset with the depth and colour frames of
-        its time; frame by frame, as the playback delivers them."""
+        """The recording's next target frame joined into one frameset with the colour (and depth) frames
+        of its time; frame by frame, as the playback delivers them. The sensors play on their own
+        threads, so the next target frame can arrive before the colour frame of this one: target frames
+        wait in `pending` and each stream's recent frames in `recent`, and a target frame counts as
+        dropped only once every partner stream has moved past its time without a match."""
         rs = self.rs
-        wanted = (rs.stream.color, rs.stream.depth, self._target_type())
+        partners = [k for k in (rs.stream.color, rs.stream.depth) if k != self._target_type()]
         while True:
+            frames = self._pair_pending(partners)
+            if frames is not None:
+                return frames
             try:
                 frame = self.arrived.get(timeout=0.1)
             except queue.Empty:
                 if self.playback.current_status() == rs.playback_status.stopped and self.arrived.empty():
+                    for target in self.pending:  # the recording ended before their partners came
+                        self._advance(int(target.get_frame_number()))
+                    self.pending.clear()
                     return None
                 continue
             kind = frame.get_profile().stream_type()
-            self.latest[kind] = frame
-            target = self.latest.get(self._target_type())
-            if kind == self._target_type() and not self._fresh(target):
-                continue
-            if target is None or self.last_matched or any(k not in self.latest for k in wanted):
-                continue
-            if all(self._same_time(target, self.latest[k]) for k in wanted):
-                self.composing = [self.latest[k] for k in dict.fromkeys(wanted)]
+            if kind == self._target_type():
+                number = int(frame.get_frame_number())
+                newest = self.pending[-1].get_frame_number() if self.pending else self.last_number
+                if newest is None or number > newest:  # a playback may repeat a frame: keep each number once
+                    self.pending.append(frame)
+            if kind in partners:
+                self.recent.setdefault(kind, deque(maxlen=RECENT)).append(frame)
+
+    def _pair_pending(self, partners: list):
+        """The frameset of the oldest waiting target frame once its partners have arrived; a target
+        frame whose partner streams have all passed its time without one is counted as dropped."""
+        while self.pending:
+            target = self.pending[0]
+            found = {k: next((f for f in self.recent.get(k, ()) if self._same_time(target, f)), None) for k in partners}
+            if all(found.values()):
+                self.pending.pop(0)
+                self._advance(int(target.get_frame_number()))
+                self.composing = [*found.values(), target]
                 self.composer.invoke(target)
                 return self.composed.wait_for_frame().as_frameset()
+            passed = [k for k in partners if found[k] is None and self.recent.get(k) and
+                      self.recent[k][-1].get_timestamp() > target.get_timestamp()]
+            if not passed:
+                return None  # a partner may still come
+            self.pending.pop(0)  # no partner of its time will come: dropped
+            self._advance(int(target.get_frame_number()))
+        return None
 
     def _advance(self, number: int | None) -> None:
         """Count as dropped the last target frame if it found no colour, and the numbers skipped

@@ -13,7 +13,6 @@ x in [-W/2, W/2], y in [0, H], z in [0, D] and the camera stands near z = 0.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import secrets
@@ -27,7 +26,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from socket_edge import atomic
+from socket_edge import atomic, jsontext
 from socket_edge.data.images import write_image
 from socket_edge.errors import DataError
 from socket_edge.progress import bar
@@ -828,7 +827,7 @@ def generate(out: str | Path, per_class: int = 50, size: int = 64, seed: int = 0
             "ti_classes": [c for c in classes if c in TI_CLASSES],
             "domains": {d: asdict(DOMAINS[d]) for d in domains},
         }
-        (partial / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (partial / "synth.json").write_text(jsontext.dumps(meta, indent=2) + "\n")
         _refuse_existing(out)
         if out.exists():
             out.rmdir()

@@ -15,16 +15,16 @@ import dataclasses
 import io
 import json
 import platform
-import re
 import time
 from pathlib import Path
 
 import torch
 
-from socket_edge import atomic
-from socket_edge.contract import InputContract
+from socket_edge import atomic, jsontext
+from socket_edge.contract import InputContract, number_problem
 from socket_edge.errors import ArtifactError, SocketEdgeError
 from socket_edge.models.ensemble import Ensemble
+from socket_edge.models.torch_utils import load_tensors
 from socket_edge.models.zoo import ModelConfig, SourceModel, build
 
 FORMAT = "socket-edge-model"
@@ -65,7 +65,7 @@ def plain(data: dict) -> dict:
             return value.item()
         raise TypeError(f"provenance value {value!r} is not plain data")
 
-    return json.loads(json.dumps(data, default=convert))
+    return json.loads(jsontext.dumps(data, default=convert))
 
 
 def to_artifact(model: Ensemble, kind: str, prov: dict) -> dict:
@@ -107,10 +107,8 @@ def read(path: str | Path) -> dict:
     if path.stat().st_size == 0:
         raise ArtifactError(f"model file {path} is empty (0 bytes); was its writing interrupted? Re-create it")
     refuse_exported(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise _unreadable(path, exc) from None
+    data = load_tensors(path, "a socket-edge artifact",
+                        "Re-create it with socket-edge train-source, adapt or distill")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ArtifactError(
             f"{path} is a PyTorch file but not a socket-edge model; a plain state dict can be used as "
@@ -126,9 +124,48 @@ def read(path: str | Path) -> dict:
     for key in ("kind", "contract", "zeta", "members", "provenance"):
         if key not in data:
             raise ArtifactError(f"{path} lacks '{key}'; the file is damaged, re-create it")
-    for i, member in enumerate(data["members"]):
-        member_config(member, f"{path} member {i}")
+    check_structure(data, path)
     return data
+
+
+def _damaged(path: Path, what: str) -> ArtifactError:
+    return ArtifactError(f"{path} is damaged: {what}; it was edited or not written by socket-edge: re-create it")
+
+
+def check_structure(data: dict, path: Path) -> None:
+    """Every field of an artifact dict of the right type, size and range (the one check of a .pt's
+    structure, before anything is built from it): one ArtifactError naming the file and the field."""
+    if not isinstance(data["kind"], str) or data["kind"] not in KINDS:
+        raise _damaged(path, f"its kind is {data['kind']!r}, not one of {', '.join(KINDS)}")
+    try:
+        contract = InputContract.from_dict(data["contract"])
+    except SocketEdgeError as exc:
+        raise _damaged(path, str(exc)) from None
+    members = data["members"]
+    if not isinstance(members, list) or not members:
+        raise _damaged(path, f"its members are {type(members).__name__} {_short(members)}, not a list of models")
+    for i, member in enumerate(members):
+        config = member_config(member, f"{path} member {i}")
+        if config.num_classes != len(contract.class_names):
+            raise _damaged(path, f"member {i} has {config.num_classes} classes but its contract names "
+                                 f"{len(contract.class_names)}")
+        bad = next((k for k, v in member["state_dict"].items()
+                    if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+        if bad is not None:
+            raise _damaged(path, f"member {i}'s weight {_short(bad)} is not a named tensor")
+    zeta = data["zeta"]
+    if not isinstance(zeta, list) or len(zeta) != len(members):
+        raise _damaged(path, f"ζ is {_short(zeta)}, not a list of {len(members)} weights (one per member)")
+    problem = next((p for p in (number_problem(z, 0, 1) for z in zeta) if p), None)
+    if problem or not sum(zeta) > 0:
+        raise _damaged(path, f"a ζ weight {problem}" if problem else f"ζ {zeta} sums to 0")
+    if not isinstance(data["provenance"], dict):
+        raise _damaged(path, f"its provenance is {type(data['provenance']).__name__}, not a mapping")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def refuse_exported(path: Path) -> None:
@@ -139,40 +176,23 @@ def refuse_exported(path: Path) -> None:
                             f"take the .pt it was exported from (socket-edge inspect {path} names it)")
 
 
-def _unreadable(path: Path, exc: Exception) -> ArtifactError:
-    """One complete sentence for a .pt that torch.load(weights_only=True) refuses."""
-    text = str(exc)
-    found = re.search(r"GLOBAL ([\w.]+)", text)
-    if found:
-        return ArtifactError(f"{path} holds Python objects ({found.group(1)}), not only plain data and tensors, so it is "
-                             "not a socket-edge artifact: socket-edge never unpickles code. Re-create it with "
-                             "socket-edge train-source, adapt or distill")
-    with open(path, "rb") as f:
-        zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
-    if zipped:
-        return ArtifactError(f"{path} is damaged or truncated (its zip archive is incomplete or corrupt); copy it "
-                             "again or re-create it")
-    return ArtifactError(f"{path} is not a PyTorch file; a model artifact is a .pt written by socket-edge "
-                         "train-source, adapt or distill")
-
-
 def member_config(member: object, where: str) -> ModelConfig:
     """A member's ModelConfig, or an ArtifactError naming what is wrong with the stored one."""
     config = member.get("config") if isinstance(member, dict) else None
     if not isinstance(config, dict) or not isinstance(member.get("state_dict"), dict):
         raise ArtifactError(f"{where} lacks its config or weights; the file is damaged, re-create it")
     known = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(config) - known)
+    unknown = sorted(str(key) for key in set(config) - known)
     if unknown:
         raise ArtifactError(f"{where} has an unknown config key {unknown[0]!r} (known: {', '.join(sorted(known))}); "
                             "it was written by a newer socket-edge or edited: upgrade socket-edge or re-create it")
     try:
-        return ModelConfig(**config)
+        return ModelConfig(**{str(k): v for k, v in config.items()})
     except (TypeError, SocketEdgeError) as exc:
         raise ArtifactError(f"{where} has a config this socket-edge cannot build: {exc}") from None
 
 
-def build_members(data: dict) -> list[SourceModel]:
+def build_members(data: dict, path: str | Path = "the model") -> list[SourceModel]:
     """Rebuild each member's modules from its config (checked by `read`) and load its weights."""
     members = []
     for i, member in enumerate(data["members"]):
@@ -180,8 +200,11 @@ def build_members(data: dict) -> list[SourceModel]:
         model = build(config)
         try:
             model.load_state_dict(member["state_dict"])
-        except RuntimeError as exc:
-            raise ArtifactError(f"member {i} ({config.arch}) weights do not fit: {str(exc).splitlines()[0]}") from None
+        except RuntimeError as exc:  # torch's message: a header line, then what is missing or of another size
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__
+            raise _damaged(Path(path), f"member {i}'s weights do not fit its {config.arch} config "
+                                       f"({detail[:160]})") from None
         members.append(model)
     return members
 
@@ -195,9 +218,5 @@ def member_summary(member: dict) -> dict:
 def load(path: str | Path) -> tuple[Ensemble, dict]:
     """Load an artifact as an Ensemble in eval mode, plus the raw dict (provenance etc.)."""
     data = read(path)
-    try:
-        contract = InputContract.from_dict(data["contract"])
-    except SocketEdgeError as exc:
-        raise ArtifactError(f"{path}: {exc}") from None
-    model = Ensemble(contract, build_members(data), data["zeta"])
+    model = Ensemble(InputContract.from_dict(data["contract"]), build_members(data, path), data["zeta"])
     return model.eval(), data

@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import math
 import random
+import re
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from socket_edge.errors import UsageError
+from socket_edge.errors import ArtifactError, UsageError
+
+
+def load_tensors(path: Path, what: str, fix: str) -> object:
+    """torch.load(weights_only=True) of a file from outside: plain data and tensors, never code.
+    A file that holds Python objects (a pickle payload), a damaged zip or no PyTorch file at all is
+    one ArtifactError naming the file, saying it is not `what`, and how to `fix` it (torch's own
+    message suggests weights_only=False, which would run the payload)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or foreign files
+        text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return_error = (f"{path} holds Python objects ({found.group(1)}), not only plain data and tensors, so it is "
+                        f"not {what}: socket-edge never unpickles code. {fix}")
+    else:
+        try:
+            with open(path, "rb") as f:
+                zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+        except OSError as exc:
+            raise ArtifactError(f"{path} cannot be read: {exc.strerror}") from None
+        return_error = (f"{path} is damaged or truncated (its zip archive is incomplete or corrupt); copy it again or "
+                        f"re-create it" if zipped else f"{path} is not a PyTorch file, so it is not {what}. {fix}")
+    raise ArtifactError(return_error)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -22,11 +22,14 @@ import torchvision
 from torch import nn
 from torch.nn.utils import parametrizations
 
+from socket_edge.contract import MAX_CLASSES, number_problem
+from socket_edge.models.torch_utils import load_tensors
 from socket_edge.errors import ArtifactError, UsageError
 
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
 HEADS = ("paper", "native")
 BOTTLENECK = 256
+MAX_BOTTLENECK = 16384  # features of the bottleneck layer (the paper's is 256)
 # MobileNetV2 `features` indices of the blocks with an identity skip (stride 1, channels in = out),
 # by stage (24, 32, 64, 96, 160 channels): leaving one out keeps every shape valid
 RESIDUAL_BLOCKS = {"mobilenet_v2": ((3,), (5, 6), (8, 9, 10), (12, 13), (15, 16))}
@@ -43,9 +46,15 @@ class ModelConfig:
     dropped_blocks: tuple[int, ...] = ()   # `features` indices replaced by nn.Identity (mobilenet_v2)
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHITECTURES:
+        for name, low, high in (("num_classes", 1, MAX_CLASSES), ("bottleneck", 1, MAX_BOTTLENECK)):
+            problem = number_problem(getattr(self, name), low, high, whole=True)
+            if problem:
+                raise UsageError(f"{name} {problem}")
+        if not isinstance(self.dropped_blocks, (list, tuple)):
+            raise UsageError(f"dropped_blocks must be a list of block indices, got {self.dropped_blocks!r}")
+        if not isinstance(self.arch, str) or self.arch not in ARCHITECTURES:
             raise UsageError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-        if self.head not in HEADS:
+        if not isinstance(self.head, str) or self.head not in HEADS:
             raise UsageError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
         object.__setattr__(self, "dropped_blocks", check_dropped_blocks(self.arch, self.dropped_blocks))
 
@@ -185,10 +194,8 @@ def load_pretrained(arch: str, weights: str) -> dict | None:
     path = Path(weights)
     if not path.is_file():
         raise ArtifactError(f"weights file {path} does not exist; pass --weights imagenet, none, or a state-dict file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise ArtifactError(f"{path} is not a readable PyTorch state dict ({type(exc).__name__}: {exc})") from None
+    state = load_tensors(path, "a state dict socket-edge loads",
+                         "Pass a state dict saved with torch.save(model.state_dict(), FILE), or --weights imagenet")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -224,11 +231,8 @@ def _torchvision_weights(arch: str, enums, weights: str) -> dict:
                 f"downloaded ({exc}); pass --weights FILE (a torchvision state dict) or --weights none"
             ) from None
     check_hash(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt files
-        raise ArtifactError(f"{path} cannot be read as plain tensors ({type(exc).__name__}); delete it and run "
-                            "again with network access to download it, or pass --weights none") from None
+    return load_tensors(path, "torchvision's weights file", "Delete it and run again with network access to "
+                        "download it, or pass --weights none")
 
 
 def _hash_prefix(path: Path) -> str | None:

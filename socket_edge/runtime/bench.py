@@ -12,7 +12,7 @@ import numpy as np
 
 from socket_edge.backends import Model, backend_for, onnx, open_model
 from socket_edge.data.preprocess import prepare
-from socket_edge.errors import MissingDependencyError, require
+from socket_edge.errors import DataError, MissingDependencyError, require
 from socket_edge.runtime import pipeline
 from socket_edge.runtime.multistream import run_streams
 from socket_edge.runtime.sources import open_source
@@ -38,6 +38,8 @@ def sample_frame(model: Model, spec: SourceSpec | None) -> np.ndarray:
         frame = source.read()
     finally:
         source.close()
+    if frame is None:
+        raise DataError(f"source {spec.uri} delivered no frame to measure with; give a source that holds frames")
     return prepare(frame.image, contract, source_unit=frame.unit)
 
 
@@ -70,16 +72,19 @@ def bench(model: str | Path, spec: SourceSpec | list[SourceSpec] | None = None, 
     spec = specs[0] if specs else None
     path = Path(model)
     tried = [providers] if providers else candidates(path)
-    results, first = [], None
+    results, first, missing = [], None, []
     for choice in tried:
         try:
             model = open_model(path, providers=choice, threads=threads, spinning=spinning, device=device)
         except MissingDependencyError as exc:
             results.append({"backend": choice, "skipped": str(exc)})
+            missing.append(exc)
             continue
         raw = sample_frame(model, spec)
         results.append(time_inference(model, raw, frames))
         first = first or (model, results[-1])
+    if first is None:  # nothing to measure (an .engine without TensorRT): the line `run` gives
+        raise missing[0]
     out = {"model": str(path), "threads": threads, "spinning": spinning, "inference": results}
     if spec is not None and first is not None:
         model, before = first
@@ -108,8 +113,10 @@ def bench_streams(model: str | Path, specs: list[SourceSpec], *, frames: int, th
     runs = {name: run_streams(loaded, specs, [[] for _ in specs], max_frames=frames, max_batch=limit)
             for name, limit in (("batched", None), ("one_at_a_time", 1))}
     batched, single = runs["batched"], runs["one_at_a_time"]
+    problems = list(dict.fromkeys(batched.problems + single.problems))
+    fair = single.fps and not problems  # a failed stream leaves fewer frames per tick: no speedup to report
     out["streams"] = {"sources": [s.uri for s in specs], **{name: run.to_dict() for name, run in runs.items()},
-                      "speedup": round(batched.fps / single.fps, 3) if single.fps else None}
+                      "speedup": round(batched.fps / single.fps, 3) if fair else None, "problems": problems}
     return out
 
 
@@ -131,7 +138,8 @@ def describe(result: dict) -> str:
             lines.append(f"    {stage:<13} mean {v['mean']:7.2f} ms  p50 {v['p50']:7.2f} ms  p95 {v['p95']:7.2f} ms")
     if "streams" in result:
         s = result["streams"]
-        speedup = "n/a (no frames)" if s["speedup"] is None else f"{s['speedup']:.2f}×"
+        speedup = (f"{s['speedup']:.2f}×" if s["speedup"] is not None else
+                   "n/a (a stream failed)" if s.get("problems") else "n/a (no frames)")
         lines.append(f"  {len(s['sources'])} streams, speedup of batching {speedup}")
         for name in ("batched", "one_at_a_time"):
             run = s[name]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from socket_edge.errors import SocketEdgeError
 from socket_edge.runtime.sources import Source, SourceLost
+from socket_edge.terminal import printable
 
 END = object()  # queued once when the source is exhausted
 
@@ -30,7 +31,7 @@ class Capture:
         self.source, self.live = source, live
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size or (2 if live else 8))
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
-        self.warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.warn = warn or (lambda line: print(printable(line), file=sys.stderr, flush=True))
         self.dropped = 0
         self.reopens = 0
         self.stopping = threading.Event()

@@ -13,6 +13,7 @@ import threading
 import cv2
 
 from socket_edge.errors import ContractError, DataError, MissingDependencyError
+from socket_edge.runtime.quiet import quiet_opencv
 from socket_edge.runtime.uri import SourceSpec
 
 RTSP_TIMEOUT_MS = 5000  # open and read: a camera silent this long is lost (FFmpeg's own default is 30 s)
@@ -87,12 +88,10 @@ def open_rtsp(spec: SourceSpec) -> cv2.VideoCapture:
         before = os.environ.get(FFMPEG_OPTIONS)
         if options:
             os.environ[FFMPEG_OPTIONS] = options
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our one line says what failed
         try:
-            capture = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
+            with quiet_opencv():  # our one line says what failed
+                capture = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
         finally:
-            cv2.utils.logging.setLogLevel(level)
             if options and before is None:
                 os.environ.pop(FFMPEG_OPTIONS, None)
             elif options:

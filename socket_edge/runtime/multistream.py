@@ -26,10 +26,11 @@ from socket_edge.backends import Model
 from socket_edge.data.preprocess import prepare
 from socket_edge.errors import ContractError, SocketEdgeError
 from socket_edge.runtime.capture import END, Capture
-from socket_edge.runtime.outputs import record
+from socket_edge.runtime.outputs import close_all, record
 from socket_edge.runtime.pipeline import STAGES, Smoother, Summary, percentile_ms
 from socket_edge.runtime.sources import Frame, Source, open_source
 from socket_edge.runtime.uri import SourceSpec
+from socket_edge.terminal import printable
 
 GATHER_S = 0.01  # how long a tick waits for the other streams once one has a frame
 
@@ -71,6 +72,7 @@ class MultiSummary:
     latencies: list[float] = field(default_factory=list)
     interrupted: bool = False
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    error: SocketEdgeError | None = None  # what ended the whole run early (an output that cannot be written)
 
     @property
     def fps(self) -> float:
@@ -173,9 +175,7 @@ def _gather(streams: list[Stream], ready: threading.Event, gather_s: float, warn
             try:
                 item = stream.capture.poll()
             except SocketEdgeError as exc:
-                stream.summary.failed, stream.done = str(exc), True
-                warn(f"socket-edge: warning: stream {stream.index} ({stream.spec.uri}) failed: {exc}; "
-                     "the other streams go on")
+                _fail(stream, exc, warn)
                 continue
             if item is END:
                 stream.summary.recorded, stream.done = stream.source.recorded, True
@@ -192,6 +192,29 @@ def _gather(streams: list[Stream], ready: threading.Event, gather_s: float, warn
         else:
             ready.wait(0.1)
     return [got[i] for i in sorted(got)]
+
+
+def _fail(stream: Stream, exc: SocketEdgeError, warn: Callable[[str], None]) -> None:
+    """Stop one stream for `exc` (its source or one of its frames): it is reported, the others go on."""
+    stream.summary.failed = str(exc)
+    warn(f"socket-edge: warning: stream {stream.index} ({stream.spec.uri}) failed: {exc}; the other streams go on")
+    _finish(stream)
+
+
+def _prepared(batch: list, contract, warn: Callable[[str], None]) -> tuple[list, np.ndarray | None]:
+    """(the batch's items whose frame prepares, their raw inputs stacked); a frame that cannot be
+    prepared (a float TIFF, a frame of another size or bit depth) fails its own stream alone."""
+    kept, raws = [], []
+    for item in batch:
+        stream, frame, _ = item
+        try:
+            raws.append(prepare(frame.image, contract, source_unit=frame.unit,
+                                name=f"{stream.spec.uri} frame {frame.number}"))
+        except SocketEdgeError as exc:
+            _fail(stream, exc, warn)
+            continue
+        kept.append(item)
+    return kept, (np.stack(raws) if raws else None)
 
 
 def _finish(stream: Stream) -> None:
@@ -214,7 +237,7 @@ def run_streams(model: Model, specs: list[SourceSpec], outputs: list[list], *, s
     max_batch: the most frames per model call (1: one frame at a time, the benchmark's baseline; each
     chunk's frames are output when its call returns);
     `sources` replaces the specs' Sources (tests)."""
-    warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
+    warn = warn or (lambda line: print(printable(line), file=sys.stderr, flush=True))
     streams = _open_streams(model, specs, outputs, smooth, sources, warn)
     limit, reason = batch_limit(model)
     if limit is not None and limit < len(specs) and max_batch is None:
@@ -229,6 +252,7 @@ def run_streams(model: Model, specs: list[SourceSpec], outputs: list[list], *, s
     summary = MultiSummary([s.summary for s in streams], backend=f"{model.backend} ({model.detail})")
     contract, names, stages = model.contract, model.contract.class_names, summary.stages
     started = time.perf_counter()
+    error: SocketEdgeError | None = None
     try:
         while True:
             t0 = time.perf_counter()
@@ -236,9 +260,10 @@ def run_streams(model: Model, specs: list[SourceSpec], outputs: list[list], *, s
             if not batch:
                 break
             t1 = time.perf_counter()
-            raw = np.stack([prepare(frame.image, contract, source_unit=frame.unit,
-                                    name=f"{stream.spec.uri} frame {frame.number}") for stream, frame, _ in batch])
+            batch, raw = _prepared(batch, contract, warn)
             t2 = time.perf_counter()
+            if not batch:
+                continue
             inference = output = 0.0
             for start in range(0, len(batch), step or len(batch)):  # one call, or chunks the model can take
                 chunk = batch[start:start + (step or len(batch))]
@@ -260,11 +285,15 @@ def run_streams(model: Model, specs: list[SourceSpec], outputs: list[list], *, s
                 break
     except KeyboardInterrupt:
         summary.interrupted = True
+    except SocketEdgeError as exc:  # an output failed (a full disk): the run ends, its summary is still printed
+        error = exc
     finally:
         for stream in streams:
             _finish(stream)
             stream.summary.interrupted = summary.interrupted
-        closing = {id(out): out for stream in streams for out in stream.outputs}
-        for out in closing.values():
-            out.close()
+        try:
+            close_all({id(out): out for stream in streams for out in stream.outputs}.values())
+        except SocketEdgeError as exc:
+            error = error or exc
+    summary.error = error
     return summary

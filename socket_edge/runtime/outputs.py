@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -12,8 +11,10 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from socket_edge import atomic
-from socket_edge.errors import DataError, MissingDependencyError, OutputError
+from socket_edge import atomic, jsontext
+from socket_edge.errors import DataError, MissingDependencyError, OutputError, UsageError
+from socket_edge.runtime.quiet import quiet_opencv
+from socket_edge.terminal import printable
 
 
 def record(number: int, timestamp: float, class_names, probs: np.ndarray, latency_ms: float, top_k: int,
@@ -46,9 +47,9 @@ class LinePrinter:
 
     def write(self, rec: dict, image: np.ndarray) -> None:
         if self.as_json:
-            line = json.dumps(rec)
+            line = jsontext.dumps(rec)
         else:
-            line = f"frame {rec['frame']:>6}  {rec['label']:<16} {rec['score']:.3f}  {rec['latency_ms']:7.2f} ms"
+            line = f"frame {rec['frame']:>6}  {printable(rec['label']):<16} {rec['score']:.3f}  {rec['latency_ms']:7.2f} ms"
             if self.tagged:
                 line = f"stream {rec['stream']}  {line}"
         self.stream.write(line + "\n")
@@ -89,6 +90,17 @@ def annotate(image: np.ndarray, modality: str, rec: dict) -> np.ndarray:
     return canvas
 
 
+VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}  # containers --save writes
+
+
+def check_video_name(path: Path) -> None:
+    """Refuse a --save name whose suffix is no video container OpenCV writes here (before anything is written)."""
+    if path.suffix.lower() not in VIDEO_FOURCC:
+        raise UsageError(f"--save {path}: {path.suffix or 'a name without a suffix'} is not a video format socket-edge "
+                         f"writes; name the file {path.stem}.mp4 or {path.stem}.avi "
+                         f"(or {', '.join(s for s in VIDEO_FOURCC if s not in ('.mp4', '.avi'))})")
+
+
 class VideoSaver:
     """Annotated frames into a video, written under a temporary name and renamed into place at close
     once every frame reads back from it: a writer that failed (a full disk: OpenCV's write reports
@@ -96,6 +108,7 @@ class VideoSaver:
 
     def __init__(self, path: str | Path, modality: str, fps: float = 30.0) -> None:
         self.path, self.modality, self.fps = Path(path), modality, fps
+        check_video_name(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic.remove_stale(self.path)
         self.tmp = atomic.temporary_path(self.path, self.path.suffix)  # OpenCV picks the container by suffix
@@ -105,13 +118,21 @@ class VideoSaver:
     def write(self, rec: dict, image: np.ndarray) -> None:
         canvas = annotate(image, self.modality, rec)
         if self.writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (canvas.shape[1], canvas.shape[0]))
             if not self.writer.isOpened():
                 self.tmp.unlink(missing_ok=True)
                 raise DataError(f"cannot write video {self.path}; use a .mp4 or .avi name in a writable folder")
-        self.writer.write(canvas)
+        with quiet_opencv():  # a failed write is our one line below, not a warning per frame
+            self.writer.write(canvas)
         self.frames += 1
+        full = atomic.no_room(self.tmp)
+        if full is not None:  # stop at the first write that cannot be stored
+            self.writer.release()
+            self.writer = None
+            self.tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write video {self.path} (frame {self.frames}): {full}; nothing was saved "
+                              f"under that name: free space in {self.path.parent} or --save elsewhere")
 
     def close(self) -> None:
         if self.writer is None:
@@ -132,6 +153,19 @@ class VideoSaver:
             self.tmp.unlink(missing_ok=True)
 
 
+def close_all(outputs) -> None:
+    """Close every output, even when one close() raises (each removes its own temporary file),
+    then raise the first error."""
+    first: Exception | None = None
+    for out in outputs:
+        try:
+            out.close()
+        except Exception as exc:  # the other outputs are closed all the same; the first error is raised below
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 def per_stream_path(path: Path, index: int) -> Path:
     """The file of stream `index` for an output named `path` with several sources: out.mp4 → out.s1.mp4."""
     return path.with_name(f"{path.stem}.s{index}{path.suffix}")
@@ -139,10 +173,11 @@ def per_stream_path(path: Path, index: int) -> Path:
 
 def readable_frames(path: Path) -> int:
     """How many frames a video file really holds, by decoding it (0 when it does not open)."""
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     count = 0
-    while capture.isOpened() and capture.grab():
-        count += 1
+    with quiet_opencv():  # a damaged file is counted here, not logged
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        while capture.isOpened() and capture.grab():
+            count += 1
     capture.release()
     return count
 

@@ -13,7 +13,7 @@ import numpy as np
 from socket_edge.backends import Model
 from socket_edge.data.preprocess import prepare
 from socket_edge.runtime.capture import END, Capture
-from socket_edge.runtime.outputs import record
+from socket_edge.runtime.outputs import close_all, record
 from socket_edge.runtime.sources import open_source
 from socket_edge.runtime.uri import SourceSpec
 
@@ -133,6 +133,5 @@ def run(model: Model, spec: SourceSpec, outputs: list, *, smooth: float | None =
     finally:
         capture.stop()
         summary.dropped, summary.reopens = capture.dropped, capture.reopens
-        for out in outputs:
-            out.close()
+        close_all(outputs)
     return summary

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from socket_edge.errors import DataError, UsageError, require
+from socket_edge.runtime import quiet  # noqa: F401  (FFmpeg silent before the first video is opened)
 
 
 def recording_suffix() -> str:

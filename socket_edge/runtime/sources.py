@@ -18,6 +18,7 @@ import numpy as np
 from socket_edge.data.images import is_image, read_image, sniff_modality
 from socket_edge.errors import DataError, SocketEdgeError, require
 from socket_edge.runtime.csi_rtsp import open_csi, open_rtsp, refuse_depth
+from socket_edge.runtime.quiet import quiet_opencv
 from socket_edge.runtime.uri import EIGHT_BIT_KINDS, SourceSpec
 
 
@@ -119,12 +120,8 @@ class OpenCVSource(Source):
             raise DataError(f"video file {target} does not exist")
         params = [cv2.CAP_PROP_CONVERT_RGB, 0] if self.modality == "depth" else []
         backend = cv2.CAP_FFMPEG if self.spec.kind == "video" else cv2.CAP_ANY
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our one line says what failed
-        try:
+        with quiet_opencv():  # our one line says what failed
             cap = cv2.VideoCapture(target, backend, params)
-        finally:
-            cv2.utils.logging.setLogLevel(level)
         if self.spec.kind == "camera":
             for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, self.spec.width), (cv2.CAP_PROP_FRAME_HEIGHT, self.spec.height),
                                 (cv2.CAP_PROP_FPS, self.spec.fps)):

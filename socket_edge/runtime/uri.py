@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-from socket_edge.contract import MODALITIES
+from socket_edge.contract import MODALITIES, UNIT_RANGE, number_problem
 from socket_edge.errors import UsageError
 
 RECORDING_SUFFIXES = (".bag", ".db3")
@@ -156,12 +156,17 @@ def parse_source(uri: str, depth_scale: float | None = None) -> SourceSpec:
     scale = query.get("depth_scale")
     if scale is not None:
         try:
-            spec["depth_scale"] = float(scale)
+            value = float(scale)
         except ValueError:
             raise UsageError(f"source {uri!r}: depth_scale must be metres per unit, e.g. 0.001, got {scale!r}") from None
-        if not spec["depth_scale"] > 0:
-            raise UsageError(f"source {uri!r}: depth_scale must be positive, got {scale}")
+        problem = number_problem(value, *UNIT_RANGE)
+        if problem:
+            raise UsageError(f"source {uri!r}: depth_scale (metres per unit, e.g. 0.001) {problem}")
+        spec["depth_scale"] = value
     elif depth_scale is not None and kind in ("video", "images"):
+        problem = number_problem(depth_scale, *UNIT_RANGE)
+        if problem:
+            raise UsageError(f"--depth-scale (metres per unit, e.g. 0.001) {problem}")
         spec["depth_scale"] = float(depth_scale)
     if kind == "ros2bag":
         if not target or not query.get("topic"):
@@ -200,13 +205,17 @@ def _eight_bit_options(uri: str, kind: str, query: dict[str, str], spec: dict) -
     spec["listen"] = _flag(query["listen"]) if "listen" in query else False
 
 
+INT_LIMITS = {"index": 16, "width": 16384, "height": 16384, "fps": 1000}  # the most a camera option can be
+
+
 def _int(uri: str, key: str, value: str) -> int:
     try:
         number = int(value)
-    except ValueError:
-        raise UsageError(f"source {uri!r}: {key} must be a whole number, got {value!r}") from None
-    if number < 0:
-        raise UsageError(f"source {uri!r}: {key} must not be negative, got {number}")
+    except ValueError:  # also a number of more than 4300 digits
+        number = None
+    problem = "must be a whole number" if number is None else number_problem(number, 0, INT_LIMITS[key], whole=True)
+    if problem:
+        raise UsageError(f"source {uri!r}: {key} {problem.split(', got')[0]}, got {value!r}")
     return number
 
 

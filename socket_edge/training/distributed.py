@@ -94,9 +94,13 @@ def local_main_first() -> Iterator[None]:
 def global_batch(batch_size: int, n: int) -> int:
     """The global batch (--batch-size, at most the data), checked to split evenly over the ranks."""
     total = min(batch_size, n)
+    if total < 2:
+        raise UsageError(f"a batch of {total} frame cannot train BatchNorm layers; give at least 2 images",
+                         everywhere=True)
     if total % size():
         raise UsageError(f"the batch of {total} does not split over {size()} processes; pass a --batch-size "
-                         f"divisible by {size()} (it is the global batch: each process takes an equal share)")
+                         f"divisible by {size()} (it is the global batch: each process takes an equal share)",
+                         everywhere=True)
     return total
 
 

@@ -16,14 +16,25 @@ import json
 import shutil
 from pathlib import Path
 
-from socket_edge import atomic
+from socket_edge import atomic, jsontext
 from socket_edge.data.identity import changed
-from socket_edge.errors import UsageError
+from socket_edge.errors import ArtifactError, UsageError
 
 LOSS_KEYS = ("loss", "l_ent", "l_div", "l_pl", "l_ti", "l_d")
 
 
 MARKER = ".socket-edge-run"  # in every run folder socket-edge made
+
+CHECKPOINT_KEYS = {"epoch", "settings", "model", "optimizer", "generator", "torch_rng", "history", "extra"}
+
+
+def _why(value: object) -> str:
+    """What a damaged settings file holds instead of a JSON object, in words."""
+    if isinstance(value, OSError):
+        return value.strerror or str(value)
+    if isinstance(value, ValueError):
+        return str(value).splitlines()[0][:120]
+    return f"a JSON {type(value).__name__}, not an object"
 
 
 def run_folder_for(out: Path) -> Path:
@@ -103,12 +114,18 @@ class RunFolder:
         the run stopped before its first checkpoint (it starts again from the beginning)."""
         import torch
 
+        from socket_edge.models.torch_utils import load_tensors
+
         if not self.checkpoint.is_file():
-            plain = json.loads(json.dumps(settings))
-            started = json.loads(self.config.read_text()) if self.config.is_file() else plain
+            plain = json.loads(jsontext.dumps(settings))
+            started = self._read_config() if self.config.is_file() else plain
             self._check_settings({key: started.get(key) for key in plain}, settings)
             return None
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        fix = "Delete it to start the run again, or start a new run with --overwrite"
+        state = load_tensors(self.checkpoint, "a checkpoint socket-edge wrote", fix)
+        if not isinstance(state, dict) or not CHECKPOINT_KEYS <= set(state) or not isinstance(state["settings"], dict):
+            raise ArtifactError(f"{self.checkpoint} is damaged (it does not hold a run's epoch, settings, weights and "
+                                f"optimizer state); {fix}")
         self._check_settings(state["settings"], settings)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -116,8 +133,18 @@ class RunFolder:
         torch.set_rng_state(state["torch_rng"])
         return state["history"], state["epoch"], state["extra"]
 
+    def _read_config(self) -> dict:
+        """The settings a run was started with (config.json); one line when the file is damaged."""
+        try:
+            started = jsontext.loads(self.config.read_bytes())
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            started = exc
+        if not isinstance(started, dict):
+            raise ArtifactError(f"{self.config} is damaged ({_why(started)}); start a new run with --overwrite")
+        return started
+
     def _check_settings(self, started: dict, settings: dict) -> None:
-        started, plain = json.loads(json.dumps(started)), json.loads(json.dumps(settings))
+        started, plain = json.loads(jsontext.dumps(started)), json.loads(jsontext.dumps(settings))
         then, now = (dict(s.get("inputs") or {}) for s in (started, plain))
         same_paths = {k: v for k, v in then.items() if k != "identity"} == \
             {k: v for k, v in now.items() if k != "identity"}
@@ -136,11 +163,11 @@ class RunFolder:
         """Write a JSON file atomically. config.json is a run's first file: the folder gets its
         marker before it (a command refused before its run starts leaves no folder)."""
         mark(self.root)
-        atomic.write_text(path, json.dumps(data, indent=2) + "\n")
+        atomic.write_text(path, jsontext.dumps(data, indent=2) + "\n")
 
     def append_steps(self, epoch: int, names: list[str], per_step: list[list[float]]) -> None:
         """Add the loss terms of every step of `epoch` to steps.jsonl (one line per step)."""
-        lines = [json.dumps({"epoch": epoch, "step": i + 1, **dict(zip(names, (round(v, 6) for v in row)))})
+        lines = [jsontext.dumps({"epoch": epoch, "step": i + 1, **dict(zip(names, (round(v, 6) for v in row)))})
                  for i, row in enumerate(per_step)]
         old = self.steps.read_text() if self.steps.is_file() else ""
         atomic.write_text(self.steps, old + "".join(line + "\n" for line in lines))
@@ -153,7 +180,7 @@ class RunFolder:
 
     def write_metrics(self, history: list[dict]) -> None:
         """Rewrite metrics.jsonl from the history (atomically, so a resumed run never repeats lines)."""
-        atomic.write_text(self.metrics, "".join(json.dumps(entry) + "\n" for entry in history))
+        atomic.write_text(self.metrics, "".join(jsontext.dumps(entry) + "\n" for entry in history))
 
 
 def plot_loss_terms(ax, history: list[dict], keys: tuple[str, ...]) -> None:
