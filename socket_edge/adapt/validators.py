@@ -5,8 +5,8 @@ without labelled target data:
 - SND, soft neighbourhood density (Saito, Kim, Teterwak, Sclaroff, Darrell, Saenko, "Tune it the
   Right Way: Unsupervised Validation of Domain Adaptation via Soft Neighborhood Density", ICCV 2021):
   higher is better;
-- TI hold-out consistency, which only the cross-modal setting has: a fixed fifth of the TI pairs is
-  never trained on; the frozen sources' task-class probabilities on its source-modality images
+- TI hold-out consistency, which only the cross-modal setting has: with --ti-holdout (0.2 under
+  --select auto) a fixed share of the TI pairs, chosen by file name, is never trained on; the frozen sources' task-class probabilities on its source-modality images
   (ζ-mixed) against the adapted ensemble's on the paired target-modality images: the agreement of
   their predictions (higher is better) and the mean KL divergence (lower is better)."""
 
