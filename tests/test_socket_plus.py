@@ -23,10 +23,12 @@ def test_bn_loss_on_the_early_layers_only():
     batch = [[(torch.tensor([1.0]), torch.tensor([1.0])), (torch.tensor([3.0]), torch.tensor([1.0]))]]
     source = [[(torch.tensor([0.0]), torch.tensor([1.0])), (torch.tensor([0.0]), torch.tensor([1.0]))]]
     zeta = torch.tensor([1.0])
-    assert BNStatsLoss([[0]])(batch, source, zeta).item() == pytest.approx(1 + 9)
-    assert BNStatsLoss([[0]], "mean")(batch, source, zeta).item() == pytest.approx((1 + 9) / 2)
-    assert BNStatsLoss([[0]], "sum", 0.5)(batch, source, zeta).item() == pytest.approx(1)
-    assert BNStatsLoss([[0]], "mean", 0.25)(batch, source, zeta).item() == pytest.approx(1)  # ⌈0.5⌉ = 1 layer
+    # the squared form: 1 + 9; Eq. 3's unsquared norms (the default): 1 + 3
+    assert BNStatsLoss([[0]], distance="sq")(batch, source, zeta).item() == pytest.approx(1 + 9)
+    assert BNStatsLoss([[0]])(batch, source, zeta).item() == pytest.approx(1 + 3, abs=1e-5)
+    assert BNStatsLoss([[0]], "mean", distance="sq")(batch, source, zeta).item() == pytest.approx((1 + 9) / 2)
+    assert BNStatsLoss([[0]], "sum", 0.5, "sq")(batch, source, zeta).item() == pytest.approx(1)
+    assert BNStatsLoss([[0]], "mean", 0.25, "sq")(batch, source, zeta).item() == pytest.approx(1)  # ⌈0.5⌉ = 1 layer
 
 
 def test_neighbourhood_consistency_by_hand():
@@ -152,10 +154,11 @@ def test_bn_loss_as_gaussian_kl_is_scale_free():
     zeta = torch.tensor([1.0])
     kl_channel = 0.5 * (4 + 4 - 1 + math.log(1 / 4))  # 0.5·(σ²_t/σ²_s + Δμ²/σ²_s − 1 + ln σ²_s/σ²_t)
     assert BNStatsLoss([[0]], distance="kl")(batch, source, zeta).item() == pytest.approx(kl_channel / 2, rel=1e-4)
-    # scaling every activation by 100 multiplies the paper's distance by 10⁴…
+    # scaling every activation by 100 multiplies the squared distance by 10⁴ (Eq. 3's norms by 100 to 10⁴)…
     scaled_b = [[(m * 100, v * 1e4) for m, v in batch[0]]]
     scaled_s = [[(m * 100, v * 1e4) for m, v in source[0]]]
-    sq, sq_scaled = (BNStatsLoss([[0]])(b, s, zeta).item() for b, s in ((batch, source), (scaled_b, scaled_s)))
+    sq, sq_scaled = (BNStatsLoss([[0]], distance="sq")(b, s, zeta).item()
+                     for b, s in ((batch, source), (scaled_b, scaled_s)))
     assert sq_scaled > 1e4 * sq * 0.99
     # …and leaves the KL unchanged
     assert BNStatsLoss([[0]], distance="kl")(scaled_b, scaled_s, zeta).item() == pytest.approx(kl_channel / 2, rel=1e-3)

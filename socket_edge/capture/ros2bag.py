@@ -59,6 +59,7 @@ class BagPairedStream:
     def __init__(self, source: str, stream: str | None = None) -> None:
         self.source = source
         self.path, self.topic, self.colour_topic, self.tolerance_ns = parse_bag_source(source)
+        self.kind, self.target = "recording", str(self.path)  # as PairedStream's: collect never writes into it
         probe = ImageTopic(self.path, self.topic)
         probe.open()
         probe.close()

@@ -11,7 +11,6 @@ the sampler made. Frames are dropped from the view, never from the model."""
 from __future__ import annotations
 
 import errno
-import json
 import socket
 import threading
 import time
@@ -22,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
+from socket_edge import jsontext
 from socket_edge.errors import OutputError, UsageError
 from socket_edge.runtime.outputs import visual
 from socket_edge.runtime.view_page import PAGE
@@ -261,7 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/state.json":
             since = parse_qs(url.query).get("since", ["-1"])[0]
             since = int(since) if since.lstrip("-").isdigit() else -1
-            self._send(200, "application/json", json.dumps(view.state(since)).encode())
+            self._send(200, "application/json", jsontext.dumps(view.state(since)).encode())
         elif url.path.startswith("/frame/") and url.path.endswith(".jpg") and url.path[7:-4].isdigit():
             data = view.jpeg(int(url.path[7:-4]))
             if data is None:
