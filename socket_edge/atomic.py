@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import resource
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,15 +43,19 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(path: Path) -> list[Path]:
-    """Delete the temporary files of `path` left by processes that no longer run; returns them."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.tmp(\.[^.]+)?")
+def remove_stale(path: Path, suffix: str = r"\.tmp(\.[^.]+)?", folders: bool = False) -> list[Path]:
+    """Delete the temporary files (or, with `folders`, folders) of `path` left by processes that no
+    longer run, named .NAME.PID followed by `suffix` (a regular expression); returns them."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+){suffix}")
     stale = []
     if path.parent.is_dir():
         for entry in path.parent.iterdir():
             match = pattern.fullmatch(entry.name)
-            if match and not process_alive(int(match.group(1))):
-                entry.unlink(missing_ok=True)
+            if match and entry.is_dir() == folders and not process_alive(int(match.group(1))):
+                if folders:
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
                 stale.append(entry)
     return stale
 

@@ -16,11 +16,11 @@ after a run that ended well; a failed run leaves nothing under OUT."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
-from socket_edge.atomic import process_alive, write_error
+from socket_edge import atomic
+from socket_edge.atomic import write_error
 from socket_edge.errors import OutputError, UsageError, require
 
 LABEL_TOPIC = "/socket_edge/label_info"
@@ -73,7 +73,7 @@ class ClassificationBag:
         from socket_edge.data.ros2bag import typestore
 
         self.store = typestore()
-        remove_stale(self.path)
+        atomic.remove_stale(self.path, r"\.rosbag\.tmp", folders=True)
         try:
             self.tmp.mkdir(parents=True)
             writer = rosbag2.Writer(self.inner, version=BAG_VERSION, storage_plugin=rosbag2.StoragePlugin.MCAP)
@@ -166,17 +166,4 @@ class StreamRecorder:
 
     def close(self) -> None:
         """The bag is committed or discarded by its owner, once every stream has ended."""
-
-
-def remove_stale(path: Path) -> list[Path]:
-    """Delete the temporary bag folders of `path` left by processes that no longer run."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.rosbag\.tmp")
-    stale = []
-    if path.parent.is_dir():
-        for entry in path.parent.iterdir():
-            match = pattern.fullmatch(entry.name)
-            if match and entry.is_dir() and not process_alive(int(match.group(1))):
-                shutil.rmtree(entry, ignore_errors=True)
-                stale.append(entry)
-    return stale
 
