@@ -11,7 +11,7 @@ from socket_edge.errors import UsageError
 
 # λ_TI = λ_d by default: chosen by the mean accuracy over the study's settings (never per setting),
 # docs/benchmarks/faithful_socket.md
-DEFAULT_LAMBDA = 0.25
+DEFAULT_LAMBDA = 0.1
 # socket-plus: SOCKET with L_d as the Gaussian KL divergence per channel (scale-free), on the faithful
 # L_TI. Chosen when L_d was squared (docs/benchmarks/socket_plus.md, the earlier protocol); re-measured
 # on the faithful terms in docs/benchmarks/faithful_socket.md. Explicit options override these.
