@@ -235,7 +235,7 @@ def cmd_train_source(args: argparse.Namespace) -> int:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     _require_train("adapt")
-    from socket_edge.adapt.config import AdaptConfig, options
+    from socket_edge.adapt.config import AdaptConfig, default_method, options
     from socket_edge.adapt.validators import HOLDOUT_FRACTION
     from socket_edge.training.run_folder import run_folder_for
 
@@ -251,7 +251,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.select_by in ("ti_agree", "ti_kl") and args.ti_holdout == 0:
         raise UsageError(f"--select-by {args.select_by} scores a held-out share of the TI pairs; drop --ti-holdout 0 "
                          "or pick another validator")
-    method = args.method or "socket"
+    method = args.method or default_method(len(args.source))
+    if args.method is None and not args.select and args.ti_source is not None and _rank() == 0:
+        print(f"socket-edge: note: the default method ({method}) does not train on the TI pairs; --method socket "
+              "or socket-plus does, --select auto tries both (docs/methods.md)", file=sys.stderr)
     chosen = {f.name: getattr(args, f.name) for f in options()}
     if args.select and chosen["ti_holdout"] is None:  # its TI validators score a held-out share
         chosen["ti_holdout"] = HOLDOUT_FRACTION
@@ -735,8 +738,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ti-source", type=Path, help="TI images in the sources' modality (paired by relative path)")
     p.add_argument("--ti-target", type=Path, help="the same TI scenes in the target modality")
     p.add_argument("--method", choices=METHODS, default=None,
-                   help="socket (default: Eq. 3's L_d and the unsquared L_TI, docs/methods.md), socket-plus (socket "
-                        "with L_d as the Gaussian KL), shot, decision, or none (unadapted)")
+                   help="default: shot with one source, decision (SHOT with learned ζ) with several, the best on "
+                        "the mean over the settings of docs/benchmarks/faithful_socket.md; socket (the paper's SOCKET: "
+                        "Eq. 3's L_d and the unsquared L_TI, trained on the TI pairs), socket-plus (socket with L_d as "
+                        "the Gaussian KL), or none (unadapted); docs/methods.md says when to choose which")
     p.add_argument("--select", choices=("auto",),
                    help="auto: run the candidates base (SHOT, or DECISION on several sources), socket-plus and "
                         "socket-plus --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "

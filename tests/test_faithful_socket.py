@@ -84,3 +84,14 @@ def test_the_term_balance_flags_inert_and_dominant_terms():
     norms = {"im": 8.0, "pl": 2.0, "ti": 0.4, "d": 231.0}
     assert flags(norms) == {"ti": "inert", "d": "dominant"}
     assert describe(norms) == "grad IM 8, pl 2, TI 0.4 (inert), d 231 (dominant)"
+
+
+def test_the_default_method_is_the_studys_best_and_says_it_reads_no_ti_pair(setup, tmp_path, capsys):
+    out = tmp_path / "default.pt"
+    argv = adapt_argv(setup, out, "decision", epochs=1, ti_source=str(setup["ti_rgb"]), ti_target=str(setup["ti_depth"]))
+    at = argv.index("--method")
+    assert main(argv[:at] + argv[at + 2:]) == 0  # no --method
+    err = capsys.readouterr().err
+    assert "the default method (decision) does not train on the TI pairs; --method socket" in err
+    config = json.loads((tmp_path / "default.pt-run" / "config.json").read_text())["config"]
+    assert config["method"] == "decision" and config["lambda_ti"] == 0.1 and config["ti_holdout"] == 0

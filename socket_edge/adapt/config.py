@@ -12,6 +12,13 @@ from socket_edge.errors import UsageError
 # λ_TI = λ_d by default: chosen by the mean accuracy over the study's settings (never per setting),
 # docs/benchmarks/faithful_socket.md
 DEFAULT_LAMBDA = 0.1
+def default_method(sources: int) -> str:
+    """`adapt`'s method when --method is not given: the one the issue 22 study ranks best on the mean over
+    its settings, transductive and inductive (docs/benchmarks/faithful_socket.md): SHOT on one source,
+    DECISION (SHOT with learned ζ) on several. It reads no TI pair; --method socket does."""
+    return "decision" if sources > 1 else "shot"
+
+
 # socket-plus: SOCKET with L_d as the Gaussian KL divergence per channel (scale-free), on the faithful
 # L_TI. Chosen when L_d was squared (docs/benchmarks/socket_plus.md, the earlier protocol); re-measured
 # on the faithful terms in docs/benchmarks/faithful_socket.md. Explicit options override these.
