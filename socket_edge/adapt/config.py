@@ -11,7 +11,7 @@ from socket_edge.errors import UsageError
 
 # λ_TI = λ_d by default: chosen by the mean accuracy over the study's settings (never per setting),
 # docs/benchmarks/faithful_socket.md
-DEFAULT_LAMBDA = 0.1
+DEFAULT_LAMBDA = 0.25
 def default_method(sources: int) -> str:
     """`adapt`'s method when --method is not given: the one the issue 22 study ranks best on the mean over
     its settings, transductive and inductive (docs/benchmarks/faithful_socket.md): SHOT on one source,
