@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from conftest import adapt_argv
-from socket_edge.adapt.config import AdaptConfig
+from socket_edge.adapt.config import DEFAULT_LAMBDA, AdaptConfig
 from socket_edge.adapt.inputs import load_inputs, load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
 from socket_edge.adapt.term_balance import describe, flags
@@ -94,4 +94,4 @@ def test_the_default_method_is_the_studys_best_and_says_it_reads_no_ti_pair(setu
     err = capsys.readouterr().err
     assert "the default method (decision) does not train on the TI pairs; --method socket" in err
     config = json.loads((tmp_path / "default.pt-run" / "config.json").read_text())["config"]
-    assert config["method"] == "decision" and config["lambda_ti"] == 0.1 and config["ti_holdout"] == 0
+    assert config["method"] == "decision" and config["lambda_ti"] == DEFAULT_LAMBDA and config["ti_holdout"] == 0
