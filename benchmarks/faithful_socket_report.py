@@ -79,8 +79,8 @@ def report(rows: list[dict], out: Path = REPORT, plot: Path = PLOT) -> None:
         t, i = _means(cells, settings, variant, "accuracy"), _means(cells, settings, variant, "inductive")
         cellrow.append(f"{t:.1f} / {i:.1f}" if t is not None else "(incomplete)")
         lines.append(f"| {variant} | " + " | ".join(cellrow) + " |")
-    lines += ["", *_lambda_lines(cells, settings, variants), "", *_ablation_lines(cells, settings, variants), "",
-              *_norm_lines(cells, settings, variants)]
+    lines += ["", *_lambda_lines(cells, settings, variants), "", *_why_lines(cells, settings, variants), "",
+              *_ablation_lines(cells, settings, variants), "", *_norm_lines(cells, settings, variants)]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     _plot(cells, settings, [v for v in variants if v != "unadapted"], plot)
@@ -108,6 +108,33 @@ def _lambda_lines(cells: dict, settings: list[str], variants: list[str]) -> list
             oracle.append(f"{s}: {best[len(LAMBDA_PREFIX):]} ({done[best]:.1f})")
     if oracle:
         lines += ["", "Oracle λ per setting (label-picked, as the paper's tables): " + "; ".join(oracle) + "."]
+    return lines
+
+
+def _score(rows: list[dict]) -> float:
+    return statistics.mean((r["accuracy"] + r["inductive"]) / 2 for r in rows)
+
+
+def _why_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
+    """Per setting: SOCKET at the chosen λ against base, with the first step's term balance."""
+    lams = [v for v in variants if v.startswith(LAMBDA_PREFIX)]
+    means = {v: _means(cells, settings, v, "accuracy") for v in lams}
+    chosen = [v for v in lams if means[v] is not None]
+    if not chosen or "base" not in variants:
+        return []
+    best = max(chosen, key=lambda v: (_means(cells, settings, v, "accuracy") +
+                                      _means(cells, settings, v, "inductive")) / 2)
+    lines = [f"## SOCKET ({best[len(LAMBDA_PREFIX):]}) against base, setting by setting", "",
+             "(transductive + inductive) / 2, and the gradient norms of λ_TI·L_TI and λ_d·L_d as multiples of IM's at "
+             "the first step (a term above 10× IM's overrides the target's own signal; the paper asks that no "
+             "term overpower another by a large margin).", ""]
+    for s in settings:
+        if (s, best) not in cells or (s, "base") not in cells:
+            continue
+        gain = _score(cells[s, best]) - _score(cells[s, "base"])
+        norms = _norms(cells[s, best], 1)
+        ratio = ", ".join(f"{t} {norms[t] / norms['im']:.1f}×" for t in ("ti", "d") if t in norms and norms.get("im"))
+        lines.append(f"- {s}: {gain:+.1f} ({'above' if gain >= 0 else 'below'} base); {ratio}")
     return lines
 
 
