@@ -17,8 +17,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 from socket_edge import __version__, jsontext
-from socket_edge.adapt.choices import (BN_DISTANCES, BN_SCOPES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS,
-                                       TI_BN_MODES, VALIDATORS, ZETA_PARAMS)
+from socket_edge.adapt.choices import METHODS, VALIDATORS
 from socket_edge.contract import DEFAULT_DEPTH_SCALE, MODALITIES, UNIT_RANGE
 from socket_edge.errors import OutputError, SocketEdgeError, UsageError, require
 from socket_edge.terminal import printable, printable_data
