@@ -19,7 +19,7 @@ from pathlib import Path
 
 import select_auto
 import socket_plus as sp
-from results_io import rows
+from results_io import failures, rows
 
 ROOT = sp.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "faithful_socket.jsonl"
@@ -78,7 +78,7 @@ def main() -> None:
     else:
         from faithful_socket_report import report
 
-        report(rows(args.results))
+        report(rows(args.results), failures(args.results))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,18 @@ def rows(results: Path) -> list[dict]:
     return list(latest.values())
 
 
+def failures(results: Path) -> list[dict]:
+    """The runs recorded as failed ({"key", "error"}) and not recorded again since as finished."""
+    if not results.exists():
+        return []
+    latest = {}
+    for line in results.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            latest[record["key"]] = record
+    return [r for r in latest.values() if "error" in r]
+
+
 def probability_records(results: Path) -> dict[str, dict]:
     """key → the recorded probabilities of that run (its record in probs_file(results)); {} without the file."""
     path = probs_file(results)
