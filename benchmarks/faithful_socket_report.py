@@ -80,7 +80,7 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
         cellrow.append(f"{t:.1f} / {i:.1f}" if t is not None else "(incomplete)")
         lines.append(f"| {variant} | " + " | ".join(cellrow) + " |")
     lines += ["", *_lambda_lines(cells, settings, variants), "", *_why_lines(cells, settings, variants), "",
-              *_ablation_lines(cells, settings, variants), *_failure_lines(failed), "", *_goal_lines(cells, settings, variants), "",
+              *_ablation_lines(cells, settings, variants, failed), *_failure_lines(failed), "", *_goal_lines(cells, settings, variants), "",
               *_norm_lines(cells, settings, variants)]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
@@ -153,7 +153,7 @@ def _paired_gain(cells: dict, settings: list[str], variant: str, reference: str)
     return statistics.mean(p[0] for p in per), statistics.mean(p[1] for p in per), len(per)
 
 
-def _ablation_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
+def _ablation_lines(cells: dict, settings: list[str], variants: list[str], failed: list[dict]) -> list[str]:
     lines = ["## Each change alone", "",
              "Gain over *earlier socket* on the same settings and seeds (transductive / inductive, mean over the "
              "settings where both ran); *base* against *base, dropout on* shows what turning the dropout off alone "
@@ -161,8 +161,10 @@ def _ablation_lines(cells: dict, settings: list[str], variants: list[str]) -> li
     pairs = [(v, EARLIER) for v in variants if v.startswith("earlier +")] + [("base", "base, dropout on")]
     for variant, reference in pairs:
         gain = _paired_gain(cells, settings, variant, reference)
+        lost = sum(r["key"].rsplit("/", 2)[1] == variant for r in failed)
+        lost_note = f"; {lost} more run(s) failed, listed below" if lost else ""
         if gain:
-            lines.append(f"- {variant} vs {reference}: {gain[0]:+.1f} / {gain[1]:+.1f} ({gain[2]} settings)")
+            lines.append(f"- {variant} vs {reference}: {gain[0]:+.1f} / {gain[1]:+.1f} ({gain[2]} settings{lost_note})")
     return lines
 
 
@@ -174,7 +176,7 @@ def _failure_lines(failed: list[dict]) -> list[str]:
         grouped.setdefault((variant, record["error"]), []).append(f"{setting} seed {seed}")
     if not grouped:
         return []
-    return ["", "Runs that failed (not in the tables above):", ""] + [
+    return ["", "Runs that failed (in no table above):", ""] + [
         f"- {variant}: {error}, on {len(where)} run(s): {'; '.join(where)}" for (variant, error), where in grouped.items()]
 
 
