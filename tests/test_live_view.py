@@ -219,7 +219,9 @@ def test_the_page_in_a_headless_browser(switching, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "socket_edge.cli", "run", str(switching["model"]), "--source",
          switching["glob"] + "?loop=1", "--source", switching["blob"] + "?loop=1", "--view", "127.0.0.1:0", "-q",
-         "--threads", "1"], env=ENV, stderr=subprocess.PIPE, text=True)
+         "--threads", "1"], env=ENV, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as at a terminal, also under a background runner (which starts with SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stderr.readline()
         assert line.startswith("live view: http://127.0.0.1:"), line + proc.stderr.read()
@@ -261,3 +263,38 @@ def test_a_frame_the_view_cannot_draw_is_said_on_the_page():
             time.sleep(0.05)
         assert state["problem"].startswith("the view cannot draw a frame") and state["streams"][0]["frames"] == 1
         assert view.threads[1].is_alive()
+
+
+def test_closing_the_view_ends_while_a_page_keeps_polling():
+    """close() hangs up a page that polls over keep-alive (its connection's thread once served it on
+    after the view had closed), and does so at once."""
+    import http.client
+
+    view = LiveView(("127.0.0.1", 0), ["a"]).start("m.onnx", "depth", ["x"])
+    port = view.server.server_address[1]
+    stop, answered, ended = threading.Event(), [], []
+
+    def poll() -> None:  # one connection, a request every 50 ms, as the page does
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            while not stop.is_set():
+                connection.request("GET", "/state.json?since=-1")
+                answered.append(json.loads(connection.getresponse().read())["streams"][0]["source"])
+                time.sleep(0.05)
+        except (OSError, http.client.HTTPException):
+            ended.append(time.monotonic())
+        finally:
+            connection.close()
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    while len(answered) < 3:
+        time.sleep(0.01)
+    started = time.monotonic()
+    view.close()
+    took = time.monotonic() - started
+    poller.join(timeout=5)
+    stop.set()
+    assert answered[:3] == ["a", "a", "a"]
+    assert took < 3, f"close() took {took:.1f} s while a page polled"
+    assert ended and ended[0] - started < 3  # the page's connection was hung up, not served on

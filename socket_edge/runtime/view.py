@@ -197,10 +197,13 @@ class LiveView:
             return self.states[index].jpeg
 
     def close(self) -> None:
+        """Stop serving: the listening socket, then every open connection (a page that keeps polling
+        over keep-alive would otherwise be served on), then the threads."""
         self.stopping.set()
         if self.threads:
             self.server.shutdown()
         self.server.server_close()
+        self.server.hang_up()
         for thread in self.threads:
             thread.join(timeout=5)
 
@@ -212,9 +215,24 @@ class LiveView:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a browser that keeps a connection open never holds up the end of the run
+    daemon_threads = True  # a browser that keeps a connection open never holds up the end of the run ...
+    block_on_close = False  # ... nor does server_close(), which would otherwise join every connection's thread
     allow_reuse_address = True  # a restarted run gets its port back at once (a port in use is still refused)
     view: LiveView
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def hang_up(self) -> None:
+        """Close the read side of every open connection: its handler thread sees the end and returns."""
+        with self.connections_lock:
+            for connection in self.connections:
+                try:
+                    connection.shutdown(socket.SHUT_RD)
+                except OSError:  # the client has gone already
+                    pass
 
 
 class _IPv6Server(_Server):
@@ -252,6 +270,16 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a polling page reuses its connection
     timeout = 10  # a client that stops reading (or goes quiet) frees its thread after this many seconds
     server_version = "socket-edge-view"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
 
     def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
         url = urlsplit(self.path)
