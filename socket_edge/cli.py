@@ -975,7 +975,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common], help="the whole path on the built-in data, offline",
                        description="Render the synthetic RGB-D scenes, train RGB source models on two sensor domains, "
                                    "adapt them to the third domain's depth (unadapted, SHOT/DECISION, SOCKET, socket-plus), "
-                                   "export the socket-plus ensemble to ONNX with a parity check, distil it into one "
+                                   "export the SOCKET ensemble to ONNX with a parity check, distil it into one "
                                    "student, score every model on held-out depth frames no adaptation saw, and "
                                    "stream those frames as a RealSense recording (a 16-bit video where "
                                    "pyrealsense2 cannot load) through `run`. Prints one "
