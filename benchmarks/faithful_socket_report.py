@@ -80,7 +80,8 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
         cellrow.append(f"{t:.1f} / {i:.1f}" if t is not None else "(incomplete)")
         lines.append(f"| {variant} | " + " | ".join(cellrow) + " |")
     lines += ["", *_lambda_lines(cells, settings, variants), "", *_why_lines(cells, settings, variants), "",
-              *_ablation_lines(cells, settings, variants, failed), *_failure_lines(failed), "", *_goal_lines(cells, settings, variants), "",
+              *_ablation_lines(cells, settings, variants, failed), *_failure_lines(failed),
+              "", *_goal_lines(cells, settings, variants), "",
               *_norm_lines(cells, settings, variants)]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
@@ -177,7 +178,8 @@ def _failure_lines(failed: list[dict]) -> list[str]:
     if not grouped:
         return []
     return ["", "Runs that failed (in no table above):", ""] + [
-        f"- {variant}: {error}, on {len(where)} run(s): {'; '.join(where)}" for (variant, error), where in grouped.items()]
+        f"- {variant}: {error}, on {len(where)} run(s): {'; '.join(where)}"
+        for (variant, error), where in grouped.items()]
 
 
 def _goal_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:

@@ -2,7 +2,8 @@
 
     1 synth      render the synthetic RGB-D scenes (domains kv1, kv2, rs)
     2 train      an RGB source model on kv1/rgb and one on kv2/rgb
-    3 adapt      both sources to rs depth: unadapted, DECISION (SHOT with learned ζ), SOCKET (Eq. 3, unsquared L_TI), socket-plus
+    3 adapt      both sources to rs depth: unadapted, DECISION (SHOT with learned ζ), SOCKET (Eq. 3, unsquared
+                 L_TI), socket-plus
     4 export     the SOCKET ensemble to ONNX, parity checked on the rs depth images
     5 distill    one student from the SOCKET ensemble, exported too: accuracy, ONNX Runtime latency, size
     6 recording  held-out rs depth scenes written as a RealSense recording (software device), or, where
@@ -43,8 +44,8 @@ METHODS = (("none", "unadapted"), ("decision", "SHOT/DECISION"), ("socket", "SOC
            ("socket-plus", "socket-plus"))
 # the ensemble exported, distilled and run: SOCKET as the paper wrote it (Eq. 3, the one named deviation in L_TI).
 # It ties with socket-plus on the study's mean (docs/benchmarks/faithful_socket.md) and loses no setting by more
-# than 3.4 points, where socket-plus loses 11.4 (synthetic rs); the demo
-# deploys a model trained on its TI pairs, though `adapt`'s default (DECISION here) reads none and ranks first on held-out frames
+# than 3.4 points, where socket-plus loses 11.4 (synthetic rs). The demo deploys a model trained on its TI
+# pairs, though `adapt`'s default (DECISION here) reads none and ranks first on held-out frames.
 DEPLOYED = "socket"
 DEPTH_SCALE = 0.001  # metres per unit of the held-out depth frames (synth writes millimetres)
 
