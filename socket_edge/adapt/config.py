@@ -13,16 +13,16 @@ from socket_edge.errors import UsageError
 # docs/benchmarks/faithful_socket.md
 DEFAULT_LAMBDA = 0.25
 def default_method(sources: int) -> str:
-    """`adapt`'s method when --method is not given: the one the issue 22 study ranks best on held-out
-    frames over its settings, tied within noise on the adapted ones (docs/benchmarks/faithful_socket.md):
-    SHOT on one source, DECISION (SHOT with learned ζ) on several. It reads no TI pair; --method socket does."""
+    """`adapt`'s method when --method is not given: SHOT on one source, DECISION (SHOT with learned ζ) on
+    several. It reads no TI pair and loses no setting of the issue 22 study by more than a few points
+    (docs/benchmarks/faithful_socket.md); --method socket and socket-plus read them."""
     return "decision" if sources > 1 else "shot"
 
 
 # socket-plus: SOCKET with L_d as the Gaussian KL divergence per channel (scale-free), on the faithful
 # L_TI. Chosen when L_d was squared (docs/benchmarks/socket_plus.md, the earlier protocol). On the faithful
-# terms (docs/benchmarks/faithful_socket.md) it is the best on real RGB→NIR, ties with SOCKET on the mean over
-# six settings and loses 11.4 points to SHOT on synthetic rs. Explicit options override these.
+# terms (docs/benchmarks/faithful_socket.md) it is the best on real RGB→NIR and on the mean over six settings,
+# and loses 6.2 points to SHOT on synthetic rs. Explicit options override these.
 PRESETS: dict[str, dict] = {
     "socket-plus": {"bn_distance": "kl"},
 }
