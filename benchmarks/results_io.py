@@ -23,8 +23,15 @@ def done_keys(results: Path) -> set[str]:
     return {json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()}
 
 
+def _records(results: Path) -> dict[str, dict]:
+    """key → the last record of that key in `results` ({} without the file)."""
+    if not results.exists():
+        return {}
+    return {(record := json.loads(line))["key"]: record for line in results.read_text().splitlines() if line.strip()}
+
+
 def rows(results: Path) -> list[dict]:
-    """The recorded runs; a key recorded twice (a later grid re-ran it) keeps its last record."""
+    """The recorded runs; a key recorded twice (a later grid re-ran it) keeps its last finished record."""
     if not results.exists():
         return []
     latest = {}
@@ -36,14 +43,7 @@ def rows(results: Path) -> list[dict]:
 
 def failures(results: Path) -> list[dict]:
     """The runs recorded as failed ({"key", "error"}) and not recorded again since as finished."""
-    if not results.exists():
-        return []
-    latest = {}
-    for line in results.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            latest[record["key"]] = record
-    return [r for r in latest.values() if "error" in r]
+    return [r for r in _records(results).values() if "error" in r]
 
 
 def probability_records(results: Path) -> dict[str, dict]:

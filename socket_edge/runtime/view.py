@@ -215,8 +215,7 @@ class LiveView:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a browser that keeps a connection open never holds up the end of the run ...
-    block_on_close = False  # ... nor does server_close(), which would otherwise join every connection's thread
+    daemon_threads = True  # a browser that keeps a connection open never holds up the end of the run
     allow_reuse_address = True  # a restarted run gets its port back at once (a port in use is still refused)
     view: LiveView
 
