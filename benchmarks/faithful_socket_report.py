@@ -211,6 +211,10 @@ def _goal_lines(cells: dict, settings: list[str], variants: list[str]) -> list[s
         lines += [f"- socket-plus − {chosen} ≥ +2 on the mean: {g[0]:+.1f} ({g[1]} settings) → {verdict(g[0] >= 2)}",
                   f"- socket-plus never below base − 1 on a setting: worst {worst[0]:+.1f} ({worst[1]}) → "
                   f"{verdict(worst[0] >= -1)}"]
+    means = {v: _paired_gain(cells, settings, v, "base") for v in (chosen, "socket-plus")}
+    if all(means.values()):
+        best = max(["base", *means], key=lambda v: sum(means[v][:2]) / 2 if v in means else 0.0)
+        lines.append(f"- the best on the mean, inductive included (the default `--method` with TI pairs): {best}")
     return lines
 
 

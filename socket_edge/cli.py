@@ -250,10 +250,12 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.select_by in ("ti_agree", "ti_kl") and args.ti_holdout == 0:
         raise UsageError(f"--select-by {args.select_by} scores a held-out share of the TI pairs; drop --ti-holdout 0 "
                          "or pick another validator")
-    method = args.method or default_method(len(args.source))
-    if args.method is None and not args.select and args.ti_source is not None and _rank() == 0:
-        print(f"socket-edge: note: the default method ({method}) does not train on the TI pairs; --method socket "
-              "or socket-plus does, --select auto tries both (docs/methods.md)", file=sys.stderr)
+    ti_pairs = args.ti_source is not None and args.ti_target is not None
+    method = args.method or default_method(len(args.source), ti_pairs)
+    if args.method is None and not args.select and ti_pairs and _rank() == 0:
+        print(f"socket-edge: note: no --method: {method}, the best with TI pairs on the mean of our study; it lost "
+              "6 points to SHOT on one setting: check it with --eval-data, or let --select auto pick "
+              "(docs/methods.md)", file=sys.stderr)
     chosen = {f.name: getattr(args, f.name) for f in options()}
     if args.select and chosen["ti_holdout"] is None:  # its TI validators score a held-out share
         chosen["ti_holdout"] = HOLDOUT_FRACTION
@@ -737,10 +739,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ti-source", type=Path, help="TI images in the sources' modality (paired by relative path)")
     p.add_argument("--ti-target", type=Path, help="the same TI scenes in the target modality")
     p.add_argument("--method", choices=METHODS, default=None,
-                   help="default: shot with one source, decision (SHOT with learned ζ) with several, the best on "
-                        "the mean over the settings of docs/benchmarks/faithful_socket.md; socket (the paper's SOCKET: "
-                        "Eq. 3's L_d and the unsquared L_TI, trained on the TI pairs), socket-plus (socket with L_d as "
-                        "the Gaussian KL), or none (unadapted); docs/methods.md says when to choose which")
+                   help="default: socket-plus when TI pairs are given (the best on the mean over the settings of "
+                        "docs/benchmarks/faithful_socket.md), else shot with one source, decision (SHOT with learned "
+                        "ζ) with several; socket (the paper's SOCKET: Eq. 3's L_d and the unsquared L_TI, trained on "
+                        "the TI pairs), socket-plus (socket with L_d as the Gaussian KL), or none (unadapted); "
+                        "docs/methods.md says when to choose which")
     p.add_argument("--select", choices=("auto",),
                    help="auto: run the candidates base (SHOT, or DECISION on several sources), socket-plus and "
                         "socket-plus --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "

@@ -86,12 +86,16 @@ def test_the_term_balance_flags_inert_and_dominant_terms():
     assert describe(norms) == "grad IM 8, pl 2, TI 0.4 (inert), d 231 (dominant)"
 
 
-def test_the_default_method_is_the_studys_best_and_says_it_reads_no_ti_pair(setup, tmp_path, capsys):
-    out = tmp_path / "default.pt"
-    argv = adapt_argv(setup, out, "decision", epochs=1, ti_source=str(setup["ti_rgb"]), ti_target=str(setup["ti_depth"]))
-    at = argv.index("--method")
-    assert main(argv[:at] + argv[at + 2:]) == 0  # no --method
-    err = capsys.readouterr().err
-    assert "the default method (decision) does not train on the TI pairs; --method socket" in err
-    config = json.loads((tmp_path / "default.pt-run" / "config.json").read_text())["config"]
-    assert config["method"] == "decision" and config["lambda_ti"] == DEFAULT_LAMBDA and config["ti_holdout"] == 0
+def test_the_default_method_is_socket_plus_with_ti_pairs_and_shot_or_decision_without(setup, tmp_path, capsys):
+    with_pairs = tmp_path / "pairs.pt"
+    argv = adapt_argv(setup, with_pairs, None, epochs=1, ti_source=str(setup["ti_rgb"]), ti_target=str(setup["ti_depth"]))
+    assert main(argv) == 0
+    assert "note: no --method: socket-plus, the best with TI pairs" in capsys.readouterr().err
+    config = json.loads((tmp_path / "pairs.pt-run" / "config.json").read_text())["config"]
+    assert config["method"] == "socket-plus" and config["bn_distance"] == "kl" and config["ti_holdout"] == 0
+    assert config["lambda_ti"] == config["lambda_d"] == DEFAULT_LAMBDA
+    for sources, expected in ((("a", "b"), "decision"), (("a",), "shot")):
+        out = tmp_path / f"{expected}.pt"
+        assert main(adapt_argv(setup, out, None, epochs=1, sources=sources)) == 0
+        assert "note:" not in capsys.readouterr().err
+        assert json.loads((tmp_path / f"{expected}.pt-run" / "config.json").read_text())["config"]["method"] == expected

@@ -12,11 +12,18 @@ from socket_edge.errors import UsageError
 # λ_TI = λ_d by default: chosen by the mean accuracy over the study's settings (never per setting),
 # docs/benchmarks/faithful_socket.md
 DEFAULT_LAMBDA = 0.25
-def default_method(sources: int) -> str:
-    """`adapt`'s method when --method is not given: SHOT on one source, DECISION (SHOT with learned ζ) on
-    several. It reads no TI pair and loses no setting of the issue 22 study by more than a few points
-    (docs/benchmarks/faithful_socket.md); --method socket and socket-plus read them."""
+
+
+def base_method(sources: int) -> str:
+    """The method that needs no TI pair: SHOT on one source, DECISION (SHOT with learned ζ) on several."""
     return "decision" if sources > 1 else "shot"
+
+
+def default_method(sources: int, ti_pairs: bool) -> str:
+    """`adapt`'s method when --method is not given: socket-plus when TI pairs are given (first on the mean
+    over the six settings of the issue 22 study, transductive and inductive: docs/benchmarks/faithful_socket.md),
+    else base_method(sources)."""
+    return "socket-plus" if ti_pairs else base_method(sources)
 
 
 # socket-plus: SOCKET with L_d as the Gaussian KL divergence per channel (scale-free), on the faithful
