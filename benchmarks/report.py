@@ -15,6 +15,7 @@ SECTIONS = (  # (file, script that writes it)
     ("scale.md", "benchmarks/distributed_exactness.py, adapt_memory.py, adapt_ranks.py, adapt_gpu.py"),
     ("socket_plus.md", "benchmarks/socket_plus.py"),
     ("select_auto.md", "benchmarks/select_auto.py"),
+    ("select_auto_earlier.md", "benchmarks/select_auto.py at 9c55a28"),
     ("distill.md", "benchmarks/distill_benchmark.py"),
     ("export.md", "benchmarks/export_latency.py"),
     ("int8.md", "benchmarks/int8_benchmark.py"),
@@ -25,7 +26,7 @@ SECTIONS = (  # (file, script that writes it)
 
 
 # sections whose SOCKET rows are the form that was the default before issue 22, not the paper's equations
-EARLIER_PROTOCOL = ("adapt.md", "socket_plus.md", "select_auto.md")
+EARLIER_PROTOCOL = ("adapt.md", "socket_plus.md", "select_auto_earlier.md")
 EARLIER_NOTE = ("> **Earlier protocol (before issue 22).** The rows named *socket* or *socket (paper)* here are the "
                 "form that was the default then, not the paper's equations: L_d squared and over every BatchNorm "
                 "(the bottleneck's too), L_TI as the per-dimension mean of squares, λ_TI = λ_d = 0.1, encoder "
@@ -62,6 +63,7 @@ def main() -> None:
         if name in EARLIER_PROTOCOL:
             mark_earlier(section)
         text = section.read_text().replace("](../img/", "](img/").replace("](faithful_socket.md)", "](#faithful_socket)")
+        text = text.replace("](select_auto.md)", "](#select_auto)")
         parts += [f'<a id="{name[:-3]}"></a>', "", demote(text).strip(), ""]
     out = ROOT / "docs" / "benchmarks.md"
     out.write_text("\n".join(parts) + "\n")

@@ -7,8 +7,9 @@ used in adaptation); the label-free validators per epoch; the choice with 20 lab
     .venv/bin/python benchmarks/select_auto.py run --rgbnir PATH [--workers 2] [--seeds 0 1 2] [--deadline S]
     .venv/bin/python benchmarks/select_auto.py report
 
-Results: benchmarks/results/select_auto.jsonl (one line per run, resumable), the runs' class
-probabilities on both splits beside it (gzipped); the report is docs/benchmarks/select_auto.md
+Results: benchmarks/results/select_auto_faithful.jsonl (one line per run, resumable; the candidates on
+issue 22's faithful terms, with the faithful_socket study's sources: its work folder runs/faithful), the
+runs' class probabilities on both splits beside it (gzipped); the report is docs/benchmarks/select_auto.md
 (select_auto_report.py); the variants and candidates are in select_auto_grid.py.
 The held-out split is read only at the end of each run, to measure it; nothing is tuned on it.
 """
@@ -123,7 +124,7 @@ def grid_parser(doc: str, work: Path, results: Path) -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    parser = grid_parser(__doc__, ROOT / "runs" / "select", RESULTS)
+    parser = grid_parser(__doc__, ROOT / "runs" / "faithful", RESULTS)  # the faithful_socket study's sources and splits
     args = parser.parse_args()
     if args.action == "run":
         run(args)

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from socket_plus_grid import ROOT
 
-RESULTS = ROOT / "benchmarks" / "results" / "select_auto.jsonl"
+from socket_edge.adapt.validators import HOLDOUT_FRACTION
+
+# a protocol change (issue 22): the candidates on the faithful terms; the earlier protocol's runs stay in
+# select_auto.jsonl (docs/benchmarks/select_auto_earlier.md)
+RESULTS = ROOT / "benchmarks" / "results" / "select_auto_faithful.jsonl"
+HELD_OUT = {"ti_holdout": HOLDOUT_FRACTION}  # as `adapt --select auto` sets it: its TI validators score this share
 VARIANTS: dict[str, dict] = {
     "unadapted": {"method": "none"},
-    "base": {},  # SHOT with one source, DECISION with two
-    "socket-plus": {"method": "socket-plus"},
-    "socket-plus-adapter": {"method": "socket-plus", "ti_adapter": True},
+    "base": HELD_OUT,  # SHOT with one source, DECISION with two
+    "socket-plus": {"method": "socket-plus", **HELD_OUT},
+    "socket-plus-adapter": {"method": "socket-plus", "ti_adapter": True, **HELD_OUT},
 }
 CANDIDATES = ("base", "socket-plus", "socket-plus-adapter")

@@ -232,7 +232,7 @@ def report(rows: list[dict], cpu_rows: list[dict] = ()) -> None:
         "Final-epoch accuracy (%) on the target's task images (transductive, as in the paper: the grid adapted "
         "on every target file and predates the inductive hold-out; base, socket-plus and socket-plus "
         "`--ti-adapter` on these settings and source recipes, with inductive accuracy on a held-out 20 %: "
-        "select_auto.md), mean ± std over adaptation seeds 0/1/2, one "
+        "select_auto_earlier.md), mean ± std over adaptation seeds 0/1/2, one "
         "source model per setting (ImageNet MobileNetV2; rgbnir212 at 128 px, synthetic scenes at 64 px, "
         "40 per class); 15 epochs, batch 32, lr 0.01. base = SHOT with one source, DECISION with two. Every "
         "other row is the paper's SOCKET (L_TI as the per-dimension mean, λ_TI = λ_d = 0.1) with one lever "

@@ -112,6 +112,9 @@ def test_select_auto_ranks_by_eval_data_says_why_and_reuses_finished_candidates(
         lines = (folder / f"{name}.pt-run" / "metrics.jsonl").read_text().splitlines()
         accuracy[name] = json.loads(lines[-1])["accuracy"]
         assert {"snd", "ti_agree", "ti_kl", "im"} <= set(json.loads(lines[-1]))
+    configs = {n: json.loads((folder / f"{n}.pt-run" / "config.json").read_text())["config"] for n in accuracy}
+    assert configs["base"]["method"] == "decision" and configs["socket-plus"]["method"] == "socket-plus"
+    assert configs["base"]["bn_distance"] == "norm" and configs["socket-plus"]["bn_distance"] == "kl"  # no preset leak
     best = max(accuracy.values())
     winner = next(n for n, a in accuracy.items() if a == best)  # ties: the first, the base
     assert f"kept {winner}: the highest accuracy on --eval-data" in printed
