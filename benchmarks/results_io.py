@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import statistics
+import sys
 from pathlib import Path
 
 
@@ -16,34 +17,41 @@ def probs_file(results: Path) -> Path:
     return results.with_name(results.stem + "_probs.jsonl.gz")
 
 
+def records(results: Path) -> list[dict]:
+    """Every record in `results`, in order ([] without the file). A line that is not JSON (a run killed
+    while writing it) is skipped with a warning: its run is not done, and a resumed grid runs it again."""
+    if not results.exists():
+        return []
+    found = []
+    for number, line in enumerate(results.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                found.append(json.loads(line))
+            except json.JSONDecodeError:
+                print(f"warning: {results}:{number} is not a JSON record (cut short?); skipped", file=sys.stderr)
+    return found
+
+
+def append(results: Path, record: dict) -> None:
+    """Add one record as a line of its own, also after a line a killed run cut short."""
+    with results.open("a+b") as f:
+        cut = f.seek(0, 2) > 0 and f.seek(-1, 2) >= 0 and f.read(1) != b"\n"
+        f.write((b"\n" if cut else b"") + json.dumps(record).encode() + b"\n")
+
+
 def done_keys(results: Path) -> set[str]:
     """The keys of every run recorded in `results`, failed ones included (a finished run is never repeated)."""
-    if not results.exists():
-        return set()
-    return {json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()}
-
-
-def _records(results: Path) -> dict[str, dict]:
-    """key → the last record of that key in `results` ({} without the file)."""
-    if not results.exists():
-        return {}
-    return {(record := json.loads(line))["key"]: record for line in results.read_text().splitlines() if line.strip()}
+    return {record["key"] for record in records(results)}
 
 
 def rows(results: Path) -> list[dict]:
     """The recorded runs; a key recorded twice (a later grid re-ran it) keeps its last finished record."""
-    if not results.exists():
-        return []
-    latest = {}
-    for line in results.read_text().splitlines():
-        if line.strip() and "error" not in (record := json.loads(line)):
-            latest[record["key"]] = record
-    return list(latest.values())
+    return list({r["key"]: r for r in records(results) if "error" not in r}.values())
 
 
 def failures(results: Path) -> list[dict]:
     """The runs recorded as failed ({"key", "error"}) and not recorded again since as finished."""
-    return [r for r in _records(results).values() if "error" in r]
+    return [r for r in {r["key"]: r for r in records(results)}.values() if "error" in r]
 
 
 def probability_records(results: Path) -> dict[str, dict]:
@@ -51,8 +59,16 @@ def probability_records(results: Path) -> dict[str, dict]:
     path = probs_file(results)
     if not path.exists():
         return {}
-    with gzip.open(path, "rt") as f:
-        return {r["key"]: r for r in map(json.loads, f)}
+    found = {}
+    try:
+        with gzip.open(path, "rt") as f:
+            for line in f:
+                record = json.loads(line)
+                found[record["key"]] = record
+    except (EOFError, gzip.BadGzipFile, json.JSONDecodeError) as error:  # a run killed while writing its member
+        print(f"warning: {path} is cut short after {len(found)} records ({error}); the rest is not read",
+              file=sys.stderr)
+    return found
 
 
 def min_im_accuracy(row: dict) -> float:

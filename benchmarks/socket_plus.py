@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-from results_io import done_keys, probs_file, rows
+from results_io import append, done_keys, probs_file, rows
 from socket_plus_grid import CPU_RESULTS, PRIORITY, RESULTS, RGBNIR, ROOT, SEEDS, TI, TR, VARIANTS
 
 
@@ -198,8 +198,7 @@ def run_queue(pool: ProcessPoolExecutor, queue: list[tuple], submit, results: Pa
         except Exception as error:
             entry = {"key": key, "error": f"{type(error).__name__}: {error}"}
         probs = entry.pop("probs", None)
-        with results.open("a") as f:
-            f.write(json.dumps(entry) + "\n")
+        append(results, entry)
         if probs is not None:
             with gzip.open(probs_file(results), "at") as f:  # appends a gzip member
                 f.write(json.dumps({"key": key, **probs}) + "\n")

@@ -1,0 +1,47 @@
+"""The benchmarks' results files survive a run killed while writing its line: the cut line is skipped
+with a warning (its run counts as not done, so a resumed grid runs it again) and the next record still
+lands on a line of its own."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from results_io import append, done_keys, failures, rows  # noqa: E402
+
+
+def test_a_line_cut_short_is_skipped_and_the_next_record_lands_on_its_own_line(tmp_path, capsys):
+    results = tmp_path / "grid.jsonl"
+    append(results, {"key": "s/a/0", "accuracy": 50.0})
+    append(results, {"key": "s/b/0", "error": "RuntimeError: nan"})
+    with results.open("a") as f:
+        f.write('{"key": "s/c/0", "accur')  # killed mid-write
+    assert done_keys(results) == {"s/a/0", "s/b/0"}
+    assert "grid.jsonl:3 is not a JSON record (cut short?); skipped" in capsys.readouterr().err
+    append(results, {"key": "s/c/0", "accuracy": 70.0})
+    append(results, {"key": "s/b/0", "accuracy": 60.0})  # a failed run recorded again as finished
+    assert results.read_text().splitlines()[3] == '{"key": "s/c/0", "accuracy": 70.0}'
+    assert {r["key"]: r["accuracy"] for r in rows(results)} == {"s/a/0": 50.0, "s/c/0": 70.0, "s/b/0": 60.0}
+    assert failures(results) == []
+
+
+def test_no_file_is_no_record(tmp_path):
+    missing = tmp_path / "none.jsonl"
+    assert done_keys(missing) == set() and rows(missing) == [] and failures(missing) == []
+
+
+def test_probabilities_cut_short_keep_the_records_before_the_cut(tmp_path, capsys):
+    import gzip
+
+    from results_io import probability_records, probs_file
+
+    path = probs_file(tmp_path / "grid.jsonl")
+    sizes = []
+    for key in ("s/a/0", "s/b/0"):
+        with gzip.open(path, "at") as f:
+            f.write(f'{{"key": "{key}", "probs": [[0.5, 0.5]]}}\n')
+        sizes.append(path.stat().st_size)
+    path.write_bytes(path.read_bytes()[:sizes[0] + 12])  # the second member cut inside its header
+    assert list(probability_records(tmp_path / "grid.jsonl")) == ["s/a/0"]
+    assert "is cut short after 1 records" in capsys.readouterr().err
