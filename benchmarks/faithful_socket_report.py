@@ -169,8 +169,18 @@ def _ablation_lines(cells: dict, settings: list[str], variants: list[str], faile
         lost = sum(r["key"].rsplit("/", 2)[1] == variant for r in failed)
         lost_note = f"; {lost} more run(s) failed, listed below" if lost else ""
         if gain:
-            lines.append(f"- {variant} vs {reference}: {gain[0]:+.1f} / {gain[1]:+.1f} ({gain[2]} settings{lost_note})")
+            where = f"{gain[2]} setting{'s' * (gain[2] != 1)}"
+            every = sorted({r["seed"] for rows in cells.values() for r in rows})
+            seeds = [f"{g[0]:+.1f} / {g[1]:+.1f}" for seed in every  # seeds that ran on all the pair's settings
+                     if (g := _paired_gain(_of_seed(cells, seed), settings, variant, reference)) and g[2] == gain[2]]
+            spread = f"; seed by seed {', '.join(seeds)}" if len(seeds) > 1 else ""
+            lines.append(f"- {variant} vs {reference}: {gain[0]:+.1f} / {gain[1]:+.1f} ({where}{lost_note}{spread})")
     return lines
+
+
+def _of_seed(cells: dict, seed: int) -> dict:
+    """The cells with only the runs of one seed."""
+    return {key: [r for r in rows if r["seed"] == seed] for key, rows in cells.items()}
 
 
 def _failure_lines(failed: list[dict]) -> list[str]:

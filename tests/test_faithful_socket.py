@@ -88,8 +88,8 @@ def test_the_term_balance_flags_inert_and_dominant_terms():
 
 def test_the_default_method_is_socket_plus_with_ti_pairs_and_shot_or_decision_without(setup, tmp_path, capsys):
     with_pairs = tmp_path / "pairs.pt"
-    argv = adapt_argv(setup, with_pairs, None, epochs=1, ti_source=str(setup["ti_rgb"]), ti_target=str(setup["ti_depth"]))
-    assert main(argv) == 0
+    pairs = {"ti_source": str(setup["ti_rgb"]), "ti_target": str(setup["ti_depth"])}
+    assert main(adapt_argv(setup, with_pairs, None, epochs=1, **pairs)) == 0
     assert "note: no --method: socket-plus, the best with TI pairs" in capsys.readouterr().err
     config = json.loads((tmp_path / "pairs.pt-run" / "config.json").read_text())["config"]
     assert config["method"] == "socket-plus" and config["bn_distance"] == "kl" and config["ti_holdout"] == 0
