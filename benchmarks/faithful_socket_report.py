@@ -14,6 +14,7 @@ REPORT = ROOT / "docs" / "benchmarks" / "faithful_socket.md"
 PLOT = ROOT / "docs" / "img" / "faithful_socket.png"
 LAMBDA_PREFIX = "socket λ "
 EARLIER = "earlier socket"
+DROPOUT_ON = "base, dropout on"  # SHOT/DECISION as before issue 22: what dropout off alone does to them
 TERMS = ("im", "pl", "ti", "d")
 
 
@@ -163,7 +164,7 @@ def _ablation_lines(cells: dict, settings: list[str], variants: list[str], faile
              "Gain over *earlier socket* on the same settings and seeds (transductive / inductive, mean over the "
              "settings where both ran); *base* against *base, dropout on* shows what turning the dropout off alone "
              "does to SHOT/DECISION.", ""]
-    pairs = [(v, EARLIER) for v in variants if v.startswith("earlier +")] + [("base", "base, dropout on")]
+    pairs = [(v, EARLIER) for v in variants if v.startswith("earlier +")] + [("base", DROPOUT_ON)]
     for variant, reference in pairs:
         gain = _paired_gain(cells, settings, variant, reference)
         lost = sum(r["key"].rsplit("/", 2)[1] == variant for r in failed)
@@ -263,12 +264,14 @@ def _plot(cells: dict, settings: list[str], variants: list[str], path: Path) -> 
                     xs.append(j + (k - len(variants) / 2 + 0.5) * width)
                     ys.append(statistics.mean(done))
                     es.append(statistics.stdev(done) if len(done) > 1 else 0)
-            ax.bar(xs, ys, width, yerr=es, label=variant, capsize=2)
+            ax.bar(xs, ys, width, yerr=es, label=variant, capsize=2, color=plt.get_cmap("tab20").colors[k % 20],
+                   hatch="//" if variant.startswith("earlier") or variant == DROPOUT_ON else None, edgecolor="white", linewidth=0)
         ax.set_xticks(range(len(settings)), settings, rotation=20, fontsize=8)
         ax.set_title(title)
         ax.set_ylabel("accuracy (%)")
-    axes[1].legend(fontsize=6, ncol=2)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))  # the legend below both panels, clear of the bars
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
