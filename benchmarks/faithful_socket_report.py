@@ -264,8 +264,9 @@ def _plot(cells: dict, settings: list[str], variants: list[str], path: Path) -> 
                     xs.append(j + (k - len(variants) / 2 + 0.5) * width)
                     ys.append(statistics.mean(done))
                     es.append(statistics.stdev(done) if len(done) > 1 else 0)
+            ablation = variant.startswith("earlier") or variant == DROPOUT_ON
             ax.bar(xs, ys, width, yerr=es, label=variant, capsize=2, color=plt.get_cmap("tab20").colors[k % 20],
-                   hatch="//" if variant.startswith("earlier") or variant == DROPOUT_ON else None, edgecolor="white", linewidth=0)
+                   hatch="//" if ablation else None, edgecolor="white", linewidth=0)
         ax.set_xticks(range(len(settings)), settings, rotation=20, fontsize=8)
         ax.set_title(title)
         ax.set_ylabel("accuracy (%)")
