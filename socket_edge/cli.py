@@ -749,13 +749,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: run the candidates base (SHOT, or DECISION on several sources), socket-plus and "
                         "socket-plus --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "
                         "the one the label-free validator --select-by ranks first, or, with --eval-data (20–50 "
-                        "labelled target frames), the most accurate on them. Costs the sum of the three runs (about 2.7× "
+                        "labelled target frames), the most accurate on them. Costs the sum of the three runs (about 2.6× "
                         "one socket-plus run)")
     p.add_argument("--select-by", choices=VALIDATORS,
-                   help="label-free validator of --select auto without --eval-data (default im: the "
-                        "information-maximisation objective on the target, the best ranked in "
-                        "docs/benchmarks/select_auto.md; ti_agree/ti_kl: agreement/KL with the frozen sources on a "
-                        "held-out fifth of the TI pairs; see README)")
+                   help="label-free validator of --select auto without --eval-data (default agree: the share of "
+                        "target frames whose prediction agrees with its centroid pseudo-label, the best ranked in "
+                        "docs/benchmarks/select_auto.md; im: the information-maximisation objective; ti_agree/ti_kl: "
+                        "agreement/KL with the frozen sources on a held-out fifth of the TI pairs; see README)")
     p.add_argument("--out", type=Path, required=True, help="ensemble artifact to write (.pt)")
     p.add_argument("--classes", type=_names, help="read only these class folders of --target and --eval-data")
     p.add_argument("--ti-classes", type=_names, help="read only these class folders of the TI roots")

@@ -11,6 +11,7 @@ import torch
 from conftest import adapt_argv
 from socket_edge.adapt.inputs import load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble
+from socket_edge.adapt.select import DEFAULT_VALIDATOR, rank, scores
 from socket_edge.adapt.validators import holdout, snd, ti_consistency
 from socket_edge.backends.onnx import OnnxModel
 from socket_edge.cli import main
@@ -115,6 +116,9 @@ def test_select_auto_ranks_by_eval_data_says_why_and_reuses_finished_candidates(
     configs = {n: json.loads((folder / f"{n}.pt-run" / "config.json").read_text())["config"] for n in accuracy}
     assert configs["base"]["method"] == "decision" and configs["socket-plus"]["method"] == "socket-plus"
     assert configs["base"]["bn_distance"] == "norm" and configs["socket-plus"]["bn_distance"] == "kl"  # no preset leak
+    metrics = {n: artifact.read(folder / f"{n}.pt")["provenance"]["metrics"] for n in accuracy}
+    label_free = {n: scores(m)[DEFAULT_VALIDATOR] for n, m in metrics.items()}  # what ranks without --eval-data
+    assert [label_free[n] for n in rank(metrics, DEFAULT_VALIDATOR)] == sorted(label_free.values(), reverse=True)
     best = max(accuracy.values())
     winner = next(n for n, a in accuracy.items() if a == best)  # ties: the first, the base
     assert f"kept {winner}: the highest accuracy on --eval-data" in printed
