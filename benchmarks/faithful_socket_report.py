@@ -165,13 +165,13 @@ def _ablation_lines(cells: dict, settings: list[str], variants: list[str], faile
              "settings where both ran); *base* against *base, dropout on* shows what turning the dropout off alone "
              "does to SHOT/DECISION.", ""]
     pairs = [(v, EARLIER) for v in variants if v.startswith("earlier +")] + [("base", DROPOUT_ON)]
+    every = sorted({r["seed"] for rows in cells.values() for r in rows})
     for variant, reference in pairs:
         gain = _paired_gain(cells, settings, variant, reference)
         lost = sum(r["key"].rsplit("/", 2)[1] == variant for r in failed)
         lost_note = f"; {lost} more run(s) failed, listed below" if lost else ""
         if gain:
             where = f"{gain[2]} setting{'s' * (gain[2] != 1)}"
-            every = sorted({r["seed"] for rows in cells.values() for r in rows})
             seeds = [f"{g[0]:+.1f} / {g[1]:+.1f}" for seed in every  # seeds that ran on all the pair's settings
                      if (g := _paired_gain(_of_seed(cells, seed), settings, variant, reference)) and g[2] == gain[2]]
             spread = f"; seed by seed {', '.join(seeds)}" if len(seeds) > 1 else ""
