@@ -251,8 +251,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise UsageError(f"--select-by {args.select_by} scores a held-out share of the TI pairs; drop --ti-holdout 0 "
                          "or pick another validator")
     ti_pairs = args.ti_source is not None and args.ti_target is not None
-    # --select auto derives its candidates from the base method's config (select.candidates)
-    method = args.method or default_method(len(args.source), ti_pairs and not args.select)
+    method = args.method or default_method(len(args.source), ti_pairs)
     if args.method is None and not args.select and ti_pairs and _rank() == 0:
         print(f"socket-edge: note: no --method: {method}, the best with TI pairs on the mean of our study; it lost "
               "6 points to SHOT on one setting: check it with --eval-data, or let --select auto pick "

@@ -44,8 +44,8 @@ METHODS = (("none", "unadapted"), ("decision", "SHOT/DECISION"), ("socket", "SOC
            ("socket-plus", "socket-plus"))
 # the ensemble exported, distilled and run: SOCKET as the paper wrote it (Eq. 3, the one named deviation in L_TI).
 # It is within a point of socket-plus on the study's mean (docs/benchmarks/faithful_socket.md) and loses no
-# setting by more than 2.6 points, where socket-plus loses 6.2 (synthetic rs). The demo deploys a model trained
-# on its TI pairs, though `adapt`'s default (DECISION here) reads none.
+# setting by more than 2.6 points, where socket-plus loses 6.2 (synthetic rs), as it does here; `adapt`'s
+# default with TI pairs is socket-plus, first on that mean (config.default_method).
 DEPLOYED = "socket"
 DEPTH_SCALE = 0.001  # metres per unit of the held-out depth frames (synth writes millimetres)
 

@@ -30,9 +30,10 @@ TIE_BREAK = "ti_kl"
 
 def candidates(base: AdaptConfig, sources: int) -> dict[str, AdaptConfig]:
     """name → config: the base (SHOT on one source, DECISION on several), socket-plus, and
-    socket-plus with the input adapter; every other setting of `base` is kept."""
+    socket-plus with the input adapter; every setting `base` has beyond its own method's preset is kept."""
+    preset = AdaptConfig.for_method(base.method)
     options = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)
-               if getattr(base, f.name) != getattr(AdaptConfig(), f.name) and f.name not in ("method", "ti_adapter")}
+               if getattr(base, f.name) != getattr(preset, f.name) and f.name not in ("method", "ti_adapter")}
     return {
         "base": AdaptConfig.for_method(base_method(sources), **options),
         "socket-plus": AdaptConfig.for_method("socket-plus", **options),
