@@ -42,6 +42,9 @@ VARIANTS: dict[str, dict] = {
     "earlier + dropout off": {**EARLIER, "encoder_dropout": False},
     "earlier + every TI pair": {**EARLIER, "ti_holdout": 0.0},
     "socket-plus": {"method": "socket-plus"},  # its preset (L_d as the Gaussian KL) on the faithful defaults
+    # λ_TI fading from its value to 0 over training (ti_schedule cosine), at the default λ
+    "socket, cosine λ_TI": {**FAITHFUL, "ti_schedule": "cosine"},
+    "socket-plus, cosine λ_TI": {"method": "socket-plus", "ti_schedule": "cosine"},
 }
 CORE = ["unadapted", "base", *(f"socket λ {lam}" for lam in LAMBDAS)]  # run first, seed by seed
 ABLATION = [v for v in VARIANTS if v not in CORE]

@@ -96,7 +96,11 @@ def run(args: argparse.Namespace, queue_for: Callable[[Path, list[str]], list[tu
     started = time.time()
     work = args.work
     (work / "runs").mkdir(parents=True, exist_ok=True)
-    chosen = args.settings or list(sp.settings(work, args.rgbnir))
+    known = list(sp.settings(work, args.rgbnir))
+    chosen = args.settings or known
+    if set(chosen) - set(known):
+        raise SystemExit(f"unknown --settings {', '.join(sorted(set(chosen) - set(known)))}; the settings here: "
+                         + ", ".join(repr(k) for k in known))
     pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
     for done in as_completed([pool.submit(sp.train_source, job) for job in sp.prepare(work, args.rgbnir, False, chosen)]):
         print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)

@@ -2,7 +2,9 @@
 off while adapting, every TI pair trained on unless a hold-out is asked for, and the term balance."""
 
 import json
+import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -11,7 +13,9 @@ from socket_edge.adapt.config import DEFAULT_LAMBDA, AdaptConfig
 from socket_edge.adapt.inputs import load_inputs, load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
 from socket_edge.adapt.term_balance import describe, flags
+from socket_edge.adapt.ti_alignment import scheduled_weight
 from socket_edge.cli import main
+from socket_edge.errors import UsageError
 
 
 def _ensemble(setup, **options) -> AdaptiveEnsemble:
@@ -70,6 +74,11 @@ def test_each_active_terms_gradient_norm_is_recorded_every_epoch(setup, tmp_path
         assert set(entry["grad_norms"]) == {"im", "pl", "d", "ti"}
         assert all(v > 0 for v in entry["grad_norms"].values())
     assert history[1]["grad_norms"] != history[2]["grad_norms"]  # measured again each epoch
+    faded = tmp_path / "cosine.pt"  # λ_TI·(1 + cos πp)/2: λ_TI at the first step, half of it at epoch 2's (p = ½)
+    assert main(adapt_argv(setup, faded, "socket", ti_schedule="cosine")) == 0
+    cosine = [json.loads(line) for line in (tmp_path / "cosine.pt-run" / "metrics.jsonl").read_text().splitlines()]
+    assert cosine[1]["grad_norms"] == history[1]["grad_norms"]
+    assert 0.4 < cosine[2]["grad_norms"]["ti"] / history[2]["grad_norms"]["ti"] < 0.6
     capsys.readouterr()
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
@@ -78,6 +87,19 @@ def test_each_active_terms_gradient_norm_is_recorded_every_epoch(setup, tmp_path
     assert main(adapt_argv(setup, shot, "shot", epochs=1)) == 0
     lines = (tmp_path / "shot.pt-run" / "metrics.jsonl").read_text().splitlines()
     assert set(json.loads(lines[-1])["grad_norms"]) == {"im", "pl"}
+
+
+def test_the_cosine_schedule_fades_lambda_ti_from_its_value_to_zero():
+    assert scheduled_weight(0.4, "constant", 0.7) == 0.4
+    assert scheduled_weight(0.4, "cosine", 0.0) == pytest.approx(0.4)
+    assert scheduled_weight(0.4, "cosine", 0.25) == pytest.approx(0.2 * (1 + math.sqrt(0.5)))
+    assert scheduled_weight(0.4, "cosine", 0.5) == pytest.approx(0.2)
+    assert scheduled_weight(0.4, "cosine", 1.0) == pytest.approx(0.0, abs=1e-12)
+    assert AdaptConfig().ti_schedule == "constant"  # the paper's, for every method
+    with pytest.raises(UsageError, match="--ti-schedule 'linear' is not one of constant, cosine"):
+        AdaptConfig(ti_schedule="linear")
+    with pytest.raises(UsageError, match="--ti-schedule cosine fades the weight of L_TI, which --method shot"):
+        AdaptConfig(method="shot", ti_schedule="cosine")
 
 
 def test_the_term_balance_flags_inert_and_dominant_terms():

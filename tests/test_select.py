@@ -11,7 +11,8 @@ import torch
 from conftest import adapt_argv
 from socket_edge.adapt.inputs import load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble
-from socket_edge.adapt.select import DEFAULT_VALIDATOR, rank, scores
+from socket_edge.adapt.config import AdaptConfig
+from socket_edge.adapt.select import DEFAULT_VALIDATOR, candidates, rank, scores
 from socket_edge.adapt.validators import holdout, snd, ti_consistency
 from socket_edge.backends.onnx import OnnxModel
 from socket_edge.cli import main
@@ -100,6 +101,13 @@ def select_argv(setup, out, method: str = "socket", **options) -> list[str]:
     argv = adapt_argv(setup, out, method, select="auto", **options)
     at = argv.index("--method")
     return argv[:at] + argv[at + 2:]
+
+
+def test_the_candidates_keep_the_users_settings_and_the_base_drops_what_only_l_ti_takes():
+    chosen = candidates(AdaptConfig.for_method("socket-plus", ti_schedule="cosine", lr=0.005), sources=2)
+    assert chosen["base"].method == "decision" and chosen["base"].ti_schedule == "constant"
+    assert chosen["socket-plus"].ti_schedule == chosen["socket-plus-adapter"].ti_schedule == "cosine"
+    assert {c.lr for c in chosen.values()} == {0.005} and chosen["base"].bn_distance == "norm"
 
 
 def test_select_auto_ranks_by_eval_data_says_why_and_reuses_finished_candidates(setup, tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from socket_edge.adapt.choices import (BN_DISTANCES, BN_SCOPES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS,
-                                       SOCKET_METHODS, TI_BN_MODES, ZETA_PARAMS)
+                                       SOCKET_METHODS, TI_BN_MODES, TI_SCHEDULES, ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_RANGE, DEFAULT_DEPTH_SCALE, MODALITIES
 from socket_edge.errors import UsageError
 
@@ -70,6 +70,9 @@ class AdaptConfig:
                               "batch (Eq. 2 unsquared: the printed square diverges); or the earlier per-member forms "
                               "mean_sq (per-dimension mean of squares), sum_sq (squared, summed), norm (per pair)",
                               choices=DISTANCES)
+    ti_schedule: str = option("constant", "λ_TI over training: constant (paper), or cosine, from --lambda-ti at the "
+                              "first step to 0 at the last (the frobenius L_TI's gradient has norm λ_TI however "
+                              "small the residual, so a constant weight never lets it fade)", choices=TI_SCHEDULES)
     bn_reduction: str = option("sum", "L_d over BN layers: sum (paper) or mean", choices=REDUCTIONS)
     bn_layers: float = option(1.0, "fraction of BN layers, from the input, that L_d matches", "share")
     bn_distance: str = option("norm", "L_d per layer: norm, Eq. 3's unsquared L2 norms; sq, both squared (the "
@@ -105,8 +108,8 @@ class AdaptConfig:
     def __post_init__(self) -> None:
         if self.lr_zeta is None:
             object.__setattr__(self, "lr_zeta", self.lr)
-        choices = {"method": METHODS, "modality": MODALITIES, "ti_distance": DISTANCES, "bn_reduction": REDUCTIONS,
-                   "bn_distance": BN_DISTANCES, "bn_scope": BN_SCOPES, "ti_bn": TI_BN_MODES, "zeta_param": ZETA_PARAMS, "keep": KEEP_RULES}
+        choices = {"method": METHODS, "modality": MODALITIES,
+                   **{f.name: f.metadata["choices"] for f in fields(self) if f.metadata.get("choices")}}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 flag = "--" + name.replace("_", "-")
@@ -121,6 +124,9 @@ class AdaptConfig:
             raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.neighbours < 1:
             raise UsageError(f"--neighbours must be at least 1, got {self.neighbours}")
+        if self.ti_schedule != "constant" and not self.uses_ti:
+            raise UsageError(f"--ti-schedule {self.ti_schedule} fades the weight of L_TI, which --method {self.method} "
+                             "does not use (nor socket with --lambda-ti 0); use --method socket or socket-plus")
         if self.ti_adapter and not (self.uses_ti or self.uses_bn_stats):
             raise UsageError(f"--ti-adapter is trained by L_TI and L_d, which --method {self.method} does not use "
                              "(with both weights at 0 neither does socket); use --method socket or socket-plus")
