@@ -1,0 +1,33 @@
+"""The faithful_socket report's goal intervals: a bootstrap of the paired seeds within each setting."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from faithful_socket_report import _interval  # noqa: E402
+
+
+def _cells(gains: dict[str, list[float]]) -> dict:
+    """Per setting, base at 50 % and a variant `gain` above it, seed by seed (both accuracies alike)."""
+    cells = {}
+    for setting, per_seed in gains.items():
+        cells[setting, "base"] = [{"seed": k, "accuracy": 50.0, "inductive": 50.0} for k in range(len(per_seed))]
+        cells[setting, "v"] = [{"seed": k, "accuracy": 50.0 + g, "inductive": 50.0 + g} for k, g in enumerate(per_seed)]
+    return cells
+
+
+def test_the_interval_is_the_gain_itself_when_every_seed_agrees_and_widens_with_their_spread():
+    steady = _cells({"a": [2.0, 2.0, 2.0], "b": [4.0, 4.0]})
+    assert _interval(steady, ["a", "b"], "v", "base") == " [95 % interval +3.0 … +3.0]"
+    spread = _cells({"a": [-4.0, 2.0, 8.0], "b": [4.0, 4.0]})  # the same mean gain, +3.0
+    low, high = (float(x) for x in _interval(spread, ["a", "b"], "v", "base")[15:-1].split(" … "))
+    assert -1.0 <= low < 3.0 < high <= 6.0  # setting a's mean ranges over −4 … +8, halved by the average
+    assert _interval(spread, ["a", "b"], "v", "base") == _interval(spread, ["a", "b"], "v", "base")  # stable
+
+
+def test_no_interval_from_one_seed_or_no_pair():
+    assert _interval(_cells({"a": [2.0], "b": [1.0, 3.0]}), ["a", "b"], "v", "base") == \
+        " [no interval: one seed on a setting]"
+    assert _interval(_cells({"a": [2.0, 1.0]}), ["a"], "v", "missing") == ""
