@@ -192,7 +192,8 @@ def report(rows: list[dict], probs: dict) -> None:
     lines = [
         "# Choosing the adaptation without target labels (issue 17, candidates on the faithful terms)", "",
         "The candidates of `adapt --select auto` as built since issue 22: SOCKET's terms as the paper wrote them "
-        "([faithful_socket](faithful_socket.md)), socket-plus's preset on them, "
+        "([faithful_socket](faithful_socket.md)), socket-plus's preset of then on them (L_d as the Gaussian KL; "
+        "socket-plus has since become SOCKET with λ_TI fading, not measured in this grid), "
         "a fifth of the TI pairs held out for the validators, encoder dropout off; the faithful_socket study's "
         "source models. The same grid on the earlier form: [select_auto_earlier](select_auto_earlier.md).", "",
         "Reproduce: `.venv/bin/python benchmarks/select_auto.py run --rgbnir PATH/rgbnir212 --workers 2` "
