@@ -42,10 +42,10 @@ TARGET_DOMAIN = "rs"
 # adapt --method, and its name in the table (two sources: DECISION is SHOT's multi-source form)
 METHODS = (("none", "unadapted"), ("decision", "SHOT/DECISION"), ("socket", "SOCKET"),
            ("socket-plus", "socket-plus"))
-# the ensemble exported, distilled and run: SOCKET as the paper wrote it (Eq. 3, the one named deviation in L_TI).
-# It is within a point of socket-plus on the study's mean (docs/benchmarks/faithful_socket.md) and loses no
-# setting by more than 2.6 points, where socket-plus loses 6.2 (synthetic rs), as it does here; `adapt`'s
-# default with TI pairs is socket-plus, first on that mean (config.default_method).
+# the ensemble exported, distilled and run: SOCKET as the paper wrote it (Eq. 3, the one named deviation in L_TI),
+# the method this package implements. `adapt`'s default with TI pairs is socket-plus (SOCKET with λ_TI fading
+# over training), first on the mean of docs/benchmarks/faithful_socket.md (config.default_method); the demo
+# adapts with it too and shows both.
 DEPLOYED = "socket"
 DEPTH_SCALE = 0.001  # metres per unit of the held-out depth frames (synth writes millimetres)
 

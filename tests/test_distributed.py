@@ -7,7 +7,7 @@ process) and the global-batch BatchNorm of two ranks (the same statistics, from 
 round differently in float32; ill-conditioned gradients amplify that: untrained sources at 32 px
 (~1e-2 after two steps), and the paper's squared-difference L_d, whose gradients are thousands
 of times the other terms' (up to ~3e-4 here). SOCKET is therefore compared with L_d as the
-per-channel KL divergence (--bn-distance kl, socket-plus's), at λ_TI = λ_d = 0.1 (at 0.5
+per-channel KL divergence (--bn-distance kl), at λ_TI = λ_d = 0.1 (at 0.5
 the Frobenius L_TI moved one image's pseudo-label across a cluster boundary after epoch 1: rounding,
 amplified) and at lr 0.003: at the default 0.01
 the third step differed by up to 3.8e-4 once SOCKET trained on four fifths of the TI pairs (a

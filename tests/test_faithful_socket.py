@@ -112,9 +112,10 @@ def test_the_default_method_is_socket_plus_with_ti_pairs_and_shot_or_decision_wi
     with_pairs = tmp_path / "pairs.pt"
     pairs = {"ti_source": str(setup["ti_rgb"]), "ti_target": str(setup["ti_depth"])}
     assert main(adapt_argv(setup, with_pairs, None, epochs=1, **pairs)) == 0
-    assert "note: no --method: socket-plus, the best with TI pairs" in capsys.readouterr().err
+    assert "note: no --method: socket-plus (SOCKET with λ_TI fading over training), the best with TI pairs" \
+        in capsys.readouterr().err
     config = json.loads((tmp_path / "pairs.pt-run" / "config.json").read_text())["config"]
-    assert config["method"] == "socket-plus" and config["bn_distance"] == "kl" and config["ti_holdout"] == 0
+    assert config["method"] == "socket-plus" and config["ti_schedule"] == "cosine" and config["ti_holdout"] == 0
     assert config["lambda_ti"] == config["lambda_d"] == DEFAULT_LAMBDA
     for sources, expected in ((("a", "b"), "decision"), (("a",), "shot")):
         out = tmp_path / f"{expected}.pt"

@@ -104,10 +104,13 @@ def select_argv(setup, out, method: str = "socket", **options) -> list[str]:
 
 
 def test_the_candidates_keep_the_users_settings_and_the_base_drops_what_only_l_ti_takes():
-    chosen = candidates(AdaptConfig.for_method("socket-plus", ti_schedule="cosine", lr=0.005), sources=2)
-    assert chosen["base"].method == "decision" and chosen["base"].ti_schedule == "constant"
+    chosen = candidates(AdaptConfig.for_method("socket", ti_schedule="cosine", lr=0.005), sources=2)
+    assert chosen["base"].method == "decision" and chosen["base"].ti_schedule == "constant"  # it has no L_TI
     assert chosen["socket-plus"].ti_schedule == chosen["socket-plus-adapter"].ti_schedule == "cosine"
-    assert {c.lr for c in chosen.values()} == {0.005} and chosen["base"].bn_distance == "norm"
+    assert {c.lr for c in chosen.values()} == {0.005}
+    constant = candidates(AdaptConfig.for_method("socket", bn_distance="kl"), sources=1)  # beyond socket's preset
+    assert constant["base"].method == "shot" and constant["socket-plus"].bn_distance == "kl"
+    assert constant["socket-plus"].ti_schedule == "cosine"  # socket-plus's preset where the user set nothing
 
 
 def test_select_auto_ranks_by_eval_data_says_why_and_reuses_finished_candidates(setup, tmp_path, capsys):
@@ -123,7 +126,7 @@ def test_select_auto_ranks_by_eval_data_says_why_and_reuses_finished_candidates(
         assert {"snd", "ti_agree", "ti_kl", "im"} <= set(json.loads(lines[-1]))
     configs = {n: json.loads((folder / f"{n}.pt-run" / "config.json").read_text())["config"] for n in accuracy}
     assert configs["base"]["method"] == "decision" and configs["socket-plus"]["method"] == "socket-plus"
-    assert configs["base"]["bn_distance"] == "norm" and configs["socket-plus"]["bn_distance"] == "kl"  # no preset leak
+    assert configs["base"]["ti_schedule"] == "constant" and configs["socket-plus"]["ti_schedule"] == "cosine"  # no leak
     metrics = {n: artifact.read(folder / f"{n}.pt")["provenance"]["metrics"] for n in accuracy}
     label_free = {n: scores(m)[DEFAULT_VALIDATOR] for n, m in metrics.items()}  # what ranks without --eval-data
     assert [label_free[n] for n in rank(metrics, DEFAULT_VALIDATOR)] == sorted(label_free.values(), reverse=True)

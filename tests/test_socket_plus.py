@@ -98,10 +98,10 @@ def test_ti_batches_can_use_the_running_statistics(setup):
 
 
 def test_presets_and_explicit_options():
-    config = AdaptConfig.for_method("socket-plus", modality="nir", bn_distance=None, lambda_nc=0.5)
-    assert config.bn_distance == PRESETS["socket-plus"]["bn_distance"] == "kl"
+    config = AdaptConfig.for_method("socket-plus", modality="nir", ti_schedule=None, lambda_nc=0.5)
+    assert config.ti_schedule == PRESETS["socket-plus"]["ti_schedule"] == "cosine" and config.bn_distance == "norm"
     assert config.lambda_nc == 0.5 and config.modality == "nir"
-    assert AdaptConfig.for_method("socket-plus", bn_distance="sq").bn_distance == "sq"  # explicit beats the preset
+    assert AdaptConfig.for_method("socket-plus", ti_schedule="constant").ti_schedule == "constant"  # explicit wins
     assert config.uses_ti and config.uses_bn_stats and config.learns_zeta
     assert AdaptConfig.for_method("socket") == AdaptConfig(method="socket")  # the paper's stays unchanged
     for bad, words in (({"bn_layers": 0}, "--bn-layers"), ({"ema": 1.0}, "--ema"), ({"keep": "best"}, "--keep"),
@@ -119,7 +119,7 @@ def test_socket_plus_end_to_end_keeps_the_min_im_epoch(setup, tmp_path, capsys):
     history = [json.loads(line) for line in (tmp_path / "plus.pt-run" / "metrics.jsonl").read_text().splitlines()]
     assert {"l_nc", "l_ti", "l_d", "l_pl", "im", "agree"} <= set(history[-1])
     config = json.loads((tmp_path / "plus.pt-run" / "config.json").read_text())["config"]
-    assert config["method"] == "socket-plus" and config["bn_distance"] == "kl" and config["ema"] == 0.0
+    assert config["method"] == "socket-plus" and config["ti_schedule"] == "cosine" and config["ema"] == 0.0
     metrics = data["provenance"]["metrics"]
     kept = min(range(len(history)), key=lambda e: history[e]["im"])
     assert metrics["kept_epoch"] == kept

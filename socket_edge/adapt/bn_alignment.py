@@ -37,7 +37,7 @@ class BNStatsLoss(nn.Module):
       times Eq. 3's, so the few layers with large variances dominate (in ImageNet MobileNetV2 three of
       52 BN layers hold 96 % of Σ‖σ²‖²) and it grows with the mismatch (reaches 1e5 and inf);
     - "kl": the Gaussian KL divergence per channel, averaged over channels: scale-free, zero when the
-      statistics agree (socket-plus)."""
+      statistics agree (socket-plus's earlier preset)."""
 
     def __init__(self, groups: list[list[int]], reduction: str = "sum", fraction: float = 1.0,
                  distance: str = "norm") -> None:

@@ -7,7 +7,7 @@ SOCKET_METHODS = ("socket", "socket-plus")
 DISTANCES = ("frobenius", "mean_sq", "sum_sq", "norm")
 REDUCTIONS = ("sum", "mean")  # L_d over BatchNorm layers
 # L_d per layer (bn_alignment.py): "norm" is Eq. 3's unsquared L2 norms; "sq" squares them (the earlier
-# default, not the paper's); "kl" the Gaussian KL divergence per channel (socket-plus)
+# default, not the paper's); "kl" the Gaussian KL divergence per channel (socket-plus's earlier preset)
 BN_DISTANCES = ("norm", "sq", "kl")
 # which BatchNorm layers L_d matches: "conv" (those after convolutions, Eq. 3's) or "all" (also the
 # bottleneck's BatchNorm1d, whose batch mean moves with each batch's class mix: the earlier form)
