@@ -173,14 +173,18 @@ def _why_lines(cells: dict, settings: list[str], variants: list[str]) -> list[st
     return lines
 
 
+def _pairs(cells: dict, setting: str, variant: str, reference: str) -> list[tuple[dict, dict]]:
+    """(variant's row, reference's row) for each seed both ran on the setting."""
+    ref = {r["seed"]: r for r in cells.get((setting, reference), [])}
+    return [(r, ref[r["seed"]]) for r in cells.get((setting, variant), []) if r["seed"] in ref]
+
+
 def _paired_gain(cells: dict, settings: list[str], variant: str, reference: str) -> tuple[float, float, int] | None:
     """Mean gain (transductive, inductive) of `variant` over `reference` on the (setting, seed) pairs both ran,
     averaged per setting first; with the number of settings. None where they share none."""
     per = []
     for s in settings:
-        ref = {r["seed"]: r for r in cells.get((s, reference), [])}
-        both = [(r, ref[r["seed"]]) for r in cells.get((s, variant), []) if r["seed"] in ref]
-        if both:
+        if both := _pairs(cells, s, variant, reference):
             per.append([statistics.mean(a[f] - b[f] for a, b in both) for f in ("accuracy", "inductive")])
     if not per:
         return None
@@ -225,15 +229,15 @@ def _pair_lines(cells: dict, settings: list[str], pairs: list[tuple[str, str]], 
         if gain:
             where = f"{gain[2]} setting{'s' * (gain[2] != 1)}"
             seeds = [f"{g[0]:+.1f} / {g[1]:+.1f}" for seed in every  # seeds that ran on all the pair's settings
-                     if (g := _paired_gain(_of_seed(cells, seed), settings, variant, reference)) and g[2] == gain[2]]
+                     if (g := _paired_gain(_of_seeds(cells, {seed}), settings, variant, reference)) and g[2] == gain[2]]
             spread = f"; seed by seed {', '.join(seeds)}" if len(seeds) > 1 else ""
             lines.append(f"- {variant} vs {reference}: {gain[0]:+.1f} / {gain[1]:+.1f} ({where}{lost_note}{spread})")
     return lines
 
 
-def _of_seed(cells: dict, seed: int) -> dict:
-    """The cells with only the runs of one seed."""
-    return {key: [r for r in rows if r["seed"] == seed] for key, rows in cells.items()}
+def _of_seeds(cells: dict, seeds) -> dict:
+    """The cells with only the runs of these seeds (a container of ints)."""
+    return {key: [r for r in rows if r["seed"] in seeds] for key, rows in cells.items()}
 
 
 def _failure_lines(failed: list[dict]) -> list[str]:
@@ -257,10 +261,7 @@ def _interval(cells: dict, settings: list[str], variant: str, reference: str,
 
     diffs = []
     for s in settings:
-        ref = {r["seed"]: r for r in cells.get((s, reference), [])}
-        paired = [statistics.mean(r[f] - ref[r["seed"]][f] for f in fields)
-                  for r in cells.get((s, variant), []) if r["seed"] in ref]
-        if paired:
+        if paired := [statistics.mean(a[f] - b[f] for f in fields) for a, b in _pairs(cells, s, variant, reference)]:
             diffs.append(np.array(paired))
     if not diffs:
         return ""
@@ -319,7 +320,7 @@ def _goal_lines(cells: dict, settings: list[str], variants: list[str]) -> list[s
 
 def _confirmation_lines(cells: dict, settings: list[str], chosen: str) -> list[str]:
     """socket-plus's preset against base and SOCKET on the seeds run after it was chosen."""
-    later = {key: [r for r in rows if r["seed"] in CONFIRMATION_SEEDS] for key, rows in cells.items()}
+    later = _of_seeds(cells, CONFIRMATION_SEEDS)
     lines = []
     for reference in ("base", chosen):
         if (g := _paired_gain(later, settings, PLUS, reference)):
