@@ -100,6 +100,7 @@ def test_the_cosine_schedule_fades_lambda_ti_from_its_value_to_zero():
         AdaptConfig(ti_schedule="linear")
     with pytest.raises(UsageError, match="--ti-schedule cosine fades the weight of L_TI, which --method shot"):
         AdaptConfig(method="shot", ti_schedule="cosine")
+    assert not AdaptConfig.for_method("socket-plus", lambda_ti=0).uses_ti  # L_d alone: the preset's schedule idles
 
 
 def test_the_term_balance_flags_inert_and_dominant_terms():

@@ -126,9 +126,9 @@ class AdaptConfig:
             raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.neighbours < 1:
             raise UsageError(f"--neighbours must be at least 1, got {self.neighbours}")
-        if self.ti_schedule != "constant" and not self.uses_ti:
+        if self.ti_schedule != "constant" and self.method not in SOCKET_METHODS:  # socket-plus's preset sets it
             raise UsageError(f"--ti-schedule {self.ti_schedule} fades the weight of L_TI, which --method {self.method} "
-                             "does not use (nor socket with --lambda-ti 0); use --method socket or socket-plus")
+                             "does not use; use --method socket or socket-plus")
         if self.ti_adapter and not (self.uses_ti or self.uses_bn_stats):
             raise UsageError(f"--ti-adapter is trained by L_TI and L_d, which --method {self.method} does not use "
                              "(with both weights at 0 neither does socket); use --method socket or socket-plus")
