@@ -74,7 +74,9 @@ def test_the_cross_modal_terms_train_the_adapter_and_the_target_terms_the_encode
 
     with model.recording_bn_stats() as stats:
         feats, probs, ti_feats = model(raw, torch.rand(6, 1, 32, 32) * 4000)
-    assert grads(sum(p.mean() * p.sum() for p in probs)) == (True, False)  # a target term
+    # a target term (an entropy, as L_ent: a function of the probabilities that is not constant, since each
+    # row of a softmax sums to 1)
+    assert grads(sum((p * torch.log(p + 1e-8)).sum() for p in probs)) == (True, False)
     with model.recording_bn_stats() as stats:
         model(raw)
         assert grads(sum(m.sum() + v.sum() for m, v in stats[0])) == (False, True)  # L_d's statistics
