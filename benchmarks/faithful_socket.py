@@ -47,6 +47,11 @@ VARIANTS: dict[str, dict] = {
     # since it ranked first on the mean over the settings (config.PRESETS)
     "socket, cosine λ_TI": {**FAITHFUL, "ti_schedule": "cosine"},
     "socket, KL L_d, cosine λ_TI": {**FAITHFUL, "bn_distance": "kl", "ti_schedule": "cosine"},
+    # λ_d fading as well (d_schedule cosine): the last epochs are the target terms alone; at the default λ and
+    # at 0.5 (the λ_TI that fades can start higher)
+    "socket, cosine λ_TI and λ_d": {**FAITHFUL, "ti_schedule": "cosine", "d_schedule": "cosine"},
+    "socket λ 0.5, cosine λ_TI and λ_d": {**FAITHFUL, "lambda_ti": 0.5, "lambda_d": 0.5, "ti_schedule": "cosine",
+                                          "d_schedule": "cosine"},
 }
 CORE = ["unadapted", "base", *(f"socket λ {lam}" for lam in LAMBDAS)]  # run first, seed by seed
 ABLATION = [v for v in VARIANTS if v not in CORE]

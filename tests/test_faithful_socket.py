@@ -13,7 +13,7 @@ from socket_edge.adapt.config import DEFAULT_LAMBDA, AdaptConfig
 from socket_edge.adapt.inputs import load_inputs, load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
 from socket_edge.adapt.term_balance import describe, flags
-from socket_edge.adapt.ti_alignment import scheduled_weight
+from socket_edge.adapt.term_balance import scheduled_weight
 from socket_edge.cli import main
 from socket_edge.errors import UsageError
 
@@ -74,11 +74,12 @@ def test_each_active_terms_gradient_norm_is_recorded_every_epoch(setup, tmp_path
         assert set(entry["grad_norms"]) == {"im", "pl", "d", "ti"}
         assert all(v > 0 for v in entry["grad_norms"].values())
     assert history[1]["grad_norms"] != history[2]["grad_norms"]  # measured again each epoch
-    faded = tmp_path / "cosine.pt"  # λ_TI·(1 + cos πp)/2: λ_TI at the first step, half of it at epoch 2's (p = ½)
-    assert main(adapt_argv(setup, faded, "socket", ti_schedule="cosine")) == 0
+    faded = tmp_path / "cosine.pt"  # λ·(1 + cos πp)/2: λ at the first step, half of it at epoch 2's (p = ½)
+    assert main(adapt_argv(setup, faded, "socket", ti_schedule="cosine", d_schedule="cosine")) == 0
     cosine = [json.loads(line) for line in (tmp_path / "cosine.pt-run" / "metrics.jsonl").read_text().splitlines()]
     assert cosine[1]["grad_norms"] == history[1]["grad_norms"]
-    assert 0.4 < cosine[2]["grad_norms"]["ti"] / history[2]["grad_norms"]["ti"] < 0.6
+    for term in ("ti", "d"):
+        assert 0.4 < cosine[2]["grad_norms"][term] / history[2]["grad_norms"][term] < 0.6
     capsys.readouterr()
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
@@ -89,7 +90,7 @@ def test_each_active_terms_gradient_norm_is_recorded_every_epoch(setup, tmp_path
     assert set(json.loads(lines[-1])["grad_norms"]) == {"im", "pl"}
 
 
-def test_the_cosine_schedule_fades_lambda_ti_from_its_value_to_zero():
+def test_the_cosine_schedule_fades_a_weight_from_its_value_to_zero():
     assert scheduled_weight(0.4, "constant", 0.7) == 0.4
     assert scheduled_weight(0.4, "cosine", 0.0) == pytest.approx(0.4)
     assert scheduled_weight(0.4, "cosine", 0.25) == pytest.approx(0.2 * (1 + math.sqrt(0.5)))
@@ -100,6 +101,9 @@ def test_the_cosine_schedule_fades_lambda_ti_from_its_value_to_zero():
         AdaptConfig(ti_schedule="linear")
     with pytest.raises(UsageError, match="--ti-schedule cosine fades the weight of L_TI, which --method shot"):
         AdaptConfig(method="shot", ti_schedule="cosine")
+    assert AdaptConfig().d_schedule == "constant"
+    with pytest.raises(UsageError, match="--d-schedule cosine fades the weight of L_d, which --method decision"):
+        AdaptConfig(method="decision", d_schedule="cosine")
     assert not AdaptConfig.for_method("socket-plus", lambda_ti=0).uses_ti  # L_d alone: the preset's schedule idles
 
 

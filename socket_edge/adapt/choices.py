@@ -13,8 +13,8 @@ BN_DISTANCES = ("norm", "sq", "kl")
 # bottleneck's BatchNorm1d, whose batch mean moves with each batch's class mix: the earlier form)
 BN_SCOPES = ("conv", "all")
 TI_BN_MODES = ("batch", "running")
-# λ_TI over training (ti_alignment.scheduled_weight): "constant" (the paper's) or "cosine", from λ_TI to 0
-TI_SCHEDULES = ("constant", "cosine")
+# λ_TI or λ_d over training (term_balance.scheduled_weight): "constant" (the paper's) or "cosine", from λ to 0
+SCHEDULES = ("constant", "cosine")
 ZETA_PARAMS = ("sigmoid", "softmax")
 KEEP_RULES = ("last", "min-im")
 VALIDATORS = ("ti_agree", "ti_kl", "snd", "im", "agree")  # label-free scores (validators.py)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from socket_edge.adapt.choices import (BN_DISTANCES, BN_SCOPES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS,
-                                       SOCKET_METHODS, TI_BN_MODES, TI_SCHEDULES, ZETA_PARAMS)
+                                       SOCKET_METHODS, TI_BN_MODES, SCHEDULES, ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_RANGE, DEFAULT_DEPTH_SCALE, MODALITIES
 from socket_edge.errors import UsageError
 
@@ -74,7 +74,10 @@ class AdaptConfig:
                               choices=DISTANCES)
     ti_schedule: str = option("constant", "λ_TI over training: constant (paper), or cosine, from --lambda-ti at the "
                               "first step to 0 at the last (the frobenius L_TI's gradient has norm λ_TI however "
-                              "small the residual, so a constant weight never lets it fade)", choices=TI_SCHEDULES)
+                              "small the residual, so a constant weight never lets it fade)", choices=SCHEDULES)
+    d_schedule: str = option("constant", "λ_d over training: constant (paper), or cosine, from --lambda-d at the first "
+                             "step to 0 at the last (Eq. 3's unsquared L_d stays 1.5–4× the IM term's to the last "
+                             "epoch at a constant weight)", choices=SCHEDULES)
     bn_reduction: str = option("sum", "L_d over BN layers: sum (paper) or mean", choices=REDUCTIONS)
     bn_layers: float = option(1.0, "fraction of BN layers, from the input, that L_d matches", "share")
     bn_distance: str = option("norm", "L_d per layer: norm, Eq. 3's unsquared L2 norms; sq, both squared (the "
@@ -126,9 +129,10 @@ class AdaptConfig:
             raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.neighbours < 1:
             raise UsageError(f"--neighbours must be at least 1, got {self.neighbours}")
-        if self.ti_schedule != "constant" and self.method not in SOCKET_METHODS:  # socket-plus's preset sets it
-            raise UsageError(f"--ti-schedule {self.ti_schedule} fades the weight of L_TI, which --method {self.method} "
-                             "does not use; use --method socket or socket-plus")
+        for name, term in (("ti_schedule", "L_TI"), ("d_schedule", "L_d")):  # socket-plus's preset sets them
+            if getattr(self, name) != "constant" and self.method not in SOCKET_METHODS:
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} fades the weight of {term}, which "
+                                 f"--method {self.method} does not use; use --method socket or socket-plus")
         if self.ti_adapter and not (self.uses_ti or self.uses_bn_stats):
             raise UsageError(f"--ti-adapter is trained by L_TI and L_d, which --method {self.method} does not use "
                              "(with both weights at 0 neither does socket); use --method socket or socket-plus")

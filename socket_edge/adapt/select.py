@@ -28,7 +28,7 @@ DEFAULT_VALIDATOR = "agree"
 TIE_BREAK = "ti_kl"
 
 
-TI_ONLY = ("ti_schedule",)  # settings only a method that trains on the TI pairs takes: not the base candidate's
+SOCKET_ONLY = ("ti_schedule", "d_schedule")  # settings only SOCKET's terms take: not the base candidate's
 
 
 def candidates(base: AdaptConfig, sources: int) -> dict[str, AdaptConfig]:
@@ -38,7 +38,8 @@ def candidates(base: AdaptConfig, sources: int) -> dict[str, AdaptConfig]:
     options = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)
                if getattr(base, f.name) != getattr(preset, f.name) and f.name not in ("method", "ti_adapter")}
     return {
-        "base": AdaptConfig.for_method(base_method(sources), **{k: v for k, v in options.items() if k not in TI_ONLY}),
+        "base": AdaptConfig.for_method(base_method(sources),
+                                       **{k: v for k, v in options.items() if k not in SOCKET_ONLY}),
         "socket-plus": AdaptConfig.for_method("socket-plus", **options),
         "socket-plus-adapter": AdaptConfig.for_method("socket-plus", ti_adapter=True, **options),
     }

@@ -1,9 +1,14 @@
 """Term balance: each weighted loss term's gradient norm on the trainable parameters, so that a
 user sees a term that is inert (≪ the information-maximisation term) or dominant (≫ it) without
-reading code. The paper asks that no loss component overpower another by a large margin.
-Only gradient_norms needs torch (imported there): `inspect` describes the recorded norms without it."""
+reading code. The paper asks that no loss component overpower another by a large margin; scheduled_weight
+fades a cross-modal term's weight over training (not the paper's). Only gradient_norms needs torch
+(imported there): `inspect` describes the recorded norms without it."""
 
 from __future__ import annotations
+
+import math
+
+from socket_edge.adapt.choices import SCHEDULES
 
 REFERENCE = "im"  # L_ent − L_div, the term every method has
 INERT, DOMINANT = 0.1, 10.0  # a term below 0.1× or above 10× the reference's gradient norm is flagged
@@ -28,6 +33,19 @@ def gradient_norms(terms: dict, params: list) -> dict[str, float]:
         vector = distributed.mean_over_ranks(torch.cat(flat)) if flat else torch.zeros(1)
         norms[name] = round(float(vector.norm()), 5)
     return norms
+
+
+def scheduled_weight(weight: float, schedule: str, done: float) -> float:
+    """λ_TI or λ_d at the fraction `done` of training: "constant" (the paper's), or "cosine", λ·(1 + cos πp)/2,
+    from λ at the first step to 0 at the last. Not the paper's: the frobenius L_TI's gradient has norm λ_TI
+    however small the residual, so a constant weight keeps it 3–4× the IM term's to the last epoch, and Eq. 3's
+    unsquared L_d 1.5–4× (docs/benchmarks/faithful_socket.md); with the cosine on λ_TI (socket-plus's preset)
+    the target terms finish the training, which ranked first on the mean over that study's settings."""
+    if schedule == "constant":
+        return weight
+    if schedule == "cosine":
+        return weight * (1 + math.cos(math.pi * min(max(done, 0.0), 1.0))) / 2
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 
 def flags(norms: dict[str, float]) -> dict[str, str]:

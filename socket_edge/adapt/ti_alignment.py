@@ -3,28 +3,13 @@ frozen source encoders' features of the paired source-modality TI images."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from socket_edge.adapt.choices import DISTANCES, TI_SCHEDULES
+from socket_edge.adapt.choices import DISTANCES
 from socket_edge.training import distributed
 
 EPS = 1e-12
-
-
-def scheduled_weight(lambda_ti: float, schedule: str, done: float) -> float:
-    """λ_TI at the fraction `done` of training: "constant" (the paper's), or "cosine", λ_TI·(1 + cos πp)/2,
-    from λ_TI at the first step to 0 at the last. Not the paper's: the frobenius L_TI's gradient has norm
-    λ_TI however small the residual, so a constant weight keeps it 3–4× the IM term's to the last epoch
-    (docs/benchmarks/faithful_socket.md); with the cosine (socket-plus's preset) the target terms finish the
-    training, which ranked first on the mean over that study's settings."""
-    if schedule == "constant":
-        return lambda_ti
-    if schedule == "cosine":
-        return lambda_ti * (1 + math.cos(math.pi * min(max(done, 0.0), 1.0))) / 2
-    raise ValueError(f"schedule must be one of {TI_SCHEDULES}, got {schedule!r}")
 
 
 class TIAlignmentLoss(nn.Module):

@@ -27,7 +27,7 @@ from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
 from socket_edge.adapt.neighbourhood import NeighbourhoodConsistencyLoss, ensemble_features
 from socket_edge.adapt.pseudo_labels import PseudoLabelLoss, cluster_pseudo_labels
 from socket_edge.adapt.selection import better, target_scores
-from socket_edge.adapt.ti_alignment import TIAlignmentLoss, scheduled_weight
+from socket_edge.adapt.ti_alignment import TIAlignmentLoss
 from socket_edge.adapt.validators import snd, ti_consistency
 from socket_edge.data.identity import identities
 from socket_edge.errors import UsageError
@@ -267,10 +267,10 @@ class Adaptation(Task):
             weighted["nc"] = config.lambda_nc * terms["l_nc"]
         if config.uses_bn_stats:
             terms["l_d"] = self.bn(batch_stats, self.source_stats, zeta)
-            weighted["d"] = config.lambda_d * terms["l_d"]
+            weighted["d"] = term_balance.scheduled_weight(config.lambda_d, config.d_schedule, done) * terms["l_d"]
         if config.uses_ti:
             terms["l_ti"] = self.ti(ti_feats, psi, zeta)
-            weighted["ti"] = scheduled_weight(config.lambda_ti, config.ti_schedule, done) * terms["l_ti"]
+            weighted["ti"] = term_balance.scheduled_weight(config.lambda_ti, config.ti_schedule, done) * terms["l_ti"]
         if self.grad_norms is None:
             self.grad_norms = term_balance.gradient_norms(weighted, self.trainable)
         return sum(weighted.values()), terms
