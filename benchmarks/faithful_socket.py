@@ -52,6 +52,8 @@ VARIANTS: dict[str, dict] = {
     "socket, cosine λ_TI and λ_d": {**FAITHFUL, "ti_schedule": "cosine", "d_schedule": "cosine"},
     "socket λ 0.5, cosine λ_TI and λ_d": {**FAITHFUL, "lambda_ti": 0.5, "lambda_d": 0.5, "ti_schedule": "cosine",
                                           "d_schedule": "cosine"},
+    # λ_TI fading from 0.5 (its mean over training is that of a constant 0.25), λ_d constant at the default
+    "socket λ_TI 0.5, cosine λ_TI": {**FAITHFUL, "lambda_ti": 0.5, "ti_schedule": "cosine"},
 }
 CORE = ["unadapted", "base", *(f"socket λ {lam}" for lam in LAMBDAS)]  # run first, seed by seed
 ABLATION = [v for v in VARIANTS if v not in CORE]

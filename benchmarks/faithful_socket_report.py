@@ -19,11 +19,12 @@ DROPOUT_ON = "base, dropout on"  # SHOT/DECISION as before issue 22: what dropou
 # each fading variant → the variant it changes by one thing (a weight that fades, or the λ it starts from)
 SCHEDULED = {"socket, cosine λ_TI": "socket λ 0.25", "socket, KL L_d, cosine λ_TI": "socket, KL L_d",
              "socket, cosine λ_TI and λ_d": "socket, cosine λ_TI",
-             "socket λ 0.5, cosine λ_TI and λ_d": "socket, cosine λ_TI and λ_d"}
+             "socket λ 0.5, cosine λ_TI and λ_d": "socket, cosine λ_TI and λ_d",
+             "socket λ_TI 0.5, cosine λ_TI": "socket, cosine λ_TI"}
 PLUS = "socket, cosine λ_TI"  # socket-plus's preset (config.PRESETS), chosen on seeds 0–5
 PLUS_EARLIER = "socket, KL L_d"  # socket-plus's preset before this study's cosine rows
 CANDIDATES = (PLUS, PLUS_EARLIER, "socket, KL L_d, cosine λ_TI", "socket, cosine λ_TI and λ_d",
-              "socket λ 0.5, cosine λ_TI and λ_d")  # for the goals of socket-plus
+              "socket λ 0.5, cosine λ_TI and λ_d", "socket λ_TI 0.5, cosine λ_TI")  # for the goals of socket-plus
 CONFIRMATION_SEEDS = range(6, 12)  # run after PLUS was chosen: that choice never saw them
 TERMS = ("im", "pl", "ti", "d")
 BOOTSTRAP = 2000  # resamples of the seeds behind each goal's interval
