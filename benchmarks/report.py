@@ -15,6 +15,7 @@ SECTIONS = (  # (file, script that writes it)
     ("scale.md", "benchmarks/distributed_exactness.py, adapt_memory.py, adapt_ranks.py, adapt_gpu.py"),
     ("socket_plus.md", "benchmarks/socket_plus.py"),
     ("select_auto.md", "benchmarks/select_auto.py"),
+    ("select_auto_kl.md", "benchmarks/select_auto.py at c878dac"),
     ("select_auto_earlier.md", "benchmarks/select_auto.py at 9c55a28"),
     ("distill.md", "benchmarks/distill_benchmark.py"),
     ("export.md", "benchmarks/export_latency.py"),
@@ -62,8 +63,9 @@ def main() -> None:
         section = ROOT / "docs" / "benchmarks" / name
         if name in EARLIER_PROTOCOL:
             mark_earlier(section)
-        text = section.read_text().replace("](../img/", "](img/").replace("](faithful_socket.md)", "](#faithful_socket)")
-        text = text.replace("](select_auto.md)", "](#select_auto)")
+        text = section.read_text().replace("](../img/", "](img/")
+        for other, _ in present:  # a link to another section's file is a link within this page
+            text = text.replace(f"]({other})", f"](#{other[:-3]})")
         parts += [f'<a id="{name[:-3]}"></a>', "", demote(text).strip(), ""]
     out = ROOT / "docs" / "benchmarks.md"
     out.write_text("\n".join(parts) + "\n")

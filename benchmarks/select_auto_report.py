@@ -1,4 +1,4 @@
-"""docs/benchmarks/select_auto.md from benchmarks/results/select_auto_faithful.jsonl (written by
+"""docs/benchmarks/select_auto.md from benchmarks/results/select_auto_cosine.jsonl (written by
 `benchmarks/select_auto.py report`)."""
 
 from __future__ import annotations
@@ -191,11 +191,12 @@ def report(rows: list[dict], probs: dict) -> None:
     best_validator = max((v for v in means if means[v] is not None), key=lambda v: means[v], default=None)
     lines = [
         "# Choosing the adaptation without target labels (issue 17, candidates on the faithful terms)", "",
-        "The candidates of `adapt --select auto` as built since issue 22: SOCKET's terms as the paper wrote them "
-        "([faithful_socket](faithful_socket.md)), socket-plus's preset of then on them (L_d as the Gaussian KL; "
-        "socket-plus has since become SOCKET with λ_TI fading, not measured in this grid), "
-        "a fifth of the TI pairs held out for the validators, encoder dropout off; the faithful_socket study's "
-        "source models. The same grid on the earlier form: [select_auto_earlier](select_auto_earlier.md).", "",
+        "The candidates of `adapt --select auto` as built today: SOCKET's terms as the paper wrote them "
+        "([faithful_socket](faithful_socket.md)), socket-plus's preset on them (λ_TI fading over training, "
+        "`--ti-schedule cosine`), a fifth of the TI pairs held out for the validators, encoder dropout off; the "
+        "faithful_socket study's source models. The same grid with socket-plus's earlier preset (L_d as the "
+        "Gaussian KL): [select_auto_kl](select_auto_kl.md); on the form before issue 22: "
+        "[select_auto_earlier](select_auto_earlier.md).", "",
         "Reproduce: `.venv/bin/python benchmarks/select_auto.py run --rgbnir PATH/rgbnir212 --workers 2` "
         "(resumable; then `report`). The six settings and source recipes of the socket-plus benchmark "
         "(ImageNet MobileNetV2; rgbnir212 at 128 px, synthetic scenes at 64 px, 40 per class); adapt's defaults "
