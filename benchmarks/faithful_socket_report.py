@@ -107,10 +107,16 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
     _plot(cells, settings, [v for v in variants if v != "unadapted"], plot)
 
 
+def _lambdas(variants: list[str]) -> list[str]:
+    """The faithful SOCKET variants that differ only in λ_TI = λ_d: "socket λ 0.25", not "socket λ 0.5, cosine …"."""
+    return [v for v in variants
+            if v.startswith(LAMBDA_PREFIX) and v[len(LAMBDA_PREFIX):].replace(".", "", 1).isdigit()]
+
+
 def _lambda_cells(cells: dict, settings: list[str], variants: list[str]) -> dict:
     """The SOCKET λ variants' cells with, on each setting, only the seeds every λ ran (a λ run on more seeds
     is compared on the same ones)."""
-    lams = [v for v in variants if v.startswith(LAMBDA_PREFIX)]
+    lams = _lambdas(variants)
     common = {}
     for s in settings:
         seeds = set.intersection(*({r["seed"] for r in cells.get((s, v), [])} for v in lams)) if lams else set()
@@ -124,7 +130,7 @@ def _lambda_scores(cells: dict, settings: list[str], variants: list[str]) -> dic
     """SOCKET λ variant → its mean (transductive, inductive) over the settings on their common seeds."""
     common = _lambda_cells(cells, settings, variants)
     means = {v: (_means(common, settings, v, "accuracy"), _means(common, settings, v, "inductive"))
-             for v in variants if v.startswith(LAMBDA_PREFIX)}
+             for v in _lambdas(variants)}
     return {v: m for v, m in means.items() if m[0] is not None}
 
 
@@ -134,7 +140,7 @@ def _chosen(scores: dict[str, tuple[float, float]]) -> str | None:
 
 
 def _lambda_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
-    lams = [v for v in variants if v.startswith(LAMBDA_PREFIX)]
+    lams = _lambdas(variants)
     lines = ["## λ_TI = λ_d", "",
              "Chosen by the mean over the settings of (transductive + inductive) / 2, never per setting, on the "
              "seeds every λ ran; the best λ per setting is shown as the paper reports it (an **oracle**: it is "

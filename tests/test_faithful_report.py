@@ -1,4 +1,5 @@
-"""The faithful_socket report's goal intervals: a bootstrap of the paired seeds within each setting."""
+"""The faithful_socket report's goal intervals (a bootstrap of the paired seeds within each setting) and
+which of its variants the λ choice compares."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from faithful_socket_report import _interval  # noqa: E402
+from faithful_socket_report import _interval, _lambdas  # noqa: E402
 
 
 def _cells(gains: dict[str, list[float]]) -> dict:
@@ -31,3 +32,9 @@ def test_no_interval_from_one_seed_or_no_pair():
     assert _interval(_cells({"a": [2.0], "b": [1.0, 3.0]}), ["a", "b"], "v", "base") == \
         " [no interval: one seed on a setting]"
     assert _interval(_cells({"a": [2.0, 1.0]}), ["a"], "v", "missing") == ""
+
+
+def test_the_lambda_choice_compares_only_the_variants_that_differ_in_lambda():
+    variants = ["base", "socket λ 0.1", "socket λ 0.25", "socket λ 0.5, cosine λ_TI and λ_d",
+                "socket λ_TI 0.5, cosine λ_TI", "socket, cosine λ_TI", "socket λ 1"]
+    assert _lambdas(variants) == ["socket λ 0.1", "socket λ 0.25", "socket λ 1"]
