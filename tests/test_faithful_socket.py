@@ -12,8 +12,7 @@ from conftest import adapt_argv
 from socket_edge.adapt.config import DEFAULT_LAMBDA, AdaptConfig
 from socket_edge.adapt.inputs import load_inputs, load_sources
 from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
-from socket_edge.adapt.term_balance import describe, flags
-from socket_edge.adapt.term_balance import scheduled_weight
+from socket_edge.adapt.term_balance import describe, flags, scheduled_weight
 from socket_edge.cli import main
 from socket_edge.errors import UsageError
 

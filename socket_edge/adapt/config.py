@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from socket_edge.adapt.choices import (BN_DISTANCES, BN_SCOPES, DISTANCES, KEEP_RULES, METHODS, REDUCTIONS,
-                                       SOCKET_METHODS, TI_BN_MODES, SCHEDULES, ZETA_PARAMS)
+                                       SCHEDULES, SOCKET_METHODS, TI_BN_MODES, ZETA_PARAMS)
 from socket_edge.contract import DEFAULT_DEPTH_RANGE, DEFAULT_DEPTH_SCALE, MODALITIES
 from socket_edge.errors import UsageError
 
@@ -76,8 +76,8 @@ class AdaptConfig:
                               "first step to 0 at the last (the frobenius L_TI's gradient has norm λ_TI however "
                               "small the residual, so a constant weight never lets it fade)", choices=SCHEDULES)
     d_schedule: str = option("constant", "λ_d over training: constant (paper), or cosine, from --lambda-d at the first "
-                             "step to 0 at the last (Eq. 3's unsquared L_d stays 1.5–4× the IM term's to the last "
-                             "epoch at a constant weight)", choices=SCHEDULES)
+                             "step to 0 at the last (with a fading λ_TI it lost to a constant λ_d in our study: L_d "
+                             "has to hold the BatchNorm statistics to the end)", choices=SCHEDULES)
     bn_reduction: str = option("sum", "L_d over BN layers: sum (paper) or mean", choices=REDUCTIONS)
     bn_layers: float = option(1.0, "fraction of BN layers, from the input, that L_d matches", "share")
     bn_distance: str = option("norm", "L_d per layer: norm, Eq. 3's unsquared L2 norms; sq, both squared (the "
