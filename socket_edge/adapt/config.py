@@ -32,6 +32,8 @@ def default_method(sources: int, ti_pairs: bool) -> str:
 # there). Until then its preset was L_d as the Gaussian KL divergence (`--bn-distance kl`), chosen when L_d was
 # squared (docs/benchmarks/socket_plus.md); it lost 6.2 points to SHOT on synthetic rs. Explicit options
 # override these.
+# the options that fade a SOCKET term's weight over training (term_balance.scheduled_weight), and the term
+SCHEDULED_TERMS = {"ti_schedule": "L_TI", "d_schedule": "L_d"}
 PRESETS: dict[str, dict] = {
     "socket-plus": {"ti_schedule": "cosine"},
 }
@@ -129,7 +131,7 @@ class AdaptConfig:
             raise UsageError(f"--ema is a decay in [0, 1), got {self.ema}")
         if self.neighbours < 1:
             raise UsageError(f"--neighbours must be at least 1, got {self.neighbours}")
-        for name, term in (("ti_schedule", "L_TI"), ("d_schedule", "L_d")):  # socket-plus's preset sets them
+        for name, term in SCHEDULED_TERMS.items():  # socket-plus's preset sets one
             if getattr(self, name) != "constant" and self.method not in SOCKET_METHODS:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} fades the weight of {term}, which "
                                  f"--method {self.method} does not use; use --method socket or socket-plus")

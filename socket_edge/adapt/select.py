@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from socket_edge import atomic
-from socket_edge.adapt.config import AdaptConfig, base_method
+from socket_edge.adapt.config import SCHEDULED_TERMS, AdaptConfig, base_method
 from socket_edge.adapt.validators import HIGHER_IS_BETTER
 from socket_edge.data.identity import changed
 from socket_edge.errors import UsageError
@@ -28,9 +28,6 @@ DEFAULT_VALIDATOR = "agree"
 TIE_BREAK = "ti_kl"
 
 
-SOCKET_ONLY = ("ti_schedule", "d_schedule")  # settings only SOCKET's terms take: not the base candidate's
-
-
 def candidates(base: AdaptConfig, sources: int) -> dict[str, AdaptConfig]:
     """name → config: the base (SHOT on one source, DECISION on several), socket-plus, and
     socket-plus with the input adapter; every setting `base` has beyond its own method's preset is kept."""
@@ -38,8 +35,8 @@ def candidates(base: AdaptConfig, sources: int) -> dict[str, AdaptConfig]:
     options = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)
                if getattr(base, f.name) != getattr(preset, f.name) and f.name not in ("method", "ti_adapter")}
     return {
-        "base": AdaptConfig.for_method(base_method(sources),
-                                       **{k: v for k, v in options.items() if k not in SOCKET_ONLY}),
+        "base": AdaptConfig.for_method(base_method(sources),  # without the schedules of terms it does not have
+                                       **{k: v for k, v in options.items() if k not in SCHEDULED_TERMS}),
         "socket-plus": AdaptConfig.for_method("socket-plus", **options),
         "socket-plus-adapter": AdaptConfig.for_method("socket-plus", ti_adapter=True, **options),
     }
