@@ -17,7 +17,7 @@ LAMBDA_PREFIX = "socket λ "
 EARLIER = "earlier socket"
 DROPOUT_ON = "base, dropout on"  # SHOT/DECISION as before issue 22: what dropout off alone does to them
 # each fading variant → the variant it changes by one thing (a weight that fades, or the λ it starts from)
-SCHEDULED = {"socket, cosine λ_TI": "socket λ 0.25", "socket, KL L_d, cosine λ_TI": "socket, KL L_d",
+CHANGED_FROM = {"socket, cosine λ_TI": "socket λ 0.25", "socket, KL L_d, cosine λ_TI": "socket, KL L_d",
              "socket, cosine λ_TI and λ_d": "socket, cosine λ_TI",
              "socket λ 0.5, cosine λ_TI and λ_d": "socket, cosine λ_TI and λ_d",
              "socket λ_TI 0.5, cosine λ_TI": "socket, cosine λ_TI"}
@@ -213,8 +213,8 @@ def _ablation_lines(cells: dict, settings: list[str], variants: list[str], faile
 
 
 def _schedule_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
-    """The fading variants against the variant each changes by one thing (SCHEDULED)."""
-    pairs = [(v, SCHEDULED[v]) for v in variants if v in SCHEDULED and SCHEDULED[v] in variants]
+    """The fading variants against the variant each changes by one thing (CHANGED_FROM)."""
+    pairs = [(v, CHANGED_FROM[v]) for v in variants if v in CHANGED_FROM and CHANGED_FROM[v] in variants]
     if not pairs:
         return []
     head = ["## Weights fading over training (`--ti-schedule`, `--d-schedule cosine`, not the paper's)", "",
