@@ -192,12 +192,12 @@ def test_a_stalled_browser_never_holds_up_the_model(switching):
 
 def chromium(*args: str, budget_ms: int = 3000) -> subprocess.CompletedProcess:
     """Debian's Chromium, headless, offline, a fresh profile; `args`: --dump-dom or --screenshot=… and the URL."""
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory() as profile:  # the timeout guards against a hang; loaded, 2 cores take minutes
         return subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--window-size=1280,1000", f"--virtual-time-budget={budget_ms}", *args],
-            capture_output=True, text=True, timeout=120)
+            capture_output=True, text=True, timeout=300)
 
 
 def turbo_pixels(png: Path) -> int:
