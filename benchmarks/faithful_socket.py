@@ -3,7 +3,8 @@ same source recipes), transductive accuracy (the adapted 80 %, as in the paper) 
 held-out 20 %, by file name) of: the unadapted ensemble, SHOT/DECISION, faithful SOCKET at λ_TI = λ_d =
 0.1, 0.25, 0.5, the earlier form (the default until issue 22) and each of its five changes alone, SHOT with
 the encoders' dropout on, and the socket-plus candidates on the faithful terms (L_d as the Gaussian KL;
-λ_TI fading over training); with each loss term's gradient norm per epoch. A protocol change: a new results file.
+λ_TI or λ_d fading over training; TI pairs cropped alike; a mean teacher); with each loss term's gradient
+norm per epoch. A protocol change: a new results file.
 
     .venv/bin/python benchmarks/faithful_socket.py run [--workers 2] [--seeds 0 1 2] [--deadline S]  # resumable
     .venv/bin/python benchmarks/faithful_socket.py report
@@ -54,6 +55,11 @@ VARIANTS: dict[str, dict] = {
                                           "d_schedule": "cosine"},
     # λ_TI fading from 0.5 (its mean over training is that of a constant 0.25), λ_d constant at the default
     "socket λ_TI 0.5, cosine λ_TI": {**FAITHFUL, "lambda_ti": 0.5, "ti_schedule": "cosine"},
+    # socket-plus's preset with one more lever: both images of a TI pair get the same random crop and flip
+    # (the strong L_TI otherwise sees the same 60 pairs every epoch on rgbnir), or a mean teacher (decay 0.9,
+    # as the earlier grid) that gives the pseudo-labels and is kept
+    "socket, cosine λ_TI, TI same crop": {**FAITHFUL, "ti_schedule": "cosine", "ti_augment": True},
+    "socket, cosine λ_TI + EMA teacher": {**FAITHFUL, "ti_schedule": "cosine", "ema": 0.9},
 }
 CORE = ["unadapted", "base", *(f"socket λ {lam}" for lam in LAMBDAS)]  # run first, seed by seed
 ABLATION = [v for v in VARIANTS if v not in CORE]

@@ -20,11 +20,14 @@ DROPOUT_ON = "base, dropout on"  # SHOT/DECISION as before issue 22: what dropou
 CHANGED_FROM = {"socket, cosine λ_TI": "socket λ 0.25", "socket, KL L_d, cosine λ_TI": "socket, KL L_d",
              "socket, cosine λ_TI and λ_d": "socket, cosine λ_TI",
              "socket λ 0.5, cosine λ_TI and λ_d": "socket, cosine λ_TI and λ_d",
-             "socket λ_TI 0.5, cosine λ_TI": "socket, cosine λ_TI"}
+             "socket λ_TI 0.5, cosine λ_TI": "socket, cosine λ_TI",
+             "socket, cosine λ_TI, TI same crop": "socket, cosine λ_TI",
+             "socket, cosine λ_TI + EMA teacher": "socket, cosine λ_TI"}
 PLUS = "socket, cosine λ_TI"  # socket-plus's preset (config.PRESETS), chosen on seeds 0–5
 PLUS_EARLIER = "socket, KL L_d"  # socket-plus's preset before this study's cosine rows
 CANDIDATES = (PLUS, PLUS_EARLIER, "socket, KL L_d, cosine λ_TI", "socket, cosine λ_TI and λ_d",
-              "socket λ 0.5, cosine λ_TI and λ_d", "socket λ_TI 0.5, cosine λ_TI")  # for the goals of socket-plus
+              "socket λ 0.5, cosine λ_TI and λ_d", "socket λ_TI 0.5, cosine λ_TI", "socket, cosine λ_TI, TI same crop",
+              "socket, cosine λ_TI + EMA teacher")  # for the goals of socket-plus
 CONFIRMATION_SEEDS = range(6, 12)  # run after PLUS was chosen: that choice never saw them
 TERMS = ("im", "pl", "ti", "d")
 BOOTSTRAP = 2000  # resamples of the seeds behind each goal's interval
@@ -83,9 +86,10 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
              "per-dimension mean of squares as L_TI, λ 0.1, dropout on, a fifth of the TI pairs held out); "
              "*earlier + X*: that form with one of the five changes alone; *X, cosine λ_TI*: X with λ_TI fading to 0 "
              "over training (`--ti-schedule cosine`, not the paper's); *X, cosine λ_TI and λ_d*: λ_d fading as well "
-             "(`--d-schedule cosine`); *socket, KL L_d*: L_d as the Gaussian KL "
-             f"divergence per channel (`--bn-distance kl`). socket-plus's preset: *{PLUS}* since this study ranked it "
-             f"first on the mean (seeds 0–5), *{PLUS_EARLIER}* before.", ""]
+             "(`--d-schedule cosine`); *X, TI same crop*: both images of a TI pair cropped and flipped alike "
+             "(`--ti-augment`); *X + EMA teacher*: a mean teacher, decay 0.9 (`--ema 0.9`); *socket, KL L_d*: L_d as "
+             f"the Gaussian KL divergence per channel (`--bn-distance kl`). socket-plus's preset: *{PLUS}* since this "
+             f"study ranked it first on the mean (seeds 0–5), *{PLUS_EARLIER}* before.", ""]
     lines += ["| variant | " + " | ".join(settings) + " | mean |", "|---|" + "---|" * (len(settings) + 1)]
     for variant in variants:
         cellrow = []
@@ -213,16 +217,19 @@ def _ablation_lines(cells: dict, settings: list[str], variants: list[str], faile
 
 
 def _schedule_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
-    """The fading variants against the variant each changes by one thing (CHANGED_FROM)."""
+    """The socket-plus candidates beyond λ against the variant each changes by one thing (CHANGED_FROM)."""
     pairs = [(v, CHANGED_FROM[v]) for v in variants if v in CHANGED_FROM and CHANGED_FROM[v] in variants]
     if not pairs:
         return []
-    head = ["## Weights fading over training (`--ti-schedule`, `--d-schedule cosine`, not the paper's)", "",
+    head = ["## socket-plus candidates: weights fading over training, and one more lever (not the paper's)", "",
             "The unsquared L_TI's gradient has norm λ_TI however small the residual, so at a constant λ_TI the TI "
             "term pulls 3–4× harder than IM to the last epoch, and Eq. 3's L_d 1.5–4× (Term balance). *cosine λ_TI* "
-            "lowers λ_TI from its value at the first step to 0 at the last; *cosine λ_TI and λ_d* lowers λ_d the same "
-            "way. Gain over the variant each changes by one thing (the weight that fades, or the λ it starts from), "
-            "on the same settings and seeds (transductive / inductive):", ""]
+            "(`--ti-schedule cosine`) lowers λ_TI from its value at the first step to 0 at the last; *cosine λ_TI and "
+            "λ_d* (`--d-schedule cosine`) lowers λ_d the same way. *TI same crop* (`--ti-augment`) gives both images "
+            "of a TI pair the same random crop and flip, so the strong L_TI does not see the same pairs every epoch; "
+            "*EMA teacher* (`--ema 0.9`) keeps a mean teacher that gives the pseudo-labels and is the model kept. "
+            "Gain over the variant each changes by one thing (a weight that fades, the λ it starts from, or one "
+            "lever), on the same settings and seeds (transductive / inductive):", ""]
     lines = head + _pair_lines(cells, settings, pairs, [])
     for variant, reference in pairs:
         per = [f"{s} {(g[0] + g[1]) / 2:+.1f}" for s in settings
