@@ -38,3 +38,20 @@ def test_the_lambda_choice_compares_only_the_variants_that_differ_in_lambda():
     variants = ["base", "socket λ 0.1", "socket λ 0.25", "socket λ 0.5, cosine λ_TI and λ_d",
                 "socket λ_TI 0.5, cosine λ_TI", "socket, cosine λ_TI", "socket λ 1"]
     assert _lambdas(variants) == ["socket λ 0.1", "socket λ 0.25", "socket λ 1"]
+
+
+def test_the_report_shows_the_goals_as_a_picture_beside_their_lines(tmp_path):
+    from faithful_socket_report import PLUS, report
+
+    rows = [{"key": f"{s}/{v}/{seed}", "setting": s, "variant": v, "seed": seed, "accuracy": acc + seed,
+             "inductive": acc - seed}
+            for s in ("rgbnir RGB→NIR", "synth kv1") for seed in (0, 1)
+            for v, acc in (("base", 60.0), ("socket λ 0.1", 61.0), ("socket λ 0.25", 63.0), ("socket λ 0.5", 62.0),
+                           (PLUS, 66.0))]
+    out, plot, gain_plot = tmp_path / "r.md", tmp_path / "all.png", tmp_path / "gain.png"
+    report(rows, out=out, plot=plot, gain_plot=gain_plot)
+    text = out.read_text()
+    assert plot.stat().st_size > 10_000 and gain_plot.stat().st_size > 10_000
+    assert "](../img/all.png)" in text and "](../img/gain.png)" in text
+    assert text.index("## Goals") < text.index("../img/gain.png") < text.index("## Term balance")
+    assert f"- socket-plus ({PLUS}) − socket λ 0.25 ≥ +2 on the mean: +3.0" in text
