@@ -103,7 +103,8 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
         cellrow.append(f"{t:.1f} / {i:.1f}" if t is not None else "(incomplete)")
         label = f"**{variant}** (socket-plus)" if variant == PLUS else variant
         lines.append(f"| {label} | " + " | ".join(cellrow) + " |")
-    lines += ["", f"![accuracy of every variant per setting](../img/{plot.name})", "",
+    lines += ["", f"![accuracy per setting: base, SOCKET at each λ, the earlier form, socket-plus](../img/{plot.name})",
+              "",
               *_lambda_lines(cells, settings, variants), "", *_why_lines(cells, settings, variants), "",
               *_ablation_lines(cells, settings, variants, failed), *_failure_lines(failed), "",
               *_schedule_lines(cells, settings, variants)]
@@ -115,7 +116,8 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
     lines += ["", *_norm_lines(cells, settings, variants)]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
-    _plot(cells, settings, [v for v in variants if v != "unadapted"], plot)
+    overview = ["base", *_lambdas(variants), EARLIER, PLUS]  # the rest: the table, and the gain plot's candidates
+    _plot(cells, settings, [v for v in overview if v in variants], plot)
 
 
 def _lambdas(variants: list[str]) -> list[str]:
@@ -414,7 +416,8 @@ def _plot(cells: dict, settings: list[str], variants: list[str], path: Path) -> 
                     ys.append(statistics.mean(done))
                     es.append(statistics.stdev(done) if len(done) > 1 else 0)
             ablation = variant.startswith("earlier") or variant == DROPOUT_ON
-            ax.bar(xs, ys, width, yerr=es, label=variant, capsize=2, color=plt.get_cmap("tab20").colors[k % 20],
+            label = f"socket-plus ({variant})" if variant == PLUS else variant
+            ax.bar(xs, ys, width, yerr=es, label=label, capsize=2, color=plt.get_cmap("tab20").colors[k % 20],
                    hatch="//" if ablation else None, edgecolor="white", linewidth=0)
         ax.set_xticks(range(len(settings)), settings, rotation=20, fontsize=8)
         ax.set_title(title)
