@@ -329,7 +329,7 @@ def _goal_lines(cells: dict, settings: list[str], variants: list[str]) -> list[s
         return []
     lines = ["## Goals", "", "Paired gains of (transductive + inductive) / 2: on the settings and seeds both "
              "variants ran, averaged per setting, then over the settings. The 95 % interval resamples the seeds "
-             "within each setting (bootstrap; with 3–6 seeds it is if anything too narrow): a goal whose interval "
+             "within each setting (bootstrap; with 3–12 seeds it is if anything too narrow): a goal whose interval "
              "holds its threshold is not decided by this study's seeds, whichever side the mean falls.", ""]
     interval = functools.partial(_interval, cells)
     verdict = lambda ok: "**met**" if ok else "**not met**"  # noqa: E731
