@@ -109,9 +109,7 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
               *_ablation_lines(cells, settings, variants, failed), *_failure_lines(failed), "",
               *_schedule_lines(cells, settings, variants)]
     if goals := _goal_lines(cells, settings, variants):
-        chosen = _chosen(_lambda_scores(cells, settings, variants))
-        contenders = list(dict.fromkeys([chosen, *(v for v in CANDIDATES if v in variants)]))
-        _gain_plot(cells, settings, contenders, gain_plot)
+        _gain_plot(cells, settings, _contenders(cells, settings, variants), gain_plot)
         lines += ["", *goals, "", f"![gain over base per setting, the goals' floor dashed](../img/{gain_plot.name})"]
     lines += ["", *_norm_lines(cells, settings, variants)]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -317,6 +315,12 @@ def _interval(cells: dict, settings: list[str], variant: str, reference: str,
     return f" [95 % interval {bounds[0]:+.1f} … {bounds[1]:+.1f}]"
 
 
+def _contenders(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
+    """The variants the goals weigh against base: SOCKET at the chosen λ, then the socket-plus candidates run."""
+    chosen = _chosen(_lambda_scores(cells, settings, variants))
+    return list(dict.fromkeys([chosen, *(v for v in CANDIDATES if v in variants)])) if chosen else []
+
+
 def _goal_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
     """Issue 22's goals, each as a paired gain (same settings and seeds) of (transductive + inductive) / 2;
     the faithful SOCKET of the goals is the chosen λ, the product default."""
@@ -352,8 +356,7 @@ def _goal_lines(cells: dict, settings: list[str], variants: list[str]) -> list[s
                   f"({g[1]} settings) → {verdict(g[0] >= 2)}",
                   f"- {name} never below base − 1 on a setting: worst {worst[0]:+.1f}"
                   f"{interval([worst[1]], plus, 'base')} ({worst[1]}) → {verdict(worst[0] >= -1)}"]
-    contenders = [chosen, *(v for v in CANDIDATES if v in variants)]
-    means = {v: _paired_gain(cells, settings, v, "base") for v in dict.fromkeys(contenders)}
+    means = {v: _paired_gain(cells, settings, v, "base") for v in _contenders(cells, settings, variants)}
     if all(means.values()):
         best = max(["base", *means], key=lambda v: sum(means[v][:2]) / 2 if v in means else 0.0)
         lines.append("- the best on the mean over the settings, inductive included, paired against base (the "
