@@ -8,9 +8,8 @@ used in adaptation); the label-free validators per epoch; the choice with 20 lab
     .venv/bin/python benchmarks/select_auto.py report
 
 Results: benchmarks/results/select_auto_cosine.jsonl (one line per run, resumable; the candidates on
-issue 22's faithful terms with socket-plus's preset of today, with the faithful_socket study's sources: its work
-folder runs/faithful), the
-runs' class probabilities on both splits beside it (gzipped); the report is docs/benchmarks/select_auto.md
+issue 22's faithful terms with socket-plus's preset of today, with the faithful_socket study's sources: its
+work folder runs/faithful), the runs' class probabilities on both splits beside it (gzipped); the report is docs/benchmarks/select_auto.md
 (select_auto_report.py); the variants and candidates are in select_auto_grid.py.
 The held-out split is read only at the end of each run, to measure it; nothing is tuned on it.
 """
