@@ -20,7 +20,7 @@ from pathlib import Path
 
 import select_auto
 import socket_plus as sp
-from results_io import failures, rows
+from results_io import failures, rows_to_report
 
 ROOT = sp.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "faithful_socket.jsonl"
@@ -96,7 +96,7 @@ def main() -> None:
     else:
         from faithful_socket_report import report
 
-        report(rows(args.results), failures(args.results))
+        report(rows_to_report(args.results), failures(args.results))
 
 
 if __name__ == "__main__":

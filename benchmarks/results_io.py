@@ -49,6 +49,14 @@ def rows(results: Path) -> list[dict]:
     return list({r["key"]: r for r in records(results) if "error" not in r}.values())
 
 
+def rows_to_report(results: Path) -> list[dict]:
+    """rows(results) for a report; one line and a non-zero exit where there is no finished run (a mistyped
+    --results would otherwise replace the published page with an empty one)."""
+    if not (found := rows(results)):
+        sys.exit(f"error: no finished run in {results}; give the results file of a `run` (the page is left as it is)")
+    return found
+
+
 def failures(results: Path) -> list[dict]:
     """The runs recorded as failed ({"key", "error"}) and not recorded again since as finished."""
     return [r for r in {r["key"]: r for r in records(results)}.values() if "error" in r]

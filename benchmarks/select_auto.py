@@ -28,7 +28,7 @@ from pathlib import Path
 
 import socket_plus as sp
 from holdout import split_folder
-from results_io import done_keys, probability_records, rows
+from results_io import done_keys, probability_records, rows_to_report
 from select_auto_grid import RESULTS, ROOT, VARIANTS
 
 
@@ -135,7 +135,7 @@ def main() -> None:
     else:
         from select_auto_report import report
 
-        report(rows(args.results), probability_records(args.results))
+        report(rows_to_report(args.results), probability_records(args.results))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from results_io import append, done_keys, failures, rows  # noqa: E402
+from results_io import append, done_keys, failures, rows, rows_to_report  # noqa: E402
 
 
 def test_a_line_cut_short_is_skipped_and_the_next_record_lands_on_its_own_line(tmp_path, capsys):
@@ -45,3 +47,27 @@ def test_probabilities_cut_short_keep_the_records_before_the_cut(tmp_path, capsy
     path.write_bytes(path.read_bytes()[:sizes[0] + 12])  # the second member cut inside its header
     assert list(probability_records(tmp_path / "grid.jsonl")) == ["s/a/0"]
     assert "is cut short after 1 records" in capsys.readouterr().err
+
+
+def test_a_report_of_no_finished_run_refuses_and_writes_nothing(tmp_path):
+    """A mistyped --results (missing, empty, or only failed runs) ends in one line, not an empty page."""
+    import subprocess
+
+    failed = tmp_path / "failed.jsonl"
+    append(failed, {"key": "s/a/0", "error": "RuntimeError: nan"})
+    for results in (tmp_path / "missing.jsonl", failed):
+        with pytest.raises(SystemExit) as refused:
+            rows_to_report(results)
+        assert str(refused.value) == (f"error: no finished run in {results}; give the results file of a `run` "
+                                      "(the page is left as it is)")
+    append(failed, {"key": "s/a/1", "accuracy": 50.0})
+    assert [r["key"] for r in rows_to_report(failed)] == ["s/a/1"]
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "faithful_socket.py"
+    page = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "faithful_socket.md"
+    before = page.read_bytes() if page.exists() else None
+    done = subprocess.run([sys.executable, str(script), "report", "--results", str(tmp_path / "missing.jsonl")],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and done.stderr.strip().splitlines() == [
+        f"error: no finished run in {tmp_path / 'missing.jsonl'}; give the results file of a `run` "
+        "(the page is left as it is)"]
+    assert (page.read_bytes() if page.exists() else None) == before
