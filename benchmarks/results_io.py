@@ -19,17 +19,25 @@ def probs_file(results: Path) -> Path:
 
 def records(results: Path) -> list[dict]:
     """Every record in `results`, in order ([] without the file). A line that is not JSON (a run killed
-    while writing it) is skipped with a warning: its run is not done, and a resumed grid runs it again."""
+    while writing it) is skipped with a warning: its run is not done, and a resumed grid runs it again; so
+    is one holding NaN or Infinity (no finished run records one: adapt refuses non-finite predictions)."""
     if not results.exists():
         return []
     found = []
     for number, line in enumerate(results.read_text().splitlines(), 1):
         if line.strip():
             try:
-                found.append(json.loads(line))
+                found.append(json.loads(line, parse_constant=_not_finite))
             except json.JSONDecodeError:
                 print(f"warning: {results}:{number} is not a JSON record (cut short?); skipped", file=sys.stderr)
+            except ValueError as error:
+                print(f"warning: {results}:{number} holds {error}, not a number a run records; skipped",
+                      file=sys.stderr)
     return found
+
+
+def _not_finite(constant: str) -> float:
+    raise ValueError(constant)
 
 
 def append(results: Path, record: dict) -> None:

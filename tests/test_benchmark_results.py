@@ -71,3 +71,13 @@ def test_a_report_of_no_finished_run_refuses_and_writes_nothing(tmp_path):
         f"error: no finished run in {tmp_path / 'missing.jsonl'}; give the results file of a `run` "
         "(the page is left as it is)"]
     assert (page.read_bytes() if page.exists() else None) == before
+
+
+def test_a_record_with_nan_or_infinity_is_skipped_with_a_warning(tmp_path, capsys):
+    results = tmp_path / "grid.jsonl"
+    results.write_text('{"key": "s/a/0", "accuracy": NaN}\n{"key": "s/b/0", "inductive": -Infinity}\n'
+                       '{"key": "s/c/0", "accuracy": 61.0}\n')
+    assert [r["key"] for r in rows(results)] == ["s/c/0"]
+    err = capsys.readouterr().err
+    assert "grid.jsonl:1 holds NaN, not a number a run records; skipped" in err
+    assert "grid.jsonl:2 holds -Infinity, not a number a run records; skipped" in err
