@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from holdout import split_folder
+from socket_edge import atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "adapt_split.jsonl"
@@ -304,7 +305,7 @@ def report() -> None:
     lines += [f"Machine: {', '.join(machines)} (CPU only); runs from {dates[0] if dates else '?'} to "
               f"{dates[-1] if dates else '?'}.", ""]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines))
+    atomic.write_text(REPORT, "\n".join(lines))
     print(f"wrote {REPORT}")
 
 
@@ -332,7 +333,7 @@ def plot(subset: list[dict], settings: list[str], variants: list[str], out: Path
     ax.legend(fontsize=7, ncol=min(len(variants), 5), loc="upper center")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    atomic.write_with(out, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
 
 

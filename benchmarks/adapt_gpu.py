@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from socket_edge import atomic
 from socket_edge.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +105,7 @@ def main() -> None:
               "configs": [bench(args.work, arch, size, args.per_class, args.epochs, workers)
                           for arch, size in (("resnet50", 224), ("mobilenet_v2", 128))]}
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_text(OUT, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from socket_edge import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "adapt_ranks.json"
 SE = [sys.executable, "-m", "socket_edge"]
@@ -67,7 +69,7 @@ def main() -> None:
         epochs = epoch_seconds(out.with_name(out.name + "-run"))
         result[name] = {"epoch_seconds": epochs, "mean_after_first": round(sum(epochs[1:]) / len(epochs[1:]), 1)}
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_text(OUT, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

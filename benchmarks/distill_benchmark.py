@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from socket_edge import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "distill.jsonl"
 REPORT = ROOT / "docs" / "benchmarks" / "distill.md"
@@ -219,7 +221,7 @@ def report() -> None:
               "", f"Machine: {', '.join(machines)} (CPU only), torch "
               f"{sorted({r.get('torch_threads') for r in acc})} thread(s) for training.", ""]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines))
+    atomic.write_text(REPORT, "\n".join(lines))
     print(f"wrote {REPORT}")
 
 

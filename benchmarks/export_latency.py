@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from socket_edge import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "export.json"
 REPORT = ROOT / "docs" / "benchmarks" / "export.md"
@@ -354,7 +356,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only rewrite the report from the JSON results")
     args = parser.parse_args()
     if args.report:
-        REPORT.write_text(report(json.loads(RESULTS.read_text())))
+        atomic.write_text(REPORT, report(json.loads(RESULTS.read_text())))
         return
     if args.worker == "peak":
         print(json.dumps(peak_worker(args.threads)))
@@ -380,9 +382,9 @@ def main() -> None:
     results["seconds"] = round(time.time() - started, 1)
     results["load_after"] = os.getloadavg()[0]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    atomic.write_text(RESULTS, json.dumps(results, indent=2) + "\n")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(report(results))
+    atomic.write_text(REPORT, report(results))
     print(f"wrote {RESULTS.relative_to(ROOT)} and {REPORT.relative_to(ROOT)} in {results['seconds']:.0f} s")
 
 

@@ -30,6 +30,8 @@ import statistics
 import time
 from pathlib import Path
 
+from socket_edge import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "int8.json"
 REPORT = ROOT / "docs" / "benchmarks" / "int8.md"
@@ -201,7 +203,7 @@ def report() -> None:
         lines.append(f"| {name} | {lat['ms']['fp32']} | {lat['ms']['int8']} | {lat['ratio']}× | {size} | "
                      f"{verdict(lat['ratio'] <= goals['latency_ratio'])} |")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines) + "\n")
+    atomic.write_text(REPORT, "\n".join(lines) + "\n")
     print(f"wrote {REPORT.relative_to(ROOT)}")
 
 
@@ -220,7 +222,7 @@ def save(settings: dict, started: float, load_before: float) -> None:
         "load_after": round(os.getloadavg()[0], 2),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    atomic.write_text(RESULTS, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
 
 def main() -> None:

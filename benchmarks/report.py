@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from socket_edge import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = (  # (file, script that writes it)
     ("faithful_socket.md", "benchmarks/faithful_socket.py"),
@@ -40,7 +42,7 @@ def mark_earlier(section: Path) -> None:
     text = section.read_text()
     if EARLIER_NOTE not in text:
         title, _, rest = text.partition("\n")
-        section.write_text(f"{title}\n\n{EARLIER_NOTE}\n{rest}")
+        atomic.write_text(section, f"{title}\n\n{EARLIER_NOTE}\n{rest}")
 
 
 def demote(text: str) -> str:
@@ -68,7 +70,7 @@ def main() -> None:
             text = text.replace(f"]({other})", f"](#{other[:-3]})")
         parts += [f'<a id="{name[:-3]}"></a>', "", demote(text).strip(), ""]
     out = ROOT / "docs" / "benchmarks.md"
-    out.write_text("\n".join(parts) + "\n")
+    atomic.write_text(out, "\n".join(parts) + "\n")
     print(f"wrote {out}")
 
 

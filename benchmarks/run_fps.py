@@ -33,6 +33,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from socket_edge import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "run.json"
 REPORT = ROOT / "docs" / "benchmarks" / "run.md"
@@ -299,8 +301,8 @@ def main() -> None:
         "overhead_preloaded_pct": measured["preloaded"]["overhead_pct"], "summary": summary, **measured,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    REPORT.write_text(report(result))
+    atomic.write_text(RESULTS, json.dumps(result, indent=2) + "\n")
+    atomic.write_text(REPORT, report(result))
     print(report(result))
 
 

@@ -8,6 +8,7 @@ import statistics
 
 import numpy as np
 from select_auto_grid import CANDIDATES, ROOT, VARIANTS
+from socket_edge import atomic
 
 SETTINGS = ["rgbnir RGB→NIR", "rgbnir NIR→RGB", "synth kv1", "synth kv2", "synth rs", "synth kv1+kv2→rs"]
 REPORT = ROOT / "docs" / "benchmarks" / "select_auto.md"
@@ -240,7 +241,7 @@ def report(rows: list[dict], probs: dict) -> None:
         plot_gains(summary, rules, PLOT)
         lines += [f"![gain over base of each rule's pick](../img/{PLOT.name})", ""]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines) + "\n")
+    atomic.write_text(REPORT, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -298,6 +299,6 @@ def plot_gains(summary: dict, rules: list[str], out) -> None:
     fig.suptitle("adapt --select auto: the kept candidate against base (mean over the complete seeds)", fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    atomic.write_with(out, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
 

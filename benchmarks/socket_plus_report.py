@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 from results_io import mean_std, min_im_accuracy, probability_records
 from socket_plus_grid import RESULTS, ROOT, SEEDS, VARIANTS
+from socket_edge import atomic
 
 SETTINGS = ["rgbnir RGB→NIR", "rgbnir NIR→RGB", "synth kv1", "synth kv2", "synth rs", "synth kv1+kv2→rs"]
 REPORT = ROOT / "docs" / "benchmarks" / "socket_plus.md"
@@ -278,7 +279,7 @@ def report(rows: list[dict], cpu_rows: list[dict] = ()) -> None:
     lines += cpu_supplement(list(cpu_rows))
     lines += conclusion(rows, CHOSEN, im_pick, list(cpu_rows))
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines) + "\n")
+    atomic.write_text(REPORT, "\n".join(lines) + "\n")
     print(f"wrote {REPORT}")
 
 
@@ -384,6 +385,6 @@ def plot_gain(rows: list[dict], variants: list[str]) -> None:
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PLOT, dpi=100)
+    atomic.write_with(PLOT, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
 
