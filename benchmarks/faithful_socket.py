@@ -20,10 +20,12 @@ from pathlib import Path
 
 import select_auto
 import socket_plus as sp
-from results_io import failures, rows_to_report
+from results_io import failures, rows, rows_to_report
 
 ROOT = sp.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "faithful_socket.jsonl"
+# base, SOCKET and socket-plus again with the sources trained afresh, every run in one session (paired on equal sources)
+REPLICATION = ROOT / "benchmarks" / "results" / "faithful_socket_replication.jsonl"
 # the default of `adapt --method socket` until issue 22: squared L_d over every BatchNorm (the bottleneck's
 # included), the per-dimension mean of squares as L_TI, λ 0.1, dropout on, a fifth of the TI pairs held out
 EARLIER = {"method": "socket", "bn_distance": "sq", "bn_scope": "all", "ti_distance": "mean_sq", "lambda_ti": 0.1,
@@ -60,6 +62,9 @@ VARIANTS: dict[str, dict] = {
     # as the earlier grid) that gives the pseudo-labels and is kept
     "socket, cosine λ_TI, TI same crop": {**FAITHFUL, "ti_schedule": "cosine", "ti_augment": True},
     "socket, cosine λ_TI + EMA teacher": {**FAITHFUL, "ti_schedule": "cosine", "ema": 0.9},
+    # one more lever of the earlier grid measured only while L_TI was inert: a 1×1 input adapter per encoder that
+    # the cross-modal terms train alone (the encoders then follow the target's terms only); run in the replication
+    "socket, cosine λ_TI + input adapter": {**FAITHFUL, "ti_schedule": "cosine", "ti_adapter": True},
 }
 CORE = ["unadapted", "base", *(f"socket λ {lam}" for lam in LAMBDAS)]  # run first, seed by seed
 ABLATION = [v for v in VARIANTS if v not in CORE]
@@ -96,7 +101,8 @@ def main() -> None:
     else:
         from faithful_socket_report import report
 
-        report(rows_to_report(args.results), failures(args.results))
+        again = rows(REPLICATION) if args.results == RESULTS else []
+        report(rows_to_report(args.results), failures(args.results), replication=again)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ used in adaptation); the label-free validators per epoch; the choice with 20 lab
 
 Results: benchmarks/results/select_auto_cosine.jsonl (one line per run, resumable; the candidates on
 issue 22's faithful terms with socket-plus's preset of today, with the faithful_socket study's sources: its
-work folder runs/faithful), the runs' class probabilities on both splits beside it (gzipped); the report is docs/benchmarks/select_auto.md
-(select_auto_report.py); the variants and candidates are in select_auto_grid.py.
+work folder runs/faithful), the runs' class probabilities on both splits beside it (gzipped); the report is
+docs/benchmarks/select_auto.md (select_auto_report.py); the variants and candidates are in select_auto_grid.py.
 The held-out split is read only at the end of each run, to measure it; nothing is tuned on it.
 """
 
@@ -68,10 +68,28 @@ def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, wor
         "seconds": round(time.time() - started, 1), "device": sp._device(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
         "n_adapt": len(probs["adapt"]["labels"]), "n_held": len(held["labels"]), "probs": probs,
+        "sources_sha1": _fingerprint(inputs["sources"]), "cpu": _cpu_model(),
     }
     for name in ("im", "agree", "snd", "ti_agree", "ti_kl", "grad_norms"):
         record[name] = [h.get(name) for h in history]
     return record
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    """The source models a run adapted, by content: runs pair only on equal sources. Source training
+    repeats bit for bit on one machine, but not from one session's machine to the next."""
+    digest = hashlib.sha1()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _cpu_model() -> str:
+    """The CPU's model name where Linux tells it (float results of training differ between CPUs)."""
+    info = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
+             if line.startswith("model name")] if info.exists() else []
+    return names[0] if names else platform.processor() or "unknown"
 
 
 def jobs_to_run(work: Path, rgbnir: Path, results: Path, seeds: list[int], chosen: list[str]) -> list[tuple]:
@@ -102,7 +120,8 @@ def run(args: argparse.Namespace, queue_for: Callable[[Path, list[str]], list[tu
         raise SystemExit(f"unknown --settings {', '.join(sorted(set(chosen) - set(known)))}; the settings here: "
                          + ", ".join(repr(k) for k in known))
     pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
-    for done in as_completed([pool.submit(sp.train_source, job) for job in sp.prepare(work, args.rgbnir, False, chosen)]):
+    sources = [pool.submit(sp.train_source, job) for job in sp.prepare(work, args.rgbnir, False, chosen)]
+    for done in as_completed(sources):
         print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)
     queue = queue_for(work, chosen) if queue_for else jobs_to_run(work, args.rgbnir, args.results, args.seeds, chosen)
     print(f"{len(queue)} adaptation runs, {args.workers} workers", flush=True)

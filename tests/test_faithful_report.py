@@ -55,3 +55,38 @@ def test_the_report_shows_the_goals_as_a_picture_beside_their_lines(tmp_path):
     assert "](../img/all.png)" in text and "](../img/gain.png)" in text
     assert text.index("## Goals") < text.index("../img/gain.png") < text.index("## Term balance")
     assert f"- socket-plus ({PLUS}) − socket λ 0.25 ≥ +2 on the mean: +3.0" in text
+
+
+def test_runs_pair_only_on_equal_source_models_where_their_rows_record_them():
+    from faithful_socket_report import _paired_gain
+
+    cells = {("a", "base"): [{"seed": 0, "accuracy": 50.0, "inductive": 50.0, "sources_sha1": "s1"},
+                             {"seed": 1, "accuracy": 50.0, "inductive": 50.0, "sources_sha1": "s1"}],
+             ("a", "v"): [{"seed": 0, "accuracy": 54.0, "inductive": 54.0, "sources_sha1": "s1"},
+                          {"seed": 1, "accuracy": 90.0, "inductive": 90.0, "sources_sha1": "s2"}]}
+    assert _paired_gain(cells, ["a"], "v", "base") == (4.0, 4.0, 1)  # seed 1 ran on other sources
+    for row in cells["a", "v"] + cells["a", "base"]:
+        del row["sources_sha1"]  # rows from before the fingerprint pair by seed alone
+    assert _paired_gain(cells, ["a"], "v", "base") == (22.0, 22.0, 1)
+
+
+def test_the_replication_gets_its_own_table_and_goals_after_the_studys(tmp_path):
+    from faithful_socket_report import PLUS, report
+
+    def rows(shift: float, sources: str | None) -> list[dict]:
+        return [{"key": f"{s}/{v}/{seed}", "setting": s, "variant": v, "seed": seed, "accuracy": acc + shift,
+                 "inductive": acc + shift, "date": "2026-12-06", "cpu": "AMD EPYC",
+                 **({"sources_sha1": sources} if sources else {})}
+                for s in ("rgbnir RGB→NIR", "synth kv1") for seed in (0, 1)
+                for v, acc in (("base", 60.0), ("socket λ 0.25", 63.0), (PLUS, 66.0 + shift))]
+
+    out = tmp_path / "r.md"
+    report(rows(0.0, None), out=out, plot=tmp_path / "a.png", gain_plot=tmp_path / "g.png",
+           replication=rows(2.0, "abc"))
+    text = out.read_text()
+    study, again = text.split("## Replication")
+    assert f"- socket-plus ({PLUS}) − socket λ 0.25 ≥ +2 on the mean: +3.0" in study
+    assert f"- socket-plus ({PLUS}) − socket λ 0.25 ≥ +2 on the mean: +5.0" in again  # its own runs alone
+    assert "(12 runs; 2026-12-06; AMD EPYC; seeds 0, 1)" in again
+    assert "| base | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 / 62.0 |" in again
+    assert again.index("never below base − 1") < again.index("## Term balance")
