@@ -62,9 +62,6 @@ VARIANTS: dict[str, dict] = {
     # as the earlier grid) that gives the pseudo-labels and is kept
     "socket, cosine λ_TI, TI same crop": {**FAITHFUL, "ti_schedule": "cosine", "ti_augment": True},
     "socket, cosine λ_TI + EMA teacher": {**FAITHFUL, "ti_schedule": "cosine", "ema": 0.9},
-    # one more lever of the earlier grid measured only while L_TI was inert: a 1×1 input adapter per encoder that
-    # the cross-modal terms train alone (the encoders then follow the target's terms only); run in the replication
-    "socket, cosine λ_TI + input adapter": {**FAITHFUL, "ti_schedule": "cosine", "ti_adapter": True},
 }
 CORE = ["unadapted", "base", *(f"socket λ {lam}" for lam in LAMBDAS)]  # run first, seed by seed
 ABLATION = [v for v in VARIANTS if v not in CORE]

@@ -24,14 +24,12 @@ CHANGED_FROM = {"socket, cosine λ_TI": "socket λ 0.25", "socket, KL L_d, cosin
              "socket λ 0.5, cosine λ_TI and λ_d": "socket, cosine λ_TI and λ_d",
              "socket λ_TI 0.5, cosine λ_TI": "socket, cosine λ_TI",
              "socket, cosine λ_TI, TI same crop": "socket, cosine λ_TI",
-             "socket, cosine λ_TI + EMA teacher": "socket, cosine λ_TI",
-             "socket, cosine λ_TI + input adapter": "socket, cosine λ_TI"}
+             "socket, cosine λ_TI + EMA teacher": "socket, cosine λ_TI"}
 PLUS = "socket, cosine λ_TI"  # socket-plus's preset (config.PRESETS), chosen on seeds 0–5
 PLUS_EARLIER = "socket, KL L_d"  # socket-plus's preset before this study's cosine rows
 CANDIDATES = (PLUS, PLUS_EARLIER, "socket, KL L_d, cosine λ_TI", "socket, cosine λ_TI and λ_d",
               "socket λ 0.5, cosine λ_TI and λ_d", "socket λ_TI 0.5, cosine λ_TI", "socket, cosine λ_TI, TI same crop",
-              "socket, cosine λ_TI + EMA teacher",
-              "socket, cosine λ_TI + input adapter")  # for the goals of socket-plus
+              "socket, cosine λ_TI + EMA teacher")  # for the goals of socket-plus
 CONFIRMATION_SEEDS = range(6, 12)  # run after PLUS was chosen: that choice never saw them
 SESSIONS = ("Pairs are by setting and seed. The runs were recorded over several sessions, and each session trained "
             "the source models afresh on its own machine: training repeats bit for bit on one machine (the same "
@@ -409,7 +407,10 @@ def _replication_lines(rows: list[dict]) -> list[str]:
              f"{machines}; seeds {', '.join(map(str, seeds))}): the settings above with their source models trained "
              "again by the same recipe on this session's machine (a second draw of the sources: the unadapted row "
              "shows how much they differ), every variant on the same sources (each row records their fingerprint). "
-             "Same columns as the table above.", "", *_table_lines(cells, settings, variants)]
+             "Same columns as the table above. Reproduce in a clone whose `runs/faithful` holds no source model yet: "
+             "`.venv/bin/python benchmarks/faithful_socket.py run --results "
+             "benchmarks/results/faithful_socket_replication.jsonl --variants unadapted base \"socket λ 0.25\" "
+             "\"socket, cosine λ_TI\" --seeds 0 1`.", "", *_table_lines(cells, settings, variants)]
     if chosen and "base" in variants:
         lines += ["", "The goals on these runs alone (paired, (transductive + inductive) / 2, 95 % interval as above):",
                   "", *_goal_items(cells, settings, variants, chosen)]
