@@ -352,7 +352,8 @@ def _goal_lines(cells: dict, settings: list[str], variants: list[str]) -> list[s
              "within each setting (bootstrap; with 3–12 seeds it is if anything too narrow): a goal whose interval "
              "holds its threshold is not decided by this study's seeds, whichever side the mean falls. "
              f"{SESSIONS}", ""]
-    return lines + _goal_items(cells, settings, variants, chosen) + _confirmation_lines(cells, settings, chosen)
+    return (lines + _goal_items(cells, settings, variants, chosen) + _best_lines(cells, settings, variants)
+            + _confirmation_lines(cells, settings, chosen))
 
 
 def _goal_items(cells: dict, settings: list[str], variants: list[str], chosen: str) -> list[str]:
@@ -383,13 +384,18 @@ def _goal_items(cells: dict, settings: list[str], variants: list[str], chosen: s
                   f"({g[1]} settings) → {verdict(g[0] >= 2)}",
                   f"- {name} never below base − 1 on a setting: worst {worst[0]:+.1f}"
                   f"{interval([worst[1]], plus, 'base')} ({worst[1]}) → {verdict(worst[0] >= -1)}"]
-    means = {v: _paired_gain(cells, settings, v, "base") for v in _contenders(cells, settings, variants)}
-    if all(means.values()):
-        best = max(["base", *means], key=lambda v: sum(means[v][:2]) / 2 if v in means else 0.0)
-        lines.append("- the best on the mean over the settings, inductive included, paired against base (the "
-                     "default `--method` with TI pairs follows it): "
-                     + "; ".join(f"{v} {m[0]:+.1f} / {m[1]:+.1f}" for v, m in means.items()) + f" → **{best}**")
     return lines
+
+
+def _best_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
+    """Which contender is best on the mean over the settings, inductive included (the default follows it)."""
+    means = {v: _paired_gain(cells, settings, v, "base") for v in _contenders(cells, settings, variants)}
+    if not (means and all(means.values())):
+        return []
+    best = max(["base", *means], key=lambda v: sum(means[v][:2]) / 2 if v in means else 0.0)
+    return ["- the best on the mean over the settings, inductive included, paired against base (the default "
+            "`--method` with TI pairs follows it): "
+            + "; ".join(f"{v} {m[0]:+.1f} / {m[1]:+.1f}" for v, m in means.items()) + f" → **{best}**"]
 
 
 def _replication_lines(rows: list[dict]) -> list[str]:

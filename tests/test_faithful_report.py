@@ -90,3 +90,4 @@ def test_the_replication_gets_its_own_table_and_goals_after_the_studys(tmp_path)
     assert "(12 runs; 2026-12-06; AMD EPYC; seeds 0, 1)" in again
     assert "| base | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 / 62.0 |" in again
     assert again.index("never below base − 1") < again.index("## Term balance")
+    assert "the best on the mean" in study and "the best on the mean" not in again  # the default follows the study
