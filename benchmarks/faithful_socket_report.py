@@ -216,10 +216,10 @@ def _why_lines(cells: dict, settings: list[str], variants: list[str]) -> list[st
 
 def _pairs(cells: dict, setting: str, variant: str, reference: str) -> list[tuple[dict, dict]]:
     """(variant's row, reference's row) for each seed both ran on the setting, from the same source models
-    where both rows record them (sources_sha1: a later session retrains the sources, not bit for bit)."""
+    where both rows record them ("sources": a later session retrains the sources, not bit for bit)."""
     ref = {r["seed"]: r for r in cells.get((setting, reference), [])}
     return [(r, ref[r["seed"]]) for r in cells.get((setting, variant), []) if r["seed"] in ref
-            and r.get("sources_sha1", "?") == ref[r["seed"]].get("sources_sha1", "?")]
+            and r.get("sources", "?") == ref[r["seed"]].get("sources", "?")]
 
 
 def _paired_gain(cells: dict, settings: list[str], variant: str, reference: str) -> tuple[float, float, int] | None:

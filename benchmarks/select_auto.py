@@ -30,6 +30,7 @@ import socket_plus as sp
 from holdout import split_folder
 from results_io import done_keys, probability_records, rows_to_report
 from select_auto_grid import RESULTS, ROOT, VARIANTS
+from socket_edge.data.identity import file_digest
 
 
 def split(inputs: dict, work: Path) -> dict:
@@ -42,7 +43,8 @@ def split(inputs: dict, work: Path) -> dict:
 def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, work: Path, epochs: int | None,
               variants: dict[str, dict] = VARIANTS) -> dict:
     """One adaptation with the options `variants[variant]`; its record: transductive and inductive accuracy,
-    per-epoch accuracy, validators and term balance (gradient norms)."""
+    per-epoch accuracy, validators, term balance (gradient norms) and the source models' digests (runs pair
+    only on equal sources: source training repeats bit for bit on one machine, not from one to the next)."""
     sp._threads()
     from socket_edge.adapt.config import AdaptConfig
     from socket_edge.adapt.trainer import adapt
@@ -68,20 +70,11 @@ def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, wor
         "seconds": round(time.time() - started, 1), "device": sp._device(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
         "n_adapt": len(probs["adapt"]["labels"]), "n_held": len(held["labels"]), "probs": probs,
-        "sources_sha1": _fingerprint(inputs["sources"]), "cpu": _cpu_model(),
+        "sources": [file_digest(Path(path)) for path in inputs["sources"]], "cpu": _cpu_model(),
     }
     for name in ("im", "agree", "snd", "ti_agree", "ti_kl", "grad_norms"):
         record[name] = [h.get(name) for h in history]
     return record
-
-
-def _fingerprint(paths: list[Path]) -> str:
-    """The source models a run adapted, by content: runs pair only on equal sources. Source training
-    repeats bit for bit on one machine, but not from one session's machine to the next."""
-    digest = hashlib.sha1()
-    for path in paths:
-        digest.update(Path(path).read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def _cpu_model() -> str:

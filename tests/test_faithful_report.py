@@ -60,13 +60,13 @@ def test_the_report_shows_the_goals_as_a_picture_beside_their_lines(tmp_path):
 def test_runs_pair_only_on_equal_source_models_where_their_rows_record_them():
     from faithful_socket_report import _paired_gain
 
-    cells = {("a", "base"): [{"seed": 0, "accuracy": 50.0, "inductive": 50.0, "sources_sha1": "s1"},
-                             {"seed": 1, "accuracy": 50.0, "inductive": 50.0, "sources_sha1": "s1"}],
-             ("a", "v"): [{"seed": 0, "accuracy": 54.0, "inductive": 54.0, "sources_sha1": "s1"},
-                          {"seed": 1, "accuracy": 90.0, "inductive": 90.0, "sources_sha1": "s2"}]}
+    cells = {("a", "base"): [{"seed": 0, "accuracy": 50.0, "inductive": 50.0, "sources": ["sha256:1"]},
+                             {"seed": 1, "accuracy": 50.0, "inductive": 50.0, "sources": ["sha256:1"]}],
+             ("a", "v"): [{"seed": 0, "accuracy": 54.0, "inductive": 54.0, "sources": ["sha256:1"]},
+                          {"seed": 1, "accuracy": 90.0, "inductive": 90.0, "sources": ["sha256:2"]}]}
     assert _paired_gain(cells, ["a"], "v", "base") == (4.0, 4.0, 1)  # seed 1 ran on other sources
     for row in cells["a", "v"] + cells["a", "base"]:
-        del row["sources_sha1"]  # rows from before the fingerprint pair by seed alone
+        del row["sources"]  # rows from before the fingerprint pair by seed alone
     assert _paired_gain(cells, ["a"], "v", "base") == (22.0, 22.0, 1)
 
 
@@ -76,7 +76,7 @@ def test_the_replication_gets_its_own_table_and_goals_after_the_studys(tmp_path)
     def rows(shift: float, sources: str | None) -> list[dict]:
         return [{"key": f"{s}/{v}/{seed}", "setting": s, "variant": v, "seed": seed, "accuracy": acc + shift,
                  "inductive": acc + shift, "date": "2026-12-06", "cpu": "AMD EPYC",
-                 **({"sources_sha1": sources} if sources else {})}
+                 **({"sources": [sources]} if sources else {})}
                 for s in ("rgbnir RGB→NIR", "synth kv1") for seed in (0, 1)
                 for v, acc in (("base", 60.0), ("socket λ 0.25", 63.0), (PLUS, 66.0 + shift))]
 
