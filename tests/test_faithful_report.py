@@ -91,3 +91,14 @@ def test_the_replication_gets_its_own_table_and_goals_after_the_studys(tmp_path)
     assert "| base | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 / 62.0 |" in again
     assert again.index("never below base − 1") < again.index("## Term balance")
     assert "the best on the mean" in study and "the best on the mean" not in again  # the default follows the study
+
+
+def test_a_candidate_with_no_run_of_base_on_its_sources_gets_no_floor_line(tmp_path):
+    from faithful_socket_report import PLUS, _goal_items
+
+    cells = {}
+    for v, acc, sources in (("base", 60.0, "b"), ("socket λ 0.25", 63.0, "s"), (PLUS, 66.0, "s")):
+        cells["a", v] = [{"seed": k, "accuracy": acc, "inductive": acc, "sources": [sources]} for k in (0, 1)]
+    lines = _goal_items(cells, ["a"], ["base", "socket λ 0.25", PLUS], "socket λ 0.25")
+    assert lines == [f"- socket-plus ({PLUS}) − socket λ 0.25 ≥ +2 on the mean: +3.0 [95 % interval +3.0 … +3.0] "
+                     "(1 settings) → **met**"]
