@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from results_io import cpu_model
 from socket_edge import atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,10 +156,9 @@ def theoretical_peak() -> dict:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
     mhz = next((float(line.split(":", 1)[1]) for line in info.splitlines() if line.startswith("cpu MHz")), 0.0)
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
     per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= set(flags) else 8
     cores = os.cpu_count() or 1
-    return {"cpu": name, "cores": cores, "mhz": mhz, "flops_per_cycle": per_cycle,
+    return {"cpu": cpu_model(info), "cores": cores, "mhz": mhz, "flops_per_cycle": per_cycle,
             "gflops": round(cores * mhz / 1000 * per_cycle, 1)}
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import socket_plus as sp
 from holdout import split_folder
-from results_io import done_keys, probability_records, rows_to_report
+from results_io import cpu_model, done_keys, probability_records, rows_to_report
 from select_auto_grid import RESULTS, ROOT, VARIANTS
 from socket_edge.data.identity import file_digest
 
@@ -70,19 +70,11 @@ def adapt_job(key: str, setting: str, variant: str, seed: int, inputs: dict, wor
         "seconds": round(time.time() - started, 1), "device": sp._device(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
         "n_adapt": len(probs["adapt"]["labels"]), "n_held": len(held["labels"]), "probs": probs,
-        "sources": [file_digest(Path(path)) for path in inputs["sources"]], "cpu": _cpu_model(),
+        "sources": [file_digest(Path(path)) for path in inputs["sources"]], "cpu": cpu_model(),
     }
     for name in ("im", "agree", "snd", "ti_agree", "ti_kl", "grad_norms"):
         record[name] = [h.get(name) for h in history]
     return record
-
-
-def _cpu_model() -> str:
-    """The CPU's model name where Linux tells it (float results of training differ between CPUs)."""
-    info = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
-             if line.startswith("model name")] if info.exists() else []
-    return names[0] if names else platform.processor() or "unknown"
 
 
 def jobs_to_run(work: Path, rgbnir: Path, results: Path, seeds: list[int], chosen: list[str]) -> list[tuple]:

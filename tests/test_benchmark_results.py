@@ -81,3 +81,10 @@ def test_a_record_with_nan_or_infinity_is_skipped_with_a_warning(tmp_path, capsy
     err = capsys.readouterr().err
     assert "grid.jsonl:1 holds NaN, not a number a run records; skipped" in err
     assert "grid.jsonl:2 holds -Infinity, not a number a run records; skipped" in err
+
+
+def test_the_cpu_model_is_read_from_cpuinfo_or_marked_unknown():
+    from results_io import cpu_model
+
+    assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu\n") == "AMD EPYC"
+    assert cpu_model("processor\t: 0\n") == "?"
