@@ -20,7 +20,7 @@ from pathlib import Path
 
 import select_auto
 import socket_plus as sp
-from results_io import failures, rows, rows_to_report
+from results_io import failures, pages_or_one_line, rows, rows_to_report
 
 ROOT = sp.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "faithful_socket.jsonl"
@@ -99,7 +99,8 @@ def main() -> None:
         from faithful_socket_report import report
 
         again = rows(REPLICATION) if args.results == RESULTS else []
-        report(rows_to_report(args.results), failures(args.results), replication=again)
+        with pages_or_one_line():
+            report(rows_to_report(args.results), failures(args.results), replication=again)
 
 
 if __name__ == "__main__":

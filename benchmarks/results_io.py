@@ -9,6 +9,8 @@ import gzip
 import json
 import statistics
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -109,3 +111,15 @@ def cpu_model(cpuinfo: str | None = None) -> str:
         path = Path("/proc/cpuinfo")
         cpuinfo = path.read_text() if path.exists() else ""
     return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
+
+
+@contextmanager
+def pages_or_one_line() -> Iterator[None]:
+    """Around a report's writes: a page or plot it cannot write (a read-only or full disk) ends the report
+    in one line and a non-zero exit, not a traceback; the atomic writes leave the published page as it was."""
+    from socket_edge.errors import OutputError
+
+    try:
+        yield
+    except OutputError as exc:
+        sys.exit(f"error: {exc}")

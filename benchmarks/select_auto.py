@@ -28,7 +28,7 @@ from pathlib import Path
 
 import socket_plus as sp
 from holdout import split_folder
-from results_io import cpu_model, done_keys, probability_records, rows_to_report
+from results_io import cpu_model, done_keys, pages_or_one_line, probability_records, rows_to_report
 from select_auto_grid import RESULTS, ROOT, VARIANTS
 from socket_edge.data.identity import file_digest
 
@@ -139,7 +139,8 @@ def main() -> None:
     else:
         from select_auto_report import report
 
-        report(rows_to_report(args.results), probability_records(args.results))
+        with pages_or_one_line():
+            report(rows_to_report(args.results), probability_records(args.results))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-from results_io import append, done_keys, probs_file, rows, rows_to_report
+from results_io import append, done_keys, pages_or_one_line, probs_file, rows, rows_to_report
 from socket_plus_grid import CPU_RESULTS, PRIORITY, RESULTS, RGBNIR, ROOT, SEEDS, TI, TR, VARIANTS
 
 
@@ -224,7 +224,8 @@ def main() -> None:
     else:
         from socket_plus_report import report
 
-        report(rows_to_report(args.results), rows(CPU_RESULTS))
+        with pages_or_one_line():
+            report(rows_to_report(args.results), rows(CPU_RESULTS))
 
 
 if __name__ == "__main__":

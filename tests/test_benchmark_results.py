@@ -88,3 +88,13 @@ def test_the_cpu_model_is_read_from_cpuinfo_or_marked_unknown():
 
     assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu\n") == "AMD EPYC"
     assert cpu_model("processor\t: 0\n") == "?"
+
+
+def test_a_page_the_report_cannot_write_ends_in_one_line():
+    from results_io import pages_or_one_line
+    from socket_edge.errors import OutputError
+
+    with pytest.raises(SystemExit) as stop:
+        with pages_or_one_line():
+            raise OutputError("cannot write docs/x.md: Read-only file system")
+    assert stop.value.code == "error: cannot write docs/x.md: Read-only file system"
