@@ -191,13 +191,18 @@ def test_a_stalled_browser_never_holds_up_the_model(switching):
 
 
 def chromium(*args: str, budget_ms: int = 3000) -> subprocess.CompletedProcess:
-    """Debian's Chromium, headless, offline, a fresh profile; `args`: --dump-dom or --screenshot=… and the URL."""
-    with tempfile.TemporaryDirectory() as profile:  # the timeout guards against a hang; loaded, 2 cores take minutes
+    """Debian's Chromium, headless, offline, a fresh profile; `args`: --dump-dom and/or --screenshot=…, the URL.
+
+    Virtual time stands still while a fetch is pending, so a fetch that never ends would hold Chromium
+    forever (it did in CI): --timeout ends the wait after a minute of real time and Chromium answers
+    with the page as it stands; the subprocess timeout guards Chromium itself."""
+    with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1280,1000", f"--virtual-time-budget={budget_ms}", *args],
-            capture_output=True, text=True, timeout=300)
+             f"--user-data-dir={profile}", "--window-size=1280,1000", f"--virtual-time-budget={budget_ms}",
+             "--timeout=60000", *args],
+            capture_output=True, text=True, timeout=200)
 
 
 def turbo_pixels(png: Path) -> int:
@@ -230,9 +235,8 @@ def test_the_page_in_a_headless_browser(switching, tmp_path):
         while min(s["frames"] for s in json.loads(get(url + "state.json"))["streams"]) < 50:
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)
-        dom = chromium("--dump-dom", url)
         shot = tmp_path / "page.png"
-        chromium(f"--screenshot={shot}", url)
+        dom = chromium("--dump-dom", f"--screenshot={shot}", url)  # one start of Chromium: both of one page
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
