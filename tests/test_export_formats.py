@@ -4,6 +4,7 @@ provider choice, and the TensorRT builder where TensorRT and a GPU exist."""
 import importlib.util
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,13 +26,17 @@ NEEDS_GPU = pytest.mark.skipif(not CAN_BUILD, reason="tensorrt does not import h
                                "machines)" if not HAS_TENSORRT else "building a TensorRT engine needs an NVIDIA GPU")
 
 
-@pytest.fixture
-def source_pt(tmp_path):
+def save_source(folder: Path) -> Path:
     from test_artifact import small_ensemble
 
     from socket_edge.models import artifact
 
-    return artifact.save(small_ensemble(), tmp_path / "m.pt", "source", {})
+    return artifact.save(small_ensemble(), folder / "m.pt", "source", {})
+
+
+@pytest.fixture
+def source_pt(tmp_path):
+    return save_source(tmp_path)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -87,9 +92,12 @@ def test_engine_export_without_tensorrt_or_gpu_stops_with_one_line(source_pt, ca
     assert not source_pt.with_suffix(".engine").exists()
 
 
-@pytest.fixture
-def exported_onnx(source_pt, tmp_path):
-    assert main(["export", str(source_pt), "--batch", "2", "--out", str(tmp_path / "fixed.onnx"), "-q"]) == 0
+@pytest.fixture(scope="module")
+def exported_onnx(tmp_path_factory):
+    """m.onnx (a dynamic batch) and fixed.onnx (a batch of 2) beside m.pt, shared: the tests only read them."""
+    folder = tmp_path_factory.mktemp("exported")
+    source_pt = save_source(folder)
+    assert main(["export", str(source_pt), "--batch", "2", "--out", str(folder / "fixed.onnx"), "-q"]) == 0
     assert main(["export", str(source_pt), "-q"]) == 0
     return source_pt.with_suffix(".onnx")
 
