@@ -22,8 +22,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import socket_plus as sp
@@ -104,7 +103,7 @@ def run(args: argparse.Namespace, queue_for: Callable[[Path, list[str]], list[tu
     if set(chosen) - set(known):
         raise SystemExit(f"unknown --settings {', '.join(sorted(set(chosen) - set(known)))}; the settings here: "
                          + ", ".join(repr(k) for k in known))
-    pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
+    pool = sp.worker_pool(args.workers)
     sources = [pool.submit(sp.train_source, job) for job in sp.prepare(work, args.rgbnir, False, chosen)]
     for done in as_completed(sources):
         print(f"[{time.time() - started:5.0f} s] source {done.result()}", flush=True)

@@ -38,6 +38,21 @@ def cli(*argv: object) -> None:
         raise SystemExit(f"failed ({code}): socket-edge {' '.join(map(str, argv))}")
 
 
+def _die_with_parent() -> None:
+    """In each worker: Linux sends it SIGTERM when the runner ends, however it ends (a killed runner
+    left its workers training for minutes, recording nothing)."""
+    if platform.system() == "Linux":
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The grids' process pool: fresh interpreters (spawn), each ended with the runner."""
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_die_with_parent)
+
+
 def settings(work: Path, rgbnir: Path) -> dict[str, dict]:
     """Setting name → the inputs of adapt: sources, target, TI roots, classes."""
     scenes = work / "scenes"
@@ -164,7 +179,7 @@ def run(args: argparse.Namespace) -> None:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     (work / "runs").mkdir(exist_ok=True)
-    pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
+    pool = worker_pool(args.workers)
     chosen = args.settings or list(settings(work, args.rgbnir))
     sources = prepare(work, args.rgbnir, args.quick, chosen)
     for done in as_completed([pool.submit(train_source, job) for job in sources]):

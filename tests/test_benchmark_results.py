@@ -98,3 +98,36 @@ def test_a_page_the_report_cannot_write_ends_in_one_line():
         with pages_or_one_line():
             raise OutputError("cannot write docs/x.md: Read-only file system")
     assert stop.value.code == "error: cannot write docs/x.md: Read-only file system"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's (prctl)")
+def test_a_killed_grid_runner_takes_its_workers_with_it():
+    """A grid runner killed mid-queue (kill, or the machine's OOM killer) leaves no worker training on."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    runner = subprocess.Popen([sys.executable, "-c", f"""
+import os, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1] / "benchmarks")!r})
+from socket_plus import worker_pool
+pool = worker_pool(1)
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 300)
+time.sleep(300)
+"""], stdout=subprocess.PIPE, text=True)
+    worker = int(runner.stdout.readline())
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":  # ended, waiting for its new parent to collect it
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived its killed runner by 20 s")
