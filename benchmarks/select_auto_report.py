@@ -186,6 +186,7 @@ def report(rows: list[dict], probs: dict) -> None:
     rows = [r for r in rows if r["variant"] == "unadapted" or (r["setting"], r["seed"]) in whole]
     machines = sorted({f"{r['machine']} ({r['device']})" for r in rows})
     seeds = sorted({r["seed"] for r in rows})
+    dates = sorted({r["date"][:10] for r in rows if r.get("date")})
     pairs = complete(rows)
     corr, means = correlation_table(rows)
     sel, summary = selection_table(rows, probs)
@@ -207,7 +208,9 @@ def report(rows: list[dict], probs: dict) -> None:
         "way: SOCKET trains on four fifths, every method is scored on the held-out fifth.", "",
         f"Ran on: {', '.join(machines)}; one thread per run, two runs at a time, on a machine shared with other "
         f"jobs. Seeds run: {', '.join(map(str, seeds))}; (setting, seed) pairs with all three candidates: "
-        f"{len(pairs)} of {len(SETTINGS) * 3}.", "",
+        f"{len(pairs)} of {len(SETTINGS) * 3}. Recorded on {', '.join(dates) or '?'}. Each session trains the "
+        "source models afresh, and training repeats bit for bit on one machine only: compare runs of one session "
+        "(the [faithful study](faithful_socket.md#goals) says why and by how much).", "",
         "## Accuracy (transductive / inductive, %, mean over the seeds run)", "", *accuracy_table(rows), "",
         "Frames adapted on / held out per setting: " + ", ".join(
             f"{s} {r['n_adapt']} / {r['n_held']}" for s in SETTINGS
