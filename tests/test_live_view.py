@@ -193,9 +193,9 @@ def test_a_stalled_browser_never_holds_up_the_model(switching):
 def chromium(*args: str, budget_ms: int = 3000) -> subprocess.CompletedProcess:
     """Debian's Chromium, headless, offline, a fresh profile; `args`: --dump-dom and/or --screenshot=…, the URL.
 
-    Virtual time stands still while a fetch is pending, so a fetch that never ends would hold Chromium
-    forever (it did in CI): --timeout ends the wait after a minute of real time and Chromium answers
-    with the page as it stands; the subprocess timeout guards Chromium itself."""
+    Virtual time stands still while a fetch is pending, so a fetch that never ends holds Chromium
+    without end (CI once saw it wait past pytest's timeout): --timeout ends the wait after a minute of
+    real time and Chromium answers with the page as it stands; the subprocess timeout guards Chromium."""
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
