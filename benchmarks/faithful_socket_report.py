@@ -111,7 +111,7 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
     if goals := _goal_lines(cells, settings, variants):
         _gain_plot(cells, settings, _contenders(cells, settings, variants), gain_plot)
         lines += ["", *goals, "", f"![gain over base per setting, the goals' floor dashed](../img/{gain_plot.name})"]
-    if again := _replication_lines(list(replication)):
+    if again := _replication_lines(list(replication), cells):
         lines += ["", *again]
     lines += ["", *_norm_lines(cells, settings, variants)]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -399,9 +399,10 @@ def _best_lines(cells: dict, settings: list[str], variants: list[str]) -> list[s
             + "; ".join(f"{v} {m[0]:+.1f} / {m[1]:+.1f}" for v, m in means.items()) + f" → **{best}**"]
 
 
-def _replication_lines(rows: list[dict]) -> list[str]:
+def _replication_lines(rows: list[dict], study: dict | None = None) -> list[str]:
     """The replication: base, SOCKET, socket-plus (and candidates) with the source models trained again, in one
-    session on one machine, so that every pair shares its sources; its table and the goals' verdicts."""
+    session on one machine, so that every pair shares its sources; its table, the goals' verdicts, and
+    socket-plus against SOCKET pooled with the `study` cells' confirmation seeds (one session per seed)."""
     if not rows:
         return []
     settings, variants, cells = _table(rows)
@@ -417,10 +418,19 @@ def _replication_lines(rows: list[dict]) -> list[str]:
              "Same columns as the table above. Reproduce in a clone whose `runs/faithful` holds no source model yet: "
              "`.venv/bin/python benchmarks/faithful_socket.py run --results "
              "benchmarks/results/faithful_socket_replication.jsonl --variants unadapted base \"socket λ 0.25\" "
-             "\"socket, cosine λ_TI\" --seeds 0 1`.", "", *_table_lines(cells, settings, variants)]
+             f"\"socket, cosine λ_TI\" --seeds {' '.join(map(str, seeds))}`.", "",
+             *_table_lines(cells, settings, variants)]
     if chosen and "base" in variants:
         lines += ["", "The goals on these runs alone (paired, (transductive + inductive) / 2, 95 % interval as above):",
                   "", *_goal_items(cells, settings, variants, chosen)]
+    later = _of_seeds(study or {}, CONFIRMATION_SEEDS)
+    pooled = {key: later.get(key, []) + cells.get(key, []) for key in {*later, *cells}}
+    if chosen and (g := _paired_gain(pooled, settings, PLUS, chosen)):
+        per = ", ".join(f"{s} {(p[0] + p[1]) / 2:+.1f}" for s in settings
+                        if (p := _paired_gain(pooled, [s], PLUS, chosen)))
+        lines += ["", f"Every pair recorded within one session, pooled (these runs and the study's seeds "
+                  f"{CONFIRMATION_SEEDS.start}–{CONFIRMATION_SEEDS.stop - 1}): {PLUS} − {chosen} {g[0]:+.1f} / "
+                  f"{g[1]:+.1f}{_interval(pooled, settings, PLUS, chosen)} ((t + i) / 2 per setting: {per})."]
     return lines
 
 

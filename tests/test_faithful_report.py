@@ -73,15 +73,15 @@ def test_runs_pair_only_on_equal_source_models_where_their_rows_record_them():
 def test_the_replication_gets_its_own_table_and_goals_after_the_studys(tmp_path):
     from faithful_socket_report import PLUS, report
 
-    def rows(shift: float, sources: str | None) -> list[dict]:
+    def rows(shift: float, sources: str | None, seeds=(0, 1)) -> list[dict]:
         return [{"key": f"{s}/{v}/{seed}", "setting": s, "variant": v, "seed": seed, "accuracy": acc + shift,
                  "inductive": acc + shift, "date": "2026-12-06", "cpu": "AMD EPYC",
                  **({"sources": [sources]} if sources else {})}
-                for s in ("rgbnir RGB→NIR", "synth kv1") for seed in (0, 1)
+                for s in ("rgbnir RGB→NIR", "synth kv1") for seed in seeds
                 for v, acc in (("base", 60.0), ("socket λ 0.25", 63.0), (PLUS, 66.0 + shift))]
 
     out = tmp_path / "r.md"
-    report(rows(0.0, None), out=out, plot=tmp_path / "a.png", gain_plot=tmp_path / "g.png",
+    report(rows(0.0, None, (0, 1, 6)), out=out, plot=tmp_path / "a.png", gain_plot=tmp_path / "g.png",
            replication=rows(2.0, "abc"))
     text = out.read_text()
     study, again = text.split("## Replication")
@@ -90,6 +90,8 @@ def test_the_replication_gets_its_own_table_and_goals_after_the_studys(tmp_path)
     assert "(12 runs; 2026-12-06; AMD EPYC; seeds 0, 1)" in again
     assert "| base | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 / 62.0 |" in again
     assert again.index("never below base − 1") < again.index("## Term balance")
+    # pooled with the study's seed 6 (a confirmation seed, one session), not its seeds 0 and 1: (5 + 5 + 3) / 3
+    assert f"study's seeds 6–11): {PLUS} − socket λ 0.25 +4.3 / +4.3" in again
     assert "the best on the mean" in study and "the best on the mean" not in again  # the default follows the study
 
 
