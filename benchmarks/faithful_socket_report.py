@@ -259,10 +259,15 @@ def _schedule_lines(cells: dict, settings: list[str], variants: list[str]) -> li
             "lever), on the same settings and seeds (transductive / inductive):", ""]
     lines = head + _pair_lines(cells, settings, pairs, [])
     for variant, reference in pairs:
-        per = [f"{s} {(g[0] + g[1]) / 2:+.1f}" for s in settings
-               if (g := _paired_gain(cells, [s], variant, reference))]
-        lines.append(f"- {variant} vs {reference}, (transductive + inductive) / 2 per setting: " + ", ".join(per))
+        lines.append(f"- {variant} vs {reference}, (transductive + inductive) / 2 per setting: "
+                     + _per_setting(cells, settings, variant, reference))
     return lines
+
+
+def _per_setting(cells: dict, settings: list[str], variant: str, reference: str) -> str:
+    """The paired gain of (transductive + inductive) / 2 on each setting both ran: "s +1.2, t −0.4"."""
+    return ", ".join(f"{s} {(g[0] + g[1]) / 2:+.1f}" for s in settings
+                     if (g := _paired_gain(cells, [s], variant, reference)))
 
 
 def _pair_lines(cells: dict, settings: list[str], pairs: list[tuple[str, str]], failed: list[dict]) -> list[str]:
@@ -426,11 +431,10 @@ def _replication_lines(rows: list[dict], study: dict | None = None) -> list[str]
     later = _of_seeds(study or {}, CONFIRMATION_SEEDS)
     pooled = {key: later.get(key, []) + cells.get(key, []) for key in {*later, *cells}}
     if chosen and (g := _paired_gain(pooled, settings, PLUS, chosen)):
-        per = ", ".join(f"{s} {(p[0] + p[1]) / 2:+.1f}" for s in settings
-                        if (p := _paired_gain(pooled, [s], PLUS, chosen)))
         lines += ["", f"Every pair recorded within one session, pooled (these runs and the study's seeds "
                   f"{CONFIRMATION_SEEDS.start}–{CONFIRMATION_SEEDS.stop - 1}): {PLUS} − {chosen} {g[0]:+.1f} / "
-                  f"{g[1]:+.1f}{_interval(pooled, settings, PLUS, chosen)} ((t + i) / 2 per setting: {per})."]
+                  f"{g[1]:+.1f}{_interval(pooled, settings, PLUS, chosen)} ((t + i) / 2 per setting: "
+                  f"{_per_setting(pooled, settings, PLUS, chosen)})."]
     return lines
 
 
@@ -440,11 +444,9 @@ def _confirmation_lines(cells: dict, settings: list[str], chosen: str) -> list[s
     lines = []
     for reference in ("base", chosen):
         if (g := _paired_gain(later, settings, PLUS, reference)):
-            per = ", ".join(f"{s} {(p[0] + p[1]) / 2:+.1f}" for s in settings
-                            if (p := _paired_gain(later, [s], PLUS, reference)))
             spread = _interval(later, settings, PLUS, reference)
             lines.append(f"- {PLUS} − {reference}: {g[0]:+.1f} / {g[1]:+.1f}{spread} ({g[2]} settings; "
-                         f"(t + i) / 2 per setting: {per})")
+                         f"(t + i) / 2 per setting: {_per_setting(later, settings, PLUS, reference)})")
     if not lines:
         return []
     return ["", f"On the seeds run after socket-plus's preset was chosen (seeds {CONFIRMATION_SEEDS.start}–"

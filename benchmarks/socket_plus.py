@@ -49,7 +49,8 @@ def _die_with_parent() -> None:
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """The grids' process pool: fresh interpreters (spawn), each ended with the runner."""
+    """The grids' process pool: fresh interpreters (spawn), each ended with the runner (the signal follows
+    the thread that started the worker: the pool starts them from `submit`, in the runner's main thread)."""
     return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_die_with_parent)
 
 
