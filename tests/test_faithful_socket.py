@@ -3,6 +3,7 @@ off while adapting, every TI pair trained on unless a hold-out is asked for, and
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -87,6 +88,23 @@ def test_each_active_terms_gradient_norm_is_recorded_every_epoch(setup, tmp_path
     assert main(adapt_argv(setup, shot, "shot", epochs=1)) == 0
     lines = (tmp_path / "shot.pt-run" / "metrics.jsonl").read_text().splitlines()
     assert set(json.loads(lines[-1])["grad_norms"]) == {"im", "pl"}
+
+
+def test_a_ti_warmup_trains_the_cross_modal_terms_alone_first(setup, tmp_path):
+    assert AdaptConfig().ti_warmup == 0  # the paper's: every term from the first step
+    # the first quarter of training: 2 of the 6 steps (3 per epoch here), so it ends within epoch 1
+    assert main(adapt_argv(setup, tmp_path / "warm.pt", "socket", ti_warmup="0.25")) == 0
+    history = [json.loads(line) for line in (tmp_path / "warm.pt-run" / "metrics.jsonl").read_text().splitlines()]
+    assert set(history[1]["grad_norms"]) == {"ti", "d"}  # the trained loss: IM and the pseudo-labels wait
+    assert {"l_ent", "l_div", "l_pl"} <= set(history[1])  # recorded all the same
+    assert set(history[2]["grad_norms"]) == {"im", "pl", "ti", "d"}
+    for options, message in (({"method": "shot", "ti_warmup": 0.1}, "--ti-warmup trains L_TI and L_d alone first, "
+                               "which --method shot does not use"),
+                             ({"method": "socket", "ti_warmup": 1.0}, "--ti-warmup is a share of training in "
+                              "[0, 1), got 1.0"),
+                             ({"method": "socket", "ti_warmup": -0.1}, "got -0.1")):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            AdaptConfig(**options)
 
 
 def test_the_cosine_schedule_fades_a_weight_from_its_value_to_zero():

@@ -80,6 +80,10 @@ class AdaptConfig:
     d_schedule: str = option("constant", "λ_d over training: constant (paper), or cosine, from --lambda-d at the first "
                              "step to 0 at the last (with a fading λ_TI it lost to a constant λ_d in our study: L_d "
                              "has to hold the BatchNorm statistics to the end)", choices=SCHEDULES)
+    ti_warmup: float = option(0.0, "share of training at the start in which only L_TI and L_d train (socket/"
+                              "socket-plus); the target's own terms (IM, pseudo-labels) start after, their pseudo-labels "
+                              "from a model the TI pairs have moved (0: every term from the first step, the paper's; "
+                              "0.13: the first 2 of 15 epochs)", "fraction")
     bn_reduction: str = option("sum", "L_d over BN layers: sum (paper) or mean", choices=REDUCTIONS)
     bn_layers: float = option(1.0, "fraction of BN layers, from the input, that L_d matches", "share")
     bn_distance: str = option("norm", "L_d per layer: norm, Eq. 3's unsquared L2 norms; sq, both squared (the "
@@ -135,6 +139,11 @@ class AdaptConfig:
             if getattr(self, name) != "constant" and self.method not in SOCKET_METHODS:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} fades the weight of {term}, which "
                                  f"--method {self.method} does not use; use --method socket or socket-plus")
+        if not 0 <= self.ti_warmup < 1:
+            raise UsageError(f"--ti-warmup is a share of training in [0, 1), got {self.ti_warmup}")
+        if self.ti_warmup and not (self.uses_ti or self.uses_bn_stats):
+            raise UsageError(f"--ti-warmup trains L_TI and L_d alone first, which --method {self.method} does not use; "
+                             "use --method socket or socket-plus")
         if self.ti_adapter and not (self.uses_ti or self.uses_bn_stats):
             raise UsageError(f"--ti-adapter is trained by L_TI and L_d, which --method {self.method} does not use "
                              "(with both weights at 0 neither does socket); use --method socket or socket-plus")
