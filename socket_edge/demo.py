@@ -43,8 +43,8 @@ TARGET_DOMAIN = "rs"
 METHODS = (("none", "unadapted"), ("decision", "SHOT/DECISION"), ("socket", "SOCKET"),
            ("socket-plus", "socket-plus"))
 # the ensemble exported, distilled and run: SOCKET as the paper wrote it (Eq. 3, the one named deviation in L_TI),
-# the method this package implements. `adapt`'s default with TI pairs is socket-plus (SOCKET with λ_TI fading
-# over training), first on the mean of docs/benchmarks/faithful_socket.md (config.default_method); the demo
+# the method this package implements. `adapt`'s default with TI pairs is socket-plus (SOCKET with a TI warm-up and
+# λ_TI fading over training), first on the mean of docs/benchmarks/faithful_socket.md (config.default_method); the demo
 # adapts with it too and shows both.
 DEPLOYED = "socket"
 DEPTH_SCALE = 0.001  # metres per unit of the held-out depth frames (synth writes millimetres)

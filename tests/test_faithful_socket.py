@@ -98,8 +98,8 @@ def test_a_ti_warmup_trains_the_cross_modal_terms_alone_first(setup, tmp_path):
     assert set(history[1]["grad_norms"]) == {"ti", "d"}  # the trained loss: IM and the pseudo-labels wait
     assert {"l_ent", "l_div", "l_pl"} <= set(history[1])  # recorded all the same
     assert set(history[2]["grad_norms"]) == {"im", "pl", "ti", "d"}
-    for options, message in (({"method": "shot", "ti_warmup": 0.1}, "--ti-warmup trains L_TI and L_d alone first, "
-                               "which --method shot does not use"),
+    for options, message in (({"method": "shot", "ti_warmup": 0.1}, "--ti-warmup 0.1 trains L_TI and L_d alone "
+                               "first, which --method shot does not use"),
                              ({"method": "socket", "ti_warmup": 1.0}, "--ti-warmup is a share of training in "
                               "[0, 1), got 1.0"),
                              ({"method": "socket", "ti_warmup": -0.1}, "got -0.1")):
@@ -134,10 +134,11 @@ def test_the_default_method_is_socket_plus_with_ti_pairs_and_shot_or_decision_wi
     with_pairs = tmp_path / "pairs.pt"
     pairs = {"ti_source": str(setup["ti_rgb"]), "ti_target": str(setup["ti_depth"])}
     assert main(adapt_argv(setup, with_pairs, None, epochs=1, **pairs)) == 0
-    assert "note: no --method: socket-plus (SOCKET with λ_TI fading over training), the best with TI pairs" \
-        in capsys.readouterr().err
+    assert "note: no --method: socket-plus (SOCKET with a TI warm-up and λ_TI fading over training), the best with " \
+        "TI pairs" in capsys.readouterr().err
     config = json.loads((tmp_path / "pairs.pt-run" / "config.json").read_text())["config"]
     assert config["method"] == "socket-plus" and config["ti_schedule"] == "cosine" and config["ti_holdout"] == 0
+    assert config["ti_warmup"] == 0.13
     assert config["lambda_ti"] == config["lambda_d"] == DEFAULT_LAMBDA
     for sources, expected in ((("a", "b"), "decision"), (("a",), "shot")):
         out = tmp_path / f"{expected}.pt"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from socket_edge import atomic
-from socket_edge.adapt.config import SCHEDULED_TERMS, AdaptConfig, base_method
+from socket_edge.adapt.config import SOCKET_ONLY, AdaptConfig, base_method
 from socket_edge.adapt.validators import HIGHER_IS_BETTER
 from socket_edge.data.identity import changed
 from socket_edge.errors import UsageError
@@ -36,8 +36,8 @@ def candidates(base: AdaptConfig, sources: int) -> dict[str, AdaptConfig]:
     options = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)
                if getattr(base, f.name) != getattr(preset, f.name) and f.name not in ("method", "ti_adapter")}
     return {
-        "base": AdaptConfig.for_method(base_method(sources),  # without the schedules of terms it does not have
-                                       **{k: v for k, v in options.items() if k not in SCHEDULED_TERMS}),
+        "base": AdaptConfig.for_method(base_method(sources),  # without the options of terms it does not have
+                                       **{k: v for k, v in options.items() if k not in SOCKET_ONLY}),
         "socket-plus": AdaptConfig.for_method("socket-plus", **options),
         "socket-plus-adapter": AdaptConfig.for_method("socket-plus", ti_adapter=True, **options),
     }

@@ -265,8 +265,8 @@ class Adaptation(Task):
             alpha = (1 + 10 * done) ** -1.0
             terms["l_nc"] = self.nc(mixed, batch_feats, self.bank_feats, self.bank_probs, idx.to(device), alpha)
             weighted["nc"] = config.lambda_nc * terms["l_nc"]
-        if done < config.ti_warmup:  # --ti-warmup: the target's terms are recorded, not trained
-            weighted = {}
+        if done < config.ti_warmup and (config.uses_ti or config.uses_bn_stats):
+            weighted = {}  # --ti-warmup: the target's terms are recorded, not trained (idle with both λ at 0)
         if config.uses_bn_stats:
             terms["l_d"] = self.bn(batch_stats, self.source_stats, zeta)
             weighted["d"] = term_balance.scheduled_weight(config.lambda_d, config.d_schedule, done) * terms["l_d"]
