@@ -24,12 +24,14 @@ CHANGED_FROM = {"socket, cosine λ_TI": "socket λ 0.25", "socket, KL L_d, cosin
              "socket λ 0.5, cosine λ_TI and λ_d": "socket, cosine λ_TI and λ_d",
              "socket λ_TI 0.5, cosine λ_TI": "socket, cosine λ_TI",
              "socket, cosine λ_TI, TI same crop": "socket, cosine λ_TI",
-             "socket, cosine λ_TI + EMA teacher": "socket, cosine λ_TI"}
-PLUS = "socket, cosine λ_TI"  # socket-plus's preset (config.PRESETS), chosen on seeds 0–5
+             "socket, cosine λ_TI + EMA teacher": "socket, cosine λ_TI",
+             "socket, cosine λ_TI, TI warm-up": "socket, cosine λ_TI"}
+PLUS = "socket, cosine λ_TI"  # socket-plus's preset chosen on this study's seeds 0–5, until PRESET
+PRESET = "socket, cosine λ_TI, TI warm-up"  # socket-plus's preset (config.PRESETS): first on the replication's mean
 PLUS_EARLIER = "socket, KL L_d"  # socket-plus's preset before this study's cosine rows
 CANDIDATES = (PLUS, PLUS_EARLIER, "socket, KL L_d, cosine λ_TI", "socket, cosine λ_TI and λ_d",
               "socket λ 0.5, cosine λ_TI and λ_d", "socket λ_TI 0.5, cosine λ_TI", "socket, cosine λ_TI, TI same crop",
-              "socket, cosine λ_TI + EMA teacher")  # for the goals of socket-plus
+              "socket, cosine λ_TI + EMA teacher", "socket, cosine λ_TI, TI warm-up")  # for the goals of socket-plus
 CONFIRMATION_SEEDS = range(6, 12)  # run after PLUS was chosen: that choice never saw them
 SESSIONS = ("Pairs are by setting and seed. The runs were recorded over several sessions, and each session trained "
             "the source models afresh on its own machine: training repeats bit for bit on one machine (the same "
@@ -99,9 +101,11 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
              "*earlier + X*: that form with one of the five changes alone; *X, cosine λ_TI*: X with λ_TI fading to 0 "
              "over training (`--ti-schedule cosine`, not the paper's); *X, cosine λ_TI and λ_d*: λ_d fading as well "
              "(`--d-schedule cosine`); *X, TI same crop*: both images of a TI pair cropped and flipped alike "
-             "(`--ti-augment`); *X + EMA teacher*: a mean teacher, decay 0.9 (`--ema 0.9`); *socket, KL L_d*: L_d as "
-             f"the Gaussian KL divergence per channel (`--bn-distance kl`). socket-plus's preset: *{PLUS}* since this "
-             f"study ranked it first on the mean (seeds 0–5), *{PLUS_EARLIER}* before.", ""]
+             "(`--ti-augment`); *X + EMA teacher*: a mean teacher, decay 0.9 (`--ema 0.9`); *X, TI warm-up*: L_TI and "
+             "L_d train alone for the first 2 of the 15 epochs (`--ti-warmup 0.13`); *socket, KL L_d*: L_d as "
+             f"the Gaussian KL divergence per channel (`--bn-distance kl`). socket-plus's preset: *{PRESET}* since the "
+             f"replication below ranked it first on the mean, *{PLUS}* since this study did (seeds 0–5), "
+             f"*{PLUS_EARLIER}* before.", ""]
     lines += _table_lines(cells, settings, variants)
     lines += ["", f"![accuracy per setting: base, SOCKET at each λ, the earlier form, socket-plus](../img/{plot.name})",
               "",
@@ -111,7 +115,7 @@ def report(rows: list[dict], failed: list[dict] = (), out: Path = REPORT, plot: 
     if goals := _goal_lines(cells, settings, variants):
         _gain_plot(cells, settings, _contenders(cells, settings, variants), gain_plot)
         lines += ["", *goals, "", f"![gain over base per setting, the goals' floor dashed](../img/{gain_plot.name})"]
-    if again := _replication_lines(list(replication), cells):
+    if again := _replication_lines(list(replication), cells, gain_plot.with_name(f"{gain_plot.stem}_replication.png")):
         lines += ["", *again]
     lines += ["", *_norm_lines(cells, settings, variants)]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +135,7 @@ def _table_lines(cells: dict, settings: list[str], variants: list[str]) -> list[
                            if done else "–")
         t, i = _means(cells, settings, variant, "accuracy"), _means(cells, settings, variant, "inductive")
         cellrow.append(f"{t:.1f} / {i:.1f}" if t is not None else "(incomplete)")
-        label = f"**{variant}** (socket-plus)" if variant == PLUS else variant
+        label = f"**{variant}** (socket-plus)" if variant == PRESET else variant
         lines.append(f"| {label} | " + " | ".join(cellrow) + " |")
     return lines
 
@@ -243,10 +247,20 @@ def _ablation_lines(cells: dict, settings: list[str], variants: list[str], faile
     return head + _pair_lines(cells, settings, pairs, failed)
 
 
-def _schedule_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
-    """The socket-plus candidates beyond λ against the variant each changes by one thing (CHANGED_FROM)."""
+def _candidate_gains(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
+    """The socket-plus candidates beyond λ against the variant each changes by one thing (CHANGED_FROM): the
+    paired gain over the settings, seed by seed, then per setting."""
     pairs = [(v, CHANGED_FROM[v]) for v in variants if v in CHANGED_FROM and CHANGED_FROM[v] in variants]
-    if not pairs:
+    lines = _pair_lines(cells, settings, pairs, [])
+    for variant, reference in pairs:
+        lines.append(f"- {variant} vs {reference}, (transductive + inductive) / 2 per setting: "
+                     + _per_setting(cells, settings, variant, reference))
+    return lines
+
+
+def _schedule_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
+    """The candidates' gains (_candidate_gains) under their heading."""
+    if not (gains := _candidate_gains(cells, settings, variants)):
         return []
     head = ["## socket-plus candidates: weights fading over training, and one more lever (not the paper's)", "",
             "The unsquared L_TI's gradient has norm λ_TI however small the residual, so at a constant λ_TI the TI "
@@ -255,13 +269,11 @@ def _schedule_lines(cells: dict, settings: list[str], variants: list[str]) -> li
             "λ_d* (`--d-schedule cosine`) lowers λ_d the same way. *TI same crop* (`--ti-augment`) gives both images "
             "of a TI pair the same random crop and flip, so the strong L_TI does not see the same pairs every epoch; "
             "*EMA teacher* (`--ema 0.9`) keeps a mean teacher that gives the pseudo-labels and is the model kept. "
+            "*TI warm-up* (`--ti-warmup 0.13`) trains L_TI and L_d alone for the first 2 epochs, so the target terms' "
+            "first pseudo-labels come from a model the TI pairs have moved, not from the unadapted one. "
             "Gain over the variant each changes by one thing (a weight that fades, the λ it starts from, or one "
             "lever), on the same settings and seeds (transductive / inductive):", ""]
-    lines = head + _pair_lines(cells, settings, pairs, [])
-    for variant, reference in pairs:
-        lines.append(f"- {variant} vs {reference}, (transductive + inductive) / 2 per setting: "
-                     + _per_setting(cells, settings, variant, reference))
-    return lines
+    return head + gains
 
 
 def _per_setting(cells: dict, settings: list[str], variant: str, reference: str) -> str:
@@ -357,7 +369,8 @@ def _goal_lines(cells: dict, settings: list[str], variants: list[str]) -> list[s
              "within each setting (bootstrap; with 3–12 seeds it is if anything too narrow): a goal whose interval "
              "holds its threshold is not decided by this study's seeds, whichever side the mean falls. "
              f"{SESSIONS}", ""]
-    return (lines + _goal_items(cells, settings, variants, chosen) + _best_lines(cells, settings, variants)
+    return (lines + _goal_items(cells, settings, variants, chosen)
+            + _best_lines(cells, settings, variants, "socket-plus's preset followed it until the replication below")
             + _confirmation_lines(cells, settings, chosen))
 
 
@@ -382,7 +395,7 @@ def _goal_items(cells: dict, settings: list[str], variants: list[str], chosen: s
     for plus in [v for v in CANDIDATES if v in variants]:
         if not (g := gain(plus, chosen)):
             continue
-        name = f"socket-plus ({plus})" if plus == PLUS else plus
+        name = f"socket-plus ({plus})" if plus == PRESET else plus
         lines.append(f"- {name} − {chosen} ≥ +2 on the mean: {g[0]:+.1f}{interval(settings, plus, chosen)} "
                      f"({g[1]} settings) → {verdict(g[0] >= 2)}")
         per = [(v[0], s) for s in settings if (v := gain(plus, "base", [s]))]
@@ -393,21 +406,21 @@ def _goal_items(cells: dict, settings: list[str], variants: list[str], chosen: s
     return lines
 
 
-def _best_lines(cells: dict, settings: list[str], variants: list[str]) -> list[str]:
-    """Which contender is best on the mean over the settings, inductive included (the default follows it)."""
+def _best_lines(cells: dict, settings: list[str], variants: list[str], which: str) -> list[str]:
+    """Which contender is best on the mean over the settings, inductive included; `which`: what follows it."""
     means = {v: _paired_gain(cells, settings, v, "base") for v in _contenders(cells, settings, variants)}
     if not (means and all(means.values())):
         return []
     best = max(["base", *means], key=lambda v: sum(means[v][:2]) / 2 if v in means else 0.0)
-    return ["- the best on the mean over the settings, inductive included, paired against base (the default "
-            "`--method` with TI pairs follows it): "
+    return [f"- the best on the mean over the settings, inductive included, paired against base ({which}): "
             + "; ".join(f"{v} {m[0]:+.1f} / {m[1]:+.1f}" for v, m in means.items()) + f" → **{best}**"]
 
 
-def _replication_lines(rows: list[dict], study: dict | None = None) -> list[str]:
+def _replication_lines(rows: list[dict], study: dict | None = None, gain_plot: Path | None = None) -> list[str]:
     """The replication: base, SOCKET, socket-plus (and candidates) with the source models trained again, in one
-    session on one machine, so that every pair shares its sources; its table, the goals' verdicts, and
-    socket-plus against SOCKET pooled with the `study` cells' confirmation seeds (one session per seed)."""
+    session on one machine, so that every pair shares its sources; its table, the goals' verdicts (and their
+    picture at `gain_plot`), which is best on the mean (socket-plus's preset follows it), and the cosine
+    candidate against SOCKET pooled with the `study` cells' confirmation seeds (one session per seed)."""
     if not rows:
         return []
     settings, variants, cells = _table(rows)
@@ -422,12 +435,20 @@ def _replication_lines(rows: list[dict], study: dict | None = None) -> list[str]
              "shows how much they differ), every variant on the same sources (each row records their fingerprint). "
              "Same columns as the table above. Reproduce in a clone whose `runs/faithful` holds no source model yet: "
              "`.venv/bin/python benchmarks/faithful_socket.py run --results "
-             "benchmarks/results/faithful_socket_replication.jsonl --variants unadapted base \"socket λ 0.25\" "
-             f"\"socket, cosine λ_TI\" --seeds {' '.join(map(str, seeds))}`.", "",
+             f"benchmarks/results/faithful_socket_replication.jsonl --variants {' '.join(map(_quoted, variants))} "
+             f"--seeds {' '.join(map(str, seeds))}`.", "",
              *_table_lines(cells, settings, variants)]
     if chosen and "base" in variants:
         lines += ["", "The goals on these runs alone (paired, (transductive + inductive) / 2, 95 % interval as above):",
-                  "", *_goal_items(cells, settings, variants, chosen)]
+                  "", *_goal_items(cells, settings, variants, chosen),
+                  *_best_lines(cells, settings, variants, "socket-plus's preset follows it")]
+        if gain_plot is not None:
+            _gain_plot(cells, settings, _contenders(cells, settings, variants), gain_plot)
+            lines += ["", f"![the replication's gain over base per setting, the goals' floor dashed]"
+                      f"(../img/{gain_plot.name})"]
+    if gains := _candidate_gains(cells, settings, variants):
+        lines += ["", "Each candidate against the variant it changes by one thing, on these runs (transductive / "
+                  "inductive):", "", *gains]
     later = _of_seeds(study or {}, CONFIRMATION_SEEDS)
     pooled = {key: later.get(key, []) + cells.get(key, []) for key in {*later, *cells}}
     if chosen and (g := _paired_gain(pooled, settings, PLUS, chosen)):
@@ -436,6 +457,11 @@ def _replication_lines(rows: list[dict], study: dict | None = None) -> list[str]
                   f"{g[1]:+.1f}{_interval(pooled, settings, PLUS, chosen)} ((t + i) / 2 per setting: "
                   f"{_per_setting(pooled, settings, PLUS, chosen)})."]
     return lines
+
+
+def _quoted(name: str) -> str:
+    """A variant's name as a shell word."""
+    return f'"{name}"' if " " in name else name
 
 
 def _confirmation_lines(cells: dict, settings: list[str], chosen: str) -> list[str]:
@@ -449,8 +475,9 @@ def _confirmation_lines(cells: dict, settings: list[str], chosen: str) -> list[s
                          f"(t + i) / 2 per setting: {_per_setting(later, settings, PLUS, reference)})")
     if not lines:
         return []
-    return ["", f"On the seeds run after socket-plus's preset was chosen (seeds {CONFIRMATION_SEEDS.start}–"
-            f"{CONFIRMATION_SEEDS.stop - 1}, on the settings each line names), which that choice never saw; "
+    return ["", f"On the seeds run after {PLUS} was chosen as socket-plus's preset (seeds "
+            f"{CONFIRMATION_SEEDS.start}–{CONFIRMATION_SEEDS.stop - 1}, on the settings each line names), which that "
+            "choice never saw; "
             "transductive / inductive, the interval on their mean:", "", *lines]
 
 
@@ -490,7 +517,7 @@ def _plot(cells: dict, settings: list[str], variants: list[str], path: Path) -> 
                     ys.append(statistics.mean(done))
                     es.append(statistics.stdev(done) if len(done) > 1 else 0)
             ablation = variant.startswith("earlier") or variant == DROPOUT_ON
-            label = f"socket-plus ({variant})" if variant == PLUS else variant
+            label = f"socket-plus ({variant})" if variant == PRESET else variant
             ax.bar(xs, ys, width, yerr=es, label=label, capsize=2, color=plt.get_cmap("tab20").colors[k % 20],
                    hatch="//" if ablation else None, edgecolor="white", linewidth=0)
         ax.set_xticks(range(len(settings)), settings, rotation=20, fontsize=8)
@@ -526,7 +553,7 @@ def _gain_plot(cells: dict, settings: list[str], contenders: list[str], path: Pa
             ys.append(mean)
             lows.append(mean - low)
             highs.append(high - mean)
-        plus = variant == PLUS
+        plus = variant == PRESET
         ax.errorbar(xs, ys, yerr=[lows, highs], fmt="D" if plus else "o", markersize=7 if plus else 4, capsize=2,
                     color="crimson" if plus else plt.get_cmap("tab10").colors[k % 10], alpha=1 if plus else 0.75,
                     label=f"socket-plus ({variant})" if plus else variant, linewidth=2 if plus else 1)

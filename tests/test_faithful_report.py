@@ -41,20 +41,21 @@ def test_the_lambda_choice_compares_only_the_variants_that_differ_in_lambda():
 
 
 def test_the_report_shows_the_goals_as_a_picture_beside_their_lines(tmp_path):
-    from faithful_socket_report import PLUS, report
+    from faithful_socket_report import PRESET, report
 
     rows = [{"key": f"{s}/{v}/{seed}", "setting": s, "variant": v, "seed": seed, "accuracy": acc + seed,
              "inductive": acc - seed}
             for s in ("rgbnir RGB→NIR", "synth kv1") for seed in (0, 1)
             for v, acc in (("base", 60.0), ("socket λ 0.1", 61.0), ("socket λ 0.25", 63.0), ("socket λ 0.5", 62.0),
-                           (PLUS, 66.0))]
+                           (PRESET, 66.0))]
     out, plot, gain_plot = tmp_path / "r.md", tmp_path / "all.png", tmp_path / "gain.png"
     report(rows, out=out, plot=plot, gain_plot=gain_plot)
     text = out.read_text()
     assert plot.stat().st_size > 10_000 and gain_plot.stat().st_size > 10_000
     assert "](../img/all.png)" in text and "](../img/gain.png)" in text
     assert text.index("## Goals") < text.index("../img/gain.png") < text.index("## Term balance")
-    assert f"- socket-plus ({PLUS}) − socket λ 0.25 ≥ +2 on the mean: +3.0" in text
+    assert f"- socket-plus ({PRESET}) − socket λ 0.25 ≥ +2 on the mean: +3.0" in text
+    assert f"| **{PRESET}** (socket-plus) |" in text
 
 
 def test_runs_pair_only_on_equal_source_models_where_their_rows_record_them():
@@ -85,22 +86,29 @@ def test_the_replication_gets_its_own_table_and_goals_after_the_studys(tmp_path)
            replication=rows(2.0, "abc"))
     text = out.read_text()
     study, again = text.split("## Replication")
-    assert f"- socket-plus ({PLUS}) − socket λ 0.25 ≥ +2 on the mean: +3.0" in study
-    assert f"- socket-plus ({PLUS}) − socket λ 0.25 ≥ +2 on the mean: +5.0" in again  # its own runs alone
+    assert f"- {PLUS} − socket λ 0.25 ≥ +2 on the mean: +3.0" in study
+    assert f"- {PLUS} − socket λ 0.25 ≥ +2 on the mean: +5.0" in again  # its own runs alone
     assert "(12 runs; 2026-12-06; AMD EPYC; seeds 0, 1)" in again
     assert "| base | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 ± 0.0 (2) / 62.0 ± 0.0 (2) | 62.0 / 62.0 |" in again
     assert again.index("never below base − 1") < again.index("## Term balance")
     # pooled with the study's seed 6 (a confirmation seed, one session), not its seeds 0 and 1: (5 + 5 + 3) / 3
     assert f"study's seeds 6–11): {PLUS} − socket λ 0.25 +4.3 / +4.3" in again
-    assert "the best on the mean" in study and "the best on the mean" not in again  # the default follows the study
+    # the preset follows the best on the replication's mean, where every pair shares its sources; with its picture
+    assert "paired against base (socket-plus's preset follows it)" in again and f"→ **{PLUS}**" in again
+    assert "paired against base (socket-plus's preset followed it until the replication below)" in study
+    assert (tmp_path / "g_replication.png").stat().st_size > 10_000 and "](../img/g_replication.png)" in again
+    # each candidate against the variant it changes by one thing, on the replication's own runs: PLUS is
+    # socket λ 0.25 with λ_TI fading, 70 against 65 there
+    assert f"- {PLUS} vs socket λ 0.25: +5.0 / +5.0 (2 settings; seed by seed +5.0 / +5.0, +5.0 / +5.0)" in again
+    assert f'--variants base "socket λ 0.25" "{PLUS}" --seeds 0 1`' in again  # the reproduce line names its variants
 
 
 def test_a_candidate_with_no_run_of_base_on_its_sources_gets_no_floor_line(tmp_path):
-    from faithful_socket_report import PLUS, _goal_items
+    from faithful_socket_report import PRESET, _goal_items
 
     cells = {}
-    for v, acc, sources in (("base", 60.0, "b"), ("socket λ 0.25", 63.0, "s"), (PLUS, 66.0, "s")):
+    for v, acc, sources in (("base", 60.0, "b"), ("socket λ 0.25", 63.0, "s"), (PRESET, 66.0, "s")):
         cells["a", v] = [{"seed": k, "accuracy": acc, "inductive": acc, "sources": [sources]} for k in (0, 1)]
-    lines = _goal_items(cells, ["a"], ["base", "socket λ 0.25", PLUS], "socket λ 0.25")
-    assert lines == [f"- socket-plus ({PLUS}) − socket λ 0.25 ≥ +2 on the mean: +3.0 [95 % interval +3.0 … +3.0] "
+    lines = _goal_items(cells, ["a"], ["base", "socket λ 0.25", PRESET], "socket λ 0.25")
+    assert lines == [f"- socket-plus ({PRESET}) − socket λ 0.25 ≥ +2 on the mean: +3.0 [95 % interval +3.0 … +3.0] "
                      "(1 settings) → **met**"]
