@@ -23,8 +23,9 @@ from socket_edge.training.run_folder import RunFolder, mark, refuse_foreign, run
 # the agreement of the predictions with the centroid pseudo-labels, the one with the highest rank
 # correlation with labelled accuracy in docs/benchmarks/select_auto_kl.md (runs × epochs, chosen on those same
 # runs; with the candidates on the faithful terms, `im` is a close second, +0.65 to agree's +0.67, and its
-# pick gained less: +0.5 / −1.2 against +2.0 / −0.5). With today's socket-plus (select_auto.md, 3 seeds)
-# agree is still first, +0.72 to im's +0.71, and the two picks gain alike: +0.7 / −0.8 against im's +0.6 / +1.6.
+# pick gained less: +0.5 / −1.2 against +2.0 / −0.5). With socket-plus's fading-λ_TI preset (select_auto.md,
+# 3 seeds) agree is still first, +0.72 to im's +0.71, and the two picks gain alike: +0.7 / −0.8 against im's
+# +0.6 / +1.6. Not rerun with the TI warm-up that preset has since.
 DEFAULT_VALIDATOR = "agree"
 TIE_BREAK = "ti_kl"
 
