@@ -744,7 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "docs/benchmarks/faithful_socket.md), else shot with one source, decision (SHOT with learned "
                         "ζ) with several; socket (the paper's SOCKET: Eq. 3's L_d and the unsquared L_TI, trained on "
                         "the TI pairs), socket-plus (socket with L_TI and L_d alone for the first 2 of 15 "
-                        "epochs and λ_TI fading from --lambda-ti to 0: --ti-warmup 0.13 --ti-schedule cosine), or none (unadapted); docs/methods.md says when to choose which")
+                        "epochs and λ_TI fading from --lambda-ti to 0: --ti-warmup 0.13 --ti-schedule cosine), or "
+                        "none (unadapted); docs/methods.md says when to choose which")
     p.add_argument("--select", choices=("auto",),
                    help="auto: run the candidates base (SHOT, or DECISION on several sources), socket-plus and "
                         "socket-plus --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "
