@@ -106,16 +106,18 @@ def select_argv(setup, out, method: str = "socket", **options) -> list[str]:
 
 
 def test_the_candidates_keep_the_users_settings_and_the_base_drops_what_only_socket_takes():
-    chosen = candidates(AdaptConfig.for_method("socket", ti_schedule="cosine", d_schedule="cosine", lr=0.005),
-                        sources=2)
+    chosen = candidates(AdaptConfig.for_method("socket", ti_schedule="cosine", d_schedule="cosine", ti_warmup=0.2,
+                                               lr=0.005), sources=2)
     assert chosen["base"].method == "decision"  # it has neither L_TI nor L_d
-    assert chosen["base"].ti_schedule == chosen["base"].d_schedule == "constant"
+    assert chosen["base"].ti_schedule == chosen["base"].d_schedule == "constant" and chosen["base"].ti_warmup == 0
+    assert chosen["socket-plus"].ti_warmup == chosen["socket-plus-adapter"].ti_warmup == 0.2
     assert chosen["socket-plus"].ti_schedule == chosen["socket-plus-adapter"].ti_schedule == "cosine"
     assert chosen["socket-plus"].d_schedule == chosen["socket-plus-adapter"].d_schedule == "cosine"
     assert {c.lr for c in chosen.values()} == {0.005}
     constant = candidates(AdaptConfig.for_method("socket", bn_distance="kl"), sources=1)  # beyond socket's preset
     assert constant["base"].method == "shot" and constant["socket-plus"].bn_distance == "kl"
     assert constant["socket-plus"].ti_schedule == "cosine"  # socket-plus's preset where the user set nothing
+    assert constant["socket-plus"].ti_warmup == 0.13 and constant["base"].ti_warmup == 0
 
 
 def test_select_auto_ranks_by_eval_data_says_why_and_reuses_finished_candidates(setup, tmp_path, capsys):
