@@ -265,8 +265,12 @@ class Adaptation(Task):
             alpha = (1 + 10 * done) ** -1.0
             terms["l_nc"] = self.nc(mixed, batch_feats, self.bank_feats, self.bank_probs, idx.to(device), alpha)
             weighted["nc"] = config.lambda_nc * terms["l_nc"]
-        if done < config.ti_warmup and (config.uses_ti or config.uses_bn_stats):
-            weighted = {}  # --ti-warmup: the target's terms are recorded, not trained (idle with both λ at 0)
+        idle = 0.0
+        if done < config.ti_warmup and (config.uses_ti or config.uses_bn_stats):  # idle with both λ at 0
+            # --ti-warmup: the target's terms are recorded, not trained; at weight 0 in the loss, so that every
+            # parameter gets its gradient (0 where L_TI and L_d do not reach, as the encoders under --ti-adapter)
+            # as in the other steps: DDP waits for each one's
+            idle, weighted = 0.0 * sum(weighted.values()), {}
         if config.uses_bn_stats:
             terms["l_d"] = self.bn(batch_stats, self.source_stats, zeta)
             weighted["d"] = term_balance.scheduled_weight(config.lambda_d, config.d_schedule, done) * terms["l_d"]
@@ -275,7 +279,7 @@ class Adaptation(Task):
             weighted["ti"] = term_balance.scheduled_weight(config.lambda_ti, config.ti_schedule, done) * terms["l_ti"]
         if self.grad_norms is None:
             self.grad_norms = term_balance.gradient_norms(weighted, self.trainable)
-        return sum(weighted.values()), terms
+        return sum(weighted.values()) + idle, terms
 
     def after_step(self) -> None:
         if self.teacher is not None:
