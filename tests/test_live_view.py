@@ -196,7 +196,7 @@ def chromium(*args: str, budget_ms: int = 3000) -> subprocess.CompletedProcess:
     Virtual time stands still while a fetch is pending, so a fetch that never ends holds Chromium
     without end (CI once saw it wait past pytest's timeout): --timeout ends the wait after a minute of
     real time and Chromium answers with the page as it stands; the subprocess timeout guards Chromium.
-    Chromium itself still hung once in a full run of the suite here (alone: 8 s): a start that does not
+    Chromium itself hung here at times (in a full suite run, and alone; at other times 8 s): a start that does not
     answer in 90 s is tried once more with a fresh profile; a second hang skips the test, saying so (the
     page's assertions need an answer; the browser's own hang is not the page's failure)."""
     for attempt in (1, 2):
