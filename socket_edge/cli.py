@@ -39,6 +39,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+MAX_REPEATS = 16
+
+
+def _repeats(text: str) -> int:
+    """adapt --repeats: 1 to MAX_REPEATS adaptations (each costs a whole adaptation and 1× the inference)."""
+    value = _positive_int(text)
+    if value > MAX_REPEATS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_REPEATS} (each repeat is a whole adaptation and adds its "
+                                         f"members to the model), got {value}")
+    return value
+
+
 def _batch_size(text: str) -> int:
     """A training batch: at least 2 (BatchNorm needs two frames to train), and under torchrun a
     multiple of the processes (each takes an equal share); refused here, before anything is written."""
@@ -120,7 +132,7 @@ def _range(text: str) -> tuple[float, float]:
 # how an option of AdaptConfig (adapt.config.option) is parsed, by its `kind`
 OPTION_KINDS: dict[str, Callable[[str], object]] = {
     "int": int, "positive_int": _positive_int, "positive_float": _positive_float, "weight": _weight,
-    "share": _share, "fraction": _fraction, "range": _range, "batch_size": _batch_size, "depth_scale": _depth_scale,
+    "share": _share, "fraction": _fraction, "repeats": _repeats, "range": _range, "batch_size": _batch_size, "depth_scale": _depth_scale,
 }
 
 
@@ -235,6 +247,7 @@ def cmd_train_source(args: argparse.Namespace) -> int:
 def cmd_adapt(args: argparse.Namespace) -> int:
     _require_train("adapt")
     from socket_edge.adapt.config import AdaptConfig, default_method, options
+    from socket_edge.adapt.repeats import repeats_folder
     from socket_edge.adapt.validators import HOLDOUT_FRACTION
     from socket_edge.training.run_folder import run_folder_for
 
@@ -247,6 +260,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.select and (args.ti_source is None or args.ti_target is None):
         raise UsageError("--select auto needs TI pairs (--ti-source DIR --ti-target DIR): two of its candidates train "
                          "on them and its label-free validator scores a held-out fifth of them")
+    if args.select and args.repeats not in (None, 1):
+        raise UsageError(f"--select auto ranks single adaptations by their own epochs; drop --repeats {args.repeats}, "
+                         f"then run the method it picks again with --repeats {args.repeats}")
     if args.select_by in ("ti_agree", "ti_kl") and args.ti_holdout == 0:
         raise UsageError(f"--select-by {args.select_by} scores a held-out share of the TI pairs; drop --ti-holdout 0 "
                          "or pick another validator")
@@ -268,18 +284,30 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             raise UsageError("--select auto resumes by itself (finished candidates are reused); drop --resume")
         return _select_auto(args, config, inputs)
     args.overwrite = args.overwrite or args.resume  # a resumed run replaces its own output
-    with _claimed(args, args.out, inputs, folders=(run_folder_for(args.out),)), _resumable():
+    folder = run_folder_for(args.out) if config.repeats == 1 else repeats_folder(args.out)
+    with _claimed(args, args.out, inputs, folders=(folder,)), _resumable():
         result = _adapt_run(args, config, args.out, args.resume, args.overwrite)
-    acc = ""
-    if "accuracy" in result:
-        acc = (f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}% on "
-               f"--eval-data ({_overlap(**result['eval'])})")
-    zeta = "/".join(f"{z:.3f}" for z in result["zeta"])
     if _rank() != 0:
         return 0
-    print(f"wrote {args.out} ({method}, ζ {zeta}{acc}) in {result['seconds']:.0f} s; "
-          f"run folder {run_folder_for(args.out)}")
+    print(f"wrote {args.out} ({method}{_adapted(result)}) in {result['seconds']:.0f} s; "
+          f"{'run folder' if config.repeats == 1 else 'repeats in'} {folder}")
     return 0
+
+
+def _adapted(result: dict) -> str:
+    """ζ (the members' weights) and the accuracies on --eval-data of an adaptation's result, or of its repeats'."""
+    if "repeats" not in result:
+        zeta = "/".join(f"{z:.3f}" for z in result["zeta"])
+        acc = (f", accuracy {result['epochs'][0]['accuracy']:.1f}% unadapted → {result['accuracy']:.1f}% on "
+               f"--eval-data ({_overlap(**result['eval'])})") if "accuracy" in result else ""
+        return f", ζ {zeta}{acc}"
+    seeds = [r["seed"] for r in result["repeats"]]
+    text = f", {len(seeds)} repeats (seeds {seeds[0]}–{seeds[-1]}) averaged: {len(result['zeta'])} members"
+    if "accuracy" in result:
+        each = " / ".join(f"{r['accuracy']:.1f}" for r in result["repeats"])
+        text += (f", accuracy {result['unadapted_accuracy']:.1f}% unadapted → {each}% each → {result['accuracy']:.1f}% "
+                 f"averaged on --eval-data ({_overlap(**result['eval'])})")
+    return text
 
 
 def _overlap(n: int, adapted_on: int) -> str:

@@ -80,6 +80,13 @@ def describe(summary: dict) -> str:
     shown = {k: v for k, v in result.items() if isinstance(v, (int, float))}
     if shown:
         lines.append("  metrics   " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    repeats = prov.get("repeats")
+    if isinstance(repeats, list) and repeats and all(isinstance(r, dict) for r in repeats):
+        seeds = ", ".join(str(r.get("seed")) for r in repeats)
+        each = " / ".join(f"{r['accuracy']:.1f}" if isinstance(r.get("accuracy"), (int, float)) else "–"
+                          for r in repeats)
+        lines.append(f"  repeats   {len(repeats)} adaptations averaged (seeds {seeds}; accuracy each {each}); each "
+                     f"one's epochs and term balance: socket-edge inspect {repeats[0].get('output')}")
     balance = term_balance.history_lines(result.get("epochs", [])) if isinstance(result, dict) else []
     if balance:
         lines += ["", "term balance (gradient norms of the weighted loss terms on the first step of an epoch; "

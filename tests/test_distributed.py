@@ -182,6 +182,24 @@ def test_select_auto_under_two_ranks_keeps_the_one_process_choice(data, tmp_path
 
 
 @pytest.mark.timeout(300)
+def test_repeats_under_two_ranks_merge_the_one_process_runs(data, tmp_path):
+    """`adapt --repeats 2` under torchrun: each repeat runs on both ranks as in one process, rank 0
+    alone merges them and writes one model."""
+    runs = {}
+    for name, launcher in (("one", ONE), ("two", TWO)):
+        runs[name] = subprocess.run(launcher + argv(data, tmp_path / f"{name}.pt", "shot", 1, "--repeats", "2"),
+                                    env=ENV, capture_output=True, text=True, timeout=240)
+        assert runs[name].returncode == 0, runs[name].stderr[-3000:]
+    assert runs["two"].stdout.count("wrote ") == 1 and runs["two"].stdout.count("repeat seed-1: running") == 1
+    merged = {name: torch.load(tmp_path / f"{name}.pt", weights_only=True) for name in runs}
+    assert len(merged["two"]["members"]) == 4
+    assert merged["two"]["provenance"]["metrics"]["accuracy"] == merged["one"]["provenance"]["metrics"]["accuracy"]
+    for seed in (0, 1):
+        assert_same_run(tmp_path / "one.pt.repeats" / f"seed-{seed}.pt-run",
+                        tmp_path / "two.pt.repeats" / f"seed-{seed}.pt-run", MA_TERMS)
+
+
+@pytest.mark.timeout(300)
 def test_a_failure_ends_every_rank_with_one_line(data, tmp_path):
     broken = tmp_path / "target"
     write_class_folders(broken, "depth", per_class=4, seed=7)

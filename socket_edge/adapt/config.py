@@ -109,6 +109,10 @@ class AdaptConfig:
     neighbours: int = option(5, "neighbours per image for --lambda-nc", "positive_int")
     keep: str = option("last", "epoch to keep: last, or min-im (lowest information-maximisation objective on the "
                        "target; reads no label)", choices=KEEP_RULES)
+    repeats: int = option(1, "adaptations with seeds SEED … SEED+K−1, averaged into one model of K×n members: K× the "
+                          "adaptation time and the inference cost (not the paper's: SOCKET's adaptations differ from "
+                          "seed to seed more than SHOT's and their mean gains more; socket-plus: 3; each runs in "
+                          "OUT.repeats/, a finished one is reused, an interrupted one continues)", "repeats")
     ti_adapter: bool = option(False, "L_TI and L_d train only a 1×1 input adapter per encoder (folded into the "
                               "exported model); the other terms train the encoders (socket/socket-plus)", "bool")
     img_size: int | None = option(None, "input size (default: the sources')", "positive_int", group="main")
@@ -140,6 +144,11 @@ class AdaptConfig:
             raise UsageError(f"--neighbours must be at least 1, got {self.neighbours}")
         if not 0 <= self.ti_warmup < 1:
             raise UsageError(f"--ti-warmup is a share of training in [0, 1), got {self.ti_warmup}")
+        if self.repeats < 1:
+            raise UsageError(f"--repeats is a number of adaptations, at least 1, got {self.repeats}")
+        if self.repeats > 1 and self.method == "none":
+            raise UsageError(f"--repeats {self.repeats} averages adaptations with other seeds; --method none adapts "
+                             "nothing, so every repeat would be the same model: drop --repeats")
         for name, what in SOCKET_ONLY.items():
             if getattr(self, name) not in ("constant", 0) and self.method not in SOCKET_METHODS:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} {what}, which --method "

@@ -32,15 +32,16 @@ TIE_BREAK = "ti_kl"
 
 def candidates(base: AdaptConfig, sources: int) -> dict[str, AdaptConfig]:
     """name → config: the base (SHOT on one source, DECISION on several), socket-plus, and
-    socket-plus with the input adapter; every setting `base` has beyond its own method's preset is kept."""
+    socket-plus with the input adapter; every setting `base` has beyond its own method's preset is kept.
+    Each is one adaptation (repeats 1, socket-plus's included): the validators score one run's epochs."""
     preset = AdaptConfig.for_method(base.method)
     options = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)
-               if getattr(base, f.name) != getattr(preset, f.name) and f.name not in ("method", "ti_adapter")}
+               if getattr(base, f.name) != getattr(preset, f.name) and f.name not in ("method", "ti_adapter", "repeats")}
     return {
         "base": AdaptConfig.for_method(base_method(sources),  # without the options of terms it does not have
                                        **{k: v for k, v in options.items() if k not in SOCKET_ONLY}),
-        "socket-plus": AdaptConfig.for_method("socket-plus", **options),
-        "socket-plus-adapter": AdaptConfig.for_method("socket-plus", ti_adapter=True, **options),
+        "socket-plus": AdaptConfig.for_method("socket-plus", repeats=1, **options),
+        "socket-plus-adapter": AdaptConfig.for_method("socket-plus", ti_adapter=True, repeats=1, **options),
     }
 
 
@@ -97,11 +98,11 @@ def rank(results: dict[str, dict], by: str) -> list[str]:
     return sorted(results, key=key)
 
 
-def select(configs: dict[str, AdaptConfig], out: Path, by: str, run: Callable[[AdaptConfig, Path, bool, bool], dict],
-           inputs: dict, say: Callable[[str], None] = print) -> tuple[str, dict[str, dict]]:
-    """Run (or reuse) each candidate through `run(config, out, resume, overwrite)`, copy the winner
-    under `by` to `out` atomically; returns (winner, results by name)."""
-    folder = candidates_folder(out)
+def run_each(configs: dict[str, AdaptConfig], folder: Path, run: Callable[[AdaptConfig, Path, bool, bool], dict],
+             inputs: dict, say: Callable[[str], None] = print, what: str = "candidate") -> dict[str, dict]:
+    """Run each config into folder/<name>.pt through `run(config, path, resume, overwrite)`: a finished
+    run with the same settings and inputs is reused, an interrupted one resumes, one whose inputs
+    changed runs again. Returns the results by name (`what` names a run in the lines said)."""
     if distributed.is_main():
         refuse_foreign(folder)
         mark(folder)
@@ -111,17 +112,26 @@ def select(configs: dict[str, AdaptConfig], out: Path, by: str, run: Callable[[A
         path = folder / f"{name}.pt"
         moved = changed(recorded_identity(path), inputs["identity"])
         if moved:
-            say(f"candidate {name}: {', '.join(moved)} changed since it ran (other files or contents); running it "
+            say(f"{what} {name}: {', '.join(moved)} changed since it ran (other files or contents); running it "
                 f"again into {path}")
             results[name] = run(config, path, False, True)
             continue
         results[name] = finished_result(path, config, inputs)
         if results[name] is not None:
-            say(f"candidate {name}: finished earlier, reused ({path})")
+            say(f"{what} {name}: finished earlier, reused ({path})")
             continue
         resume = RunFolder(run_folder_for(path)).checkpoint.is_file()
-        say(f"candidate {name}: {'resuming' if resume else 'running'} into {path}")
+        say(f"{what} {name}: {'resuming' if resume else 'running'} into {path}")
         results[name] = run(config, path, resume, not resume)
+    return results
+
+
+def select(configs: dict[str, AdaptConfig], out: Path, by: str, run: Callable[[AdaptConfig, Path, bool, bool], dict],
+           inputs: dict, say: Callable[[str], None] = print) -> tuple[str, dict[str, dict]]:
+    """Run (or reuse) each candidate (run_each) in OUT.candidates/, copy the winner under `by` to `out`
+    atomically; returns (winner, results by name)."""
+    folder = candidates_folder(out)
+    results = run_each(configs, folder, run, inputs, say)
     winner = rank(results, by)[0]
     if distributed.is_main():  # under torchrun rank 0 alone writes
         atomic.write_bytes(out, [(folder / f"{winner}.pt").read_bytes()])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from socket_edge.adapt import term_balance
+from socket_edge.adapt import repeats, term_balance
 from socket_edge.adapt.bn_alignment import BNStatsLoss, group_by_layout
 from socket_edge.adapt.config import AdaptConfig
 from socket_edge.adapt.curves import plot_curves
@@ -129,9 +129,14 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
           workers: int | None = None) -> dict:
     """Adapt the sources to the target modality; write the ensemble artifact and the run folder.
     `command`: the command line, for the provenance; `cache_dir`: where the frame cache lives;
-    `workers`: DataLoader processes. Under torchrun, rank 0 alone writes."""
+    `workers`: DataLoader processes. Under torchrun, rank 0 alone writes. With config.repeats K > 1:
+    K such runs in OUT.repeats/, merged into one artifact (repeats.py)."""
     started = time.time()
     out = Path(out)
+    if config.repeats > 1:
+        return _adapt_repeated(config, sources, target, out, ti_source=ti_source, ti_target=ti_target,
+                               eval_data=eval_data, classes=classes, ti_classes=ti_classes, overwrite=overwrite,
+                               progress=progress, command=command, cache_dir=cache_dir, workers=workers)
     run = RunFolder(run_folder_for(out))
     if distributed.is_main():
         run.prepare(out, resume, overwrite, example="adapted.pt")
@@ -181,6 +186,26 @@ def adapt(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, 
     artifact.save(ensemble, out, "ensemble", prov)  # the last write: an output beside no checkpoint is finished
     run.checkpoint.unlink(missing_ok=True)
     return result
+
+
+def _adapt_repeated(config: AdaptConfig, sources: list[Path], target: Path, out: Path, *, overwrite: bool,
+                    progress: bool, **given) -> dict:
+    """adapt's K repeats (repeats.adapt_repeated); each repeat continues or is reused by itself, so a
+    resumed command needs nothing more than the same command."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name such as {out}/adapted.pt")
+    if out.is_file() and not overwrite:
+        raise UsageError(f"{out} exists; pass --overwrite to replace it (finished repeats are reused), or choose "
+                         "another --out")
+    keys = ("ti_source", "ti_target", "eval_data", "classes", "ti_classes")
+    inputs = described_inputs(sources, target, *(given[k] for k in keys))
+
+    def one(repeat: AdaptConfig, path: Path, resume: bool, fresh: bool) -> dict:
+        return adapt(repeat, sources, target, path, resume=resume, overwrite=fresh, progress=progress, **given)
+
+    say = print if distributed.is_main() else (lambda line: None)  # as --select auto's lines, also under -q
+    return repeats.adapt_repeated(config, out, one, inputs, eval_data=given["eval_data"], classes=given["classes"],
+                                  command=given["command"], say=say)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
