@@ -252,7 +252,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from socket_edge.training.run_folder import run_folder_for
 
     if args.select and (args.method is not None or args.ti_adapter is not None):
-        raise UsageError("--select auto runs its own candidates (base, socket-plus, socket-plus with --ti-adapter); "
+        raise UsageError("--select auto runs its own candidates (base, socket, socket with --ti-adapter); "
                          "drop --method/--ti-adapter, or drop --select to run one method")
     if args.select_by is not None and (not args.select or args.eval_data is not None):
         raise UsageError("--select-by ranks the candidates of --select auto without labels; with --eval-data they "
@@ -269,9 +269,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     ti_pairs = args.ti_source is not None and args.ti_target is not None
     method = args.method or default_method(len(args.source), ti_pairs)
     if args.method is None and not args.select and ti_pairs and _rank() == 0:
-        print(f"socket-edge: note: no --method: {method} (SOCKET with a TI warm-up and λ_TI fading over training), "
-              "the best with TI pairs on the mean of our study; check it with --eval-data, or let --select auto pick "
-              "(docs/methods.md)",
+        print(f"socket-edge: note: no --method: {method} (SOCKET three times, averaged: 3× the time and the inference "
+              "of --method socket), the best with TI pairs on the mean of our study; check it with --eval-data, or "
+              "let --select auto pick (docs/methods.md)",
               file=sys.stderr)
     chosen = {f.name: getattr(args, f.name) for f in options()}
     if args.select and chosen["ti_holdout"] is None:  # its TI validators score a held-out share
@@ -771,15 +771,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: socket-plus when TI pairs are given (the best on the mean over the settings of "
                         "docs/benchmarks/faithful_socket.md), else shot with one source, decision (SHOT with learned "
                         "ζ) with several; socket (the paper's SOCKET: Eq. 3's L_d and the unsquared L_TI, trained on "
-                        "the TI pairs), socket-plus (socket with L_TI and L_d alone for the first 2 of 15 "
-                        "epochs and λ_TI fading from --lambda-ti to 0: --ti-warmup 0.13 --ti-schedule cosine), or "
-                        "none (unadapted); docs/methods.md says when to choose which")
+                        "the TI pairs), socket-plus (socket three times with seeds SEED…SEED+2, averaged into one "
+                        "model: --repeats 3), or none (unadapted); docs/methods.md says when to choose which")
     p.add_argument("--select", choices=("auto",),
-                   help="auto: run the candidates base (SHOT, or DECISION on several sources), socket-plus and "
-                        "socket-plus --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "
+                   help="auto: run the candidates base (SHOT, or DECISION on several sources), socket and "
+                        "socket --ti-adapter one after the other into OUT.candidates/ (resumable), and keep "
                         "the one the label-free validator --select-by ranks first, or, with --eval-data (20–50 "
                         "labelled target frames), the most accurate on them. Costs the sum of the three runs (about 2.6× "
-                        "one socket-plus run)")
+                        "one socket run)")
     p.add_argument("--select-by", choices=VALIDATORS,
                    help="label-free validator of --select auto without --eval-data (default agree: the share of "
                         "target frames whose prediction agrees with its centroid pseudo-label, the best ranked in "

@@ -36,7 +36,9 @@ def test_every_artifact_and_number_is_there(demo):
         assert (out / name).is_file(), name
     for method, _ in METHODS:
         assert (out / f"adapt-{method}.pt").is_file()
-        assert (out / f"adapt-{method}.pt-run" / "metrics.jsonl").is_file()
+        runs = [f"adapt-{method}.pt-run"] if method != "socket-plus" else \
+            [f"adapt-socket-plus.pt.repeats/seed-{seed}.pt-run" for seed in (TINY.seed, TINY.seed + 1, TINY.seed + 2)]
+        assert all((out / run / "metrics.jsonl").is_file() for run in runs), method
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
     assert [m["method"] for m in on_disk["methods"]] == [m for m, _ in METHODS]
@@ -50,8 +52,10 @@ def test_every_artifact_and_number_is_there(demo):
     assert on_disk["deployed"] == "socket"
     deployed = next(m for m in on_disk["methods"] if m["method"] == "socket")
     assert student["teacher_accuracy"] == pytest.approx(deployed["accuracy"], abs=0.01)
-    plus = json.loads((out / "adapt-socket-plus.pt-run" / "config.json").read_text())["config"]
-    assert plus["ti_schedule"] == "cosine" and plus["ti_warmup"] == 0.13  # the preset reached the demo
+    plus = artifact.read(out / "adapt-socket-plus.pt")
+    assert plus["provenance"]["config"]["repeats"] == 3 and len(plus["members"]) == 6  # the preset reached the demo
+    shown = next(m for m in on_disk["methods"] if m["method"] == "socket-plus")
+    assert len(shown["zeta"]) == 2 and sum(shown["zeta"]) == pytest.approx(1.0) and len(shown["curves"]) == 3
     assert min(student["latency_p50_ms"].values()) > 0 and min(student["onnx_bytes"].values()) > 0
     heldout = TINY.heldout_per_class * 6
     assert on_disk["runtime"]["frames"] == heldout == len(list((out / "heldout").rglob("*.png")))

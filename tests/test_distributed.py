@@ -110,7 +110,7 @@ SOCKET_TERMS = MA_TERMS | {"l_d", "l_ti"}
 
 @pytest.mark.timeout(600)
 def test_two_ranks_give_the_one_process_losses_and_pseudo_labels(data, tmp_path):
-    """SOCKET with every TI pair; DECISION and socket-plus are compared in the --select auto test below."""
+    """SOCKET with every TI pair; DECISION and SOCKET with a TI hold-out are compared in the --select auto test below."""
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
     subprocess.run(ONE + argv(data, one), env=ENV, check=True, capture_output=True, timeout=300)
     done = subprocess.run(TWO + argv(data, two), env=ENV, capture_output=True, text=True, timeout=300)
@@ -151,7 +151,7 @@ def test_a_killed_two_rank_job_resumes_to_the_same_weights(data, tmp_path):
 @pytest.mark.timeout(600)
 def test_select_auto_under_two_ranks_keeps_the_one_process_choice(data, tmp_path):
     """`adapt --select auto` under torchrun: every candidate runs on both ranks, rank 0 alone says
-    so and writes, and each candidate's losses and pseudo-labels (DECISION, socket-plus with a TI
+    so and writes, and each candidate's losses and pseudo-labels (DECISION, SOCKET with a TI
     hold-out, with the input adapter), its scores (validators, accuracy on --eval-data, which ranks
     here) and the winner are one process's."""
     from socket_edge.adapt.select import scores
@@ -165,14 +165,14 @@ def test_select_auto_under_two_ranks_keeps_the_one_process_choice(data, tmp_path
 
     one, two = select(tmp_path / "one.pt", ONE), select(tmp_path / "two.pt", TWO)
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
-    for name in ("base", "socket-plus", "socket-plus-adapter"):
+    for name in ("base", "socket", "socket-adapter"):
         assert two.stdout.count(f"candidate {name}: running into") == 1
     kept = [line for line in two.stdout.splitlines() if line.startswith("kept ")]
     assert kept == [line for line in one.stdout.splitlines() if line.startswith("kept ")] and len(kept) == 1
     assert two.stdout.count("wrote ") == 1
     winner = kept[0].split()[1].rstrip(":")
     assert (tmp_path / "two.pt").read_bytes() == (tmp_path / "two.pt.candidates" / f"{winner}.pt").read_bytes()
-    for name in ("base", "socket-plus", "socket-plus-adapter"):
+    for name in ("base", "socket", "socket-adapter"):
         a, b = (scores(artifact.read(tmp_path / f"{run}.pt.candidates" / f"{name}.pt")["provenance"]["metrics"])
                 for run in ("one", "two"))
         assert set(a) == set(b) and all(b[k] == pytest.approx(a[k], rel=1e-3, abs=1e-4) for k in a), name

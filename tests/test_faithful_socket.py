@@ -16,6 +16,7 @@ from socket_edge.adapt.model import AdaptiveEnsemble, running_stats
 from socket_edge.adapt.term_balance import describe, flags, scheduled_weight
 from socket_edge.cli import main
 from socket_edge.errors import UsageError
+from socket_edge.models import artifact
 
 
 def _ensemble(setup, **options) -> AdaptiveEnsemble:
@@ -121,7 +122,7 @@ def test_the_cosine_schedule_fades_a_weight_from_its_value_to_zero():
     assert AdaptConfig().d_schedule == "constant"
     with pytest.raises(UsageError, match="--d-schedule cosine fades the weight of L_d, which --method decision"):
         AdaptConfig(method="decision", d_schedule="cosine")
-    assert not AdaptConfig.for_method("socket-plus", lambda_ti=0).uses_ti  # L_d alone: the preset's schedule idles
+    assert not AdaptConfig.for_method("socket-plus", lambda_ti=0).uses_ti  # L_d alone
 
 
 def test_the_term_balance_flags_inert_and_dominant_terms():
@@ -134,12 +135,14 @@ def test_the_default_method_is_socket_plus_with_ti_pairs_and_shot_or_decision_wi
     with_pairs = tmp_path / "pairs.pt"
     pairs = {"ti_source": str(setup["ti_rgb"]), "ti_target": str(setup["ti_depth"])}
     assert main(adapt_argv(setup, with_pairs, None, epochs=1, **pairs)) == 0
-    assert "note: no --method: socket-plus (SOCKET with a TI warm-up and λ_TI fading over training), the best with " \
-        "TI pairs" in capsys.readouterr().err
-    config = json.loads((tmp_path / "pairs.pt-run" / "config.json").read_text())["config"]
-    assert config["method"] == "socket-plus" and config["ti_schedule"] == "cosine" and config["ti_holdout"] == 0
-    assert config["ti_warmup"] == 0.13
-    assert config["lambda_ti"] == config["lambda_d"] == DEFAULT_LAMBDA
+    assert "note: no --method: socket-plus (SOCKET three times, averaged: 3× the time and the inference of --method " \
+        "socket), the best with TI pairs" in capsys.readouterr().err
+    assert artifact.read(with_pairs)["provenance"]["config"]["repeats"] == 3
+    for seed in (0, 1, 2):
+        config = json.loads((tmp_path / "pairs.pt.repeats" / f"seed-{seed}.pt-run" / "config.json").read_text())["config"]
+        assert config["method"] == "socket-plus" and config["seed"] == seed and config["ti_holdout"] == 0
+        assert config["ti_schedule"] == "constant" and config["ti_warmup"] == 0  # SOCKET's own terms, as printed
+        assert config["lambda_ti"] == config["lambda_d"] == DEFAULT_LAMBDA
     for sources, expected in ((("a", "b"), "decision"), (("a",), "shot")):
         out = tmp_path / f"{expected}.pt"
         assert main(adapt_argv(setup, out, None, epochs=1, sources=sources)) == 0

@@ -110,14 +110,15 @@ def test_the_candidates_keep_the_users_settings_and_the_base_drops_what_only_soc
                                                lr=0.005), sources=2)
     assert chosen["base"].method == "decision"  # it has neither L_TI nor L_d
     assert chosen["base"].ti_schedule == chosen["base"].d_schedule == "constant" and chosen["base"].ti_warmup == 0
-    assert chosen["socket-plus"].ti_warmup == chosen["socket-plus-adapter"].ti_warmup == 0.2
-    assert chosen["socket-plus"].ti_schedule == chosen["socket-plus-adapter"].ti_schedule == "cosine"
-    assert chosen["socket-plus"].d_schedule == chosen["socket-plus-adapter"].d_schedule == "cosine"
+    assert chosen["socket"].ti_warmup == chosen["socket-adapter"].ti_warmup == 0.2
+    assert chosen["socket"].ti_schedule == chosen["socket-adapter"].ti_schedule == "cosine"
+    assert chosen["socket"].d_schedule == chosen["socket-adapter"].d_schedule == "cosine"
+    assert chosen["socket-adapter"].ti_adapter and not chosen["socket"].ti_adapter
     assert {c.lr for c in chosen.values()} == {0.005}
-    constant = candidates(AdaptConfig.for_method("socket", bn_distance="kl"), sources=1)  # beyond socket's preset
-    assert constant["base"].method == "shot" and constant["socket-plus"].bn_distance == "kl"
-    assert constant["socket-plus"].ti_schedule == "cosine"  # socket-plus's preset where the user set nothing
-    assert constant["socket-plus"].ti_warmup == 0.13 and constant["base"].ti_warmup == 0
+    plus = candidates(AdaptConfig.for_method("socket-plus", bn_distance="kl"), sources=1)  # beyond socket-plus's preset
+    assert plus["base"].method == "shot" and plus["socket"].bn_distance == "kl"
+    assert {c.repeats for c in plus.values()} == {1}  # each candidate is one adaptation: its epochs are scored
+    assert {c.method for c in plus.values()} == {"shot", "socket"}
 
 
 def test_select_auto_ranks_by_eval_data_says_why_and_reuses_finished_candidates(setup, tmp_path, capsys):
@@ -127,13 +128,13 @@ def test_select_auto_ranks_by_eval_data_says_why_and_reuses_finished_candidates(
     printed = capsys.readouterr().out
     folder = tmp_path / "chosen.pt.candidates"
     accuracy = {}
-    for name in ("base", "socket-plus", "socket-plus-adapter"):
+    for name in ("base", "socket", "socket-adapter"):
         lines = (folder / f"{name}.pt-run" / "metrics.jsonl").read_text().splitlines()
         accuracy[name] = json.loads(lines[-1])["accuracy"]
         assert {"snd", "ti_agree", "ti_kl", "im"} <= set(json.loads(lines[-1]))
     configs = {n: json.loads((folder / f"{n}.pt-run" / "config.json").read_text())["config"] for n in accuracy}
-    assert configs["base"]["method"] == "decision" and configs["socket-plus"]["method"] == "socket-plus"
-    assert configs["base"]["ti_schedule"] == "constant" and configs["socket-plus"]["ti_schedule"] == "cosine"  # no leak
+    assert configs["base"]["method"] == "decision" and configs["socket"]["method"] == "socket"
+    assert configs["socket-adapter"]["ti_adapter"] and not configs["base"]["ti_adapter"]
     metrics = {n: artifact.read(folder / f"{n}.pt")["provenance"]["metrics"] for n in accuracy}
     label_free = {n: scores(m)[DEFAULT_VALIDATOR] for n, m in metrics.items()}  # what ranks without --eval-data
     assert [label_free[n] for n in rank(metrics, DEFAULT_VALIDATOR)] == sorted(label_free.values(), reverse=True)

@@ -98,10 +98,10 @@ def test_ti_batches_can_use_the_running_statistics(setup):
 
 
 def test_presets_and_explicit_options():
-    config = AdaptConfig.for_method("socket-plus", modality="nir", ti_schedule=None, lambda_nc=0.5)
-    assert config.ti_schedule == PRESETS["socket-plus"]["ti_schedule"] == "cosine" and config.bn_distance == "norm"
-    assert config.lambda_nc == 0.5 and config.modality == "nir"
-    assert AdaptConfig.for_method("socket-plus", ti_schedule="constant").ti_schedule == "constant"  # explicit wins
+    config = AdaptConfig.for_method("socket-plus", modality="nir", repeats=None, lambda_nc=0.5)
+    assert config.repeats == PRESETS["socket-plus"]["repeats"] == 3 and config.bn_distance == "norm"
+    assert config.lambda_nc == 0.5 and config.modality == "nir" and config.ti_schedule == "constant"
+    assert AdaptConfig.for_method("socket-plus", repeats=1).repeats == 1  # explicit wins
     assert config.uses_ti and config.uses_bn_stats and config.learns_zeta
     assert AdaptConfig.for_method("socket") == AdaptConfig(method="socket")  # the paper's stays unchanged
     for bad, words in (({"bn_layers": 0}, "--bn-layers"), ({"ema": 1.0}, "--ema"), ({"keep": "best"}, "--keep"),
@@ -114,12 +114,12 @@ def test_socket_plus_end_to_end_keeps_the_min_im_epoch(setup, tmp_path, capsys):
     out = tmp_path / "plus.pt"
     argv = adapt_argv(setup, out, "socket", epochs=3, ti_source=str(setup["ti_rgb"]), ti_target=str(setup["ti_depth"]))
     argv[argv.index("socket")] = "socket-plus"
-    assert main(argv + ["--keep", "min-im", "--lambda-nc", "1"]) == 0
+    assert main(argv + ["--keep", "min-im", "--lambda-nc", "1", "--repeats", "1"]) == 0
     _, data = artifact.load(out)
     history = [json.loads(line) for line in (tmp_path / "plus.pt-run" / "metrics.jsonl").read_text().splitlines()]
     assert {"l_nc", "l_ti", "l_d", "l_pl", "im", "agree"} <= set(history[-1])
     config = json.loads((tmp_path / "plus.pt-run" / "config.json").read_text())["config"]
-    assert config["method"] == "socket-plus" and config["ti_schedule"] == "cosine" and config["ema"] == 0.0
+    assert config["method"] == "socket-plus" and config["repeats"] == 1 and config["ema"] == 0.0
     metrics = data["provenance"]["metrics"]
     kept = min(range(len(history)), key=lambda e: history[e]["im"])
     assert metrics["kept_epoch"] == kept

@@ -209,7 +209,7 @@ def test_select_auto_runs_a_candidate_again_when_a_source_was_retrained_at_the_s
     assert main(argv + ["--overwrite"]) == 0
     printed = capsys.readouterr().out
     folder = tmp_path / "chosen.pt.candidates"
-    for name in ("base", "socket-plus", "socket-plus-adapter"):
+    for name in ("base", "socket", "socket-adapter"):
         assert (f"candidate {name}: --source 1 changed since it ran (other files or contents); running it again "
                 f"into {folder / name}.pt") in printed
     assert "reused" not in printed

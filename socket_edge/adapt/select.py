@@ -25,23 +25,23 @@ from socket_edge.training.run_folder import RunFolder, mark, refuse_foreign, run
 # runs; with the candidates on the faithful terms, `im` is a close second, +0.65 to agree's +0.67, and its
 # pick gained less: +0.5 / −1.2 against +2.0 / −0.5). With socket-plus's fading-λ_TI preset (select_auto.md,
 # 3 seeds) agree is still first, +0.72 to im's +0.71, and the two picks gain alike: +0.7 / −0.8 against im's
-# +0.6 / +1.6. Not rerun with the TI warm-up that preset has since.
+# +0.6 / +1.6. Not rerun since the candidates are SOCKET itself (socket-plus became SOCKET repeated).
 DEFAULT_VALIDATOR = "agree"
 TIE_BREAK = "ti_kl"
 
 
 def candidates(base: AdaptConfig, sources: int) -> dict[str, AdaptConfig]:
-    """name → config: the base (SHOT on one source, DECISION on several), socket-plus, and
-    socket-plus with the input adapter; every setting `base` has beyond its own method's preset is kept.
-    Each is one adaptation (repeats 1, socket-plus's included): the validators score one run's epochs."""
+    """name → config: the base (SHOT on one source, DECISION on several), SOCKET, and SOCKET with the
+    input adapter; every setting `base` has beyond its own method's preset is kept. Each is one
+    adaptation (socket-plus is SOCKET repeated: run the winner again with --repeats to average it)."""
     preset = AdaptConfig.for_method(base.method)
-    options = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)
-               if getattr(base, f.name) != getattr(preset, f.name) and f.name not in ("method", "ti_adapter", "repeats")}
+    options = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if getattr(base, f.name) !=
+               getattr(preset, f.name) and f.name not in ("method", "ti_adapter", "repeats")}
     return {
         "base": AdaptConfig.for_method(base_method(sources),  # without the options of terms it does not have
                                        **{k: v for k, v in options.items() if k not in SOCKET_ONLY}),
-        "socket-plus": AdaptConfig.for_method("socket-plus", repeats=1, **options),
-        "socket-plus-adapter": AdaptConfig.for_method("socket-plus", ti_adapter=True, repeats=1, **options),
+        "socket": AdaptConfig.for_method("socket", **options),
+        "socket-adapter": AdaptConfig.for_method("socket", ti_adapter=True, **options),
     }
 
 

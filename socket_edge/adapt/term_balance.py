@@ -39,8 +39,8 @@ def scheduled_weight(weight: float, schedule: str, done: float) -> float:
     """λ_TI or λ_d at the fraction `done` of training: "constant" (the paper's), or "cosine", λ·(1 + cos πp)/2,
     from λ at the first step to 0 at the last. Not the paper's: the frobenius L_TI's gradient has norm λ_TI
     however small the residual, so a constant weight keeps it 3–4× the IM term's to the last epoch, and Eq. 3's
-    unsquared L_d 1.5–4× (docs/benchmarks/faithful_socket.md); with the cosine on λ_TI (socket-plus's preset)
-    the target terms finish the training, which ranked first on the mean over that study's settings. The
+    unsquared L_d 1.5–4× (docs/benchmarks/faithful_socket.md); with the cosine on λ_TI (socket-plus's preset
+    then) the target terms finish the training, which ranked first on the mean over that study's settings. The
     cosine on λ_d as well lost to it there (−3.7 / −5.3 points)."""
     if schedule == "constant":
         return weight

@@ -4,7 +4,7 @@ none         the unadapted ensemble, equal ζ
 shot         L_ma = L_ent − L_div + λ_pl·L_pl, ζ equal
 decision     L_ma with learned ζ
 socket       L_ma + λ_TI·L_TI + λ_d·L_d with learned ζ
-socket-plus  socket with the levers of AdaptConfig set by its preset (docs/benchmarks.md)
+socket-plus  socket as set by its preset (config.PRESETS): three adaptations averaged (--repeats 3, repeats.py)
 """
 
 from __future__ import annotations
