@@ -20,7 +20,7 @@ from pathlib import Path
 
 import select_auto
 import socket_plus as sp
-from results_io import failures, pages_or_one_line, rows, rows_to_report
+from results_io import failures, pages_or_one_line, probability_records, rows, rows_to_report
 
 ROOT = sp.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "faithful_socket.jsonl"
@@ -105,7 +105,8 @@ def main() -> None:
 
         again = rows(REPLICATION) if args.results == RESULTS else []
         with pages_or_one_line():
-            report(rows_to_report(args.results), failures(args.results), replication=again)
+            report(rows_to_report(args.results), failures(args.results), replication=again,
+                   replication_probs=probability_records(REPLICATION) if again else None)
 
 
 if __name__ == "__main__":

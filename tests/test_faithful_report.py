@@ -54,8 +54,8 @@ def test_the_report_shows_the_goals_as_a_picture_beside_their_lines(tmp_path):
     assert plot.stat().st_size > 10_000 and gain_plot.stat().st_size > 10_000
     assert "](../img/all.png)" in text and "](../img/gain.png)" in text
     assert text.index("## Goals") < text.index("../img/gain.png") < text.index("## Term balance")
-    assert f"- socket-plus ({PRESET}) − socket λ 0.25 ≥ +2 on the mean: +3.0" in text
-    assert f"| **{PRESET}** (socket-plus) |" in text
+    assert f"- {PRESET} (socket-plus until ×3) − socket λ 0.25 ≥ +2 on the mean: +3.0" in text
+    assert f"| **{PRESET}** (socket-plus until ×3) |" in text
 
 
 def test_runs_pair_only_on_equal_source_models_where_their_rows_record_them():
@@ -94,7 +94,8 @@ def test_the_replication_gets_its_own_table_and_goals_after_the_studys(tmp_path)
     # pooled with the study's seed 6 (a confirmation seed, one session), not its seeds 0 and 1: (5 + 5 + 3) / 3
     assert f"study's seeds 6–11): {PLUS} − socket λ 0.25 +4.3 / +4.3" in again
     # the preset follows the best on the replication's mean, where every pair shares its sources; with its picture
-    assert "paired against base (socket-plus's preset follows it)" in again and f"→ **{PLUS}**" in again
+    assert "paired against base (socket-plus's single-run preset followed it until --repeats 3)" in again
+    assert f"→ **{PLUS}**" in again
     assert "paired against base (socket-plus's preset followed it until the replication below)" in study
     assert (tmp_path / "g_replication.png").stat().st_size > 10_000 and "](../img/g_replication.png)" in again
     # each candidate against the variant it changes by one thing, on the replication's own runs: PLUS is
@@ -110,5 +111,30 @@ def test_a_candidate_with_no_run_of_base_on_its_sources_gets_no_floor_line(tmp_p
     for v, acc, sources in (("base", 60.0, "b"), ("socket λ 0.25", 63.0, "s"), (PRESET, 66.0, "s")):
         cells["a", v] = [{"seed": k, "accuracy": acc, "inductive": acc, "sources": [sources]} for k in (0, 1)]
     lines = _goal_items(cells, ["a"], ["base", "socket λ 0.25", PRESET], "socket λ 0.25")
-    assert lines == [f"- socket-plus ({PRESET}) − socket λ 0.25 ≥ +2 on the mean: +3.0 [95 % interval +3.0 … +3.0] "
+    assert lines == [f"- {PRESET} (socket-plus until ×3) − socket λ 0.25 ≥ +2 on the mean: +3.0 [95 % interval +3.0 … +3.0] "
                      "(1 settings) → **met**"]
+
+
+def test_averaged_adaptations_are_the_mean_of_the_recorded_probabilities(tmp_path):
+    from repeats_report import expected, repeats_lines
+
+    def run(seed: int, right: list[bool]) -> dict:  # 4 frames of class 0: confident where right, else class 1
+        probs = [[0.9, 0.1] if ok else [0.4, 0.6] for ok in right]
+        return {"adapt": {"labels": [0] * 4, "probs": probs}, "held": {"labels": [0] * 4, "probs": probs}}
+
+    # three runs each wrong on a different frame: each 75 %, their mean right on all four (0.9 + 0.9 + 0.4 > 1.5)
+    runs = {0: run(0, [False, True, True, True]), 1: run(1, [True, False, True, True]), 2: run(2, [True, True, False, True])}
+    assert expected(runs, 1) == (75.0, 75.0) and expected(runs, 3) == (100.0, 100.0)
+    assert expected(runs, 2) == (100.0, 100.0) and expected(runs, 4) is None
+    rows, probs = [], {}
+    for setting in ("rgbnir RGB→NIR", "synth kv1"):
+        for variant in ("base", "socket λ 0.25"):
+            for seed, record in runs.items():
+                key = f"{setting}/{variant}/{seed}"
+                rows.append({"key": key, "setting": setting, "variant": variant, "seed": seed, "sources": ["s"]})
+                probs[key] = record if variant != "base" else run(seed, [True, True, False, False])
+    lines = "\n".join(repeats_lines(rows, probs, tmp_path / "r.png"))
+    assert "| **socket λ 0.25 ×3** (socket-plus) | 100.0 / 100.0 | 100.0 / 100.0 | 100.0 / 100.0 |" in lines
+    assert "| base ×3 | 50.0 / 50.0 |" in lines  # the same two errors in every run: averaging fixes none
+    assert "socket λ 0.25 ≥ +2 on the mean: +25.0" in lines and "worst +50.0" in lines
+    assert (tmp_path / "r.png").stat().st_size > 10_000
