@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -223,6 +224,12 @@ class _Server(ThreadingHTTPServer):
         super().__init__(*args)
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+
+    def handle_error(self, request, client_address) -> None:
+        """A browser that went away mid-request (a closed tab, a killed browser: the connection reset while its
+        next request was read) is no error of the run's: nothing is printed. Anything else as socketserver does."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
     def hang_up(self) -> None:
         """Close the read side of every open connection: its handler thread sees the end and returns."""
