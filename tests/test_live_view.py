@@ -201,7 +201,7 @@ class DevTools:
     `timeout` real seconds; a browser that does not answer skips the test, saying so."""
 
     def __init__(self, width: int = 1280, height: int = 1000) -> None:
-        self.profile = tempfile.TemporaryDirectory()
+        self.profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         to_read, self.to_chromium = os.pipe()
         self.from_chromium, from_write = os.pipe()
 
@@ -215,7 +215,7 @@ class DevTools:
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--remote-debugging-pipe", f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}",
              "about:blank"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=False, preexec_fn=onto_3_and_4)
+            close_fds=False, preexec_fn=onto_3_and_4, start_new_session=True)  # its helpers in its group
         os.close(to_read)
         os.close(from_write)
         self.buffer, self.last = b"", 0
@@ -256,7 +256,8 @@ class DevTools:
         return dom, png
 
     def close(self) -> None:
-        self.proc.kill()
+        """End Chromium and its helper processes (renderer, GPU: its process group), then its profile."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         os.close(self.to_chromium)
         os.close(self.from_chromium)
