@@ -122,7 +122,7 @@ def _fresh_lines(runs: dict, table: dict, settings: list[str]) -> list[str]:
 
 
 def _plot(table: dict, settings: list[str], path: Path) -> None:
-    """(transductive + inductive) / 2 per setting: each variant's single run and its mean of K."""
+    """(transductive + inductive) / 2 per setting: each variant's single run (hollow) joined to its mean of K."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,18 +131,22 @@ def _plot(table: dict, settings: list[str], path: Path) -> None:
     shown = [v for v in VARIANTS if all(table[s, v, K] for s in settings)]
     columns = [*settings, "mean"]
     fig, ax = plt.subplots(figsize=(13, 4.5))
-    width = 0.8 / (2 * len(shown))
+    width = 0.8 / len(shown)
     for n, variant in enumerate(shown):
         colour = plt.get_cmap("tab10").colors[n]
-        for m, k in enumerate((1, K)):
+        ends = []
+        for k in (1, K):
             ys = [_both(table[s, variant, k]) for s in settings]
-            ys.append(statistics.mean(ys))
-            xs = [j + ((2 * n + m) - len(shown) + 0.5) * width for j in range(len(columns))]
-            ax.bar(xs, ys, width, color=colour, alpha=0.45 if k == 1 else 1.0, label=f"{variant} ×{k}")
+            ends.append([*ys, statistics.mean(ys)])
+        xs = [j + (n - len(shown) / 2 + 0.5) * width for j in range(len(columns))]
+        ax.vlines(xs, ends[0], ends[1], color=colour, linewidth=2)
+        ax.plot(xs, ends[0], "o", mfc="white", color=colour, markersize=6)
+        ax.plot(xs, ends[1], "o", color=colour, markersize=7, label=variant)
     ax.set_xticks(range(len(columns)), columns, fontsize=8)
     ax.set_ylabel("(transductive + inductive) / 2 (%)")
-    ax.set_title(f"one adaptation (light) against the mean of {K} (--repeats {K}, dark)")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.3), ncol=4, fontsize=7, frameon=False)
+    ax.set_title(f"one adaptation (hollow) → the mean of {K} (--repeats {K}, filled)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.25), ncol=4, fontsize=8, frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_with(path, lambda f: fig.savefig(f, format="png", dpi=90))
