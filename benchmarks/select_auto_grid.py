@@ -14,7 +14,9 @@ from socket_edge.adapt.validators import HOLDOUT_FRACTION
 RESULTS = ROOT / "benchmarks" / "results" / "select_auto_cosine.jsonl"
 # socket-plus's preset for these runs (config.PRESETS), spelled out so that a resumed grid runs what its rows hold
 # even after the preset moves on; measuring another preset is a new results file
-PLUS = {"ti_schedule": "cosine", "bn_distance": "norm", "d_schedule": "constant"}
+# (one adaptation each: socket-plus's preset has since become SOCKET three times, and the product's candidates are
+# now named base, socket and socket-adapter)
+PLUS = {"ti_schedule": "cosine", "bn_distance": "norm", "d_schedule": "constant", "repeats": 1}
 HELD_OUT = {"ti_holdout": HOLDOUT_FRACTION}  # as `adapt --select auto` sets it: its TI validators score this share
 VARIANTS: dict[str, dict] = {
     "unadapted": {"method": "none"},
