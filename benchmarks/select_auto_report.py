@@ -193,9 +193,11 @@ def report(rows: list[dict], probs: dict) -> None:
     best_validator = max((v for v in means if means[v] is not None), key=lambda v: means[v], default=None)
     lines = [
         "# Choosing the adaptation without target labels (issue 17, candidates on the faithful terms)", "",
-        "The candidates of `adapt --select auto` as built today: SOCKET's terms as the paper wrote them "
-        "([faithful_socket](faithful_socket.md)), socket-plus's preset on them (λ_TI fading over training, "
-        "`--ti-schedule cosine`), a fifth of the TI pairs held out for the validators, encoder dropout off; the "
+        "The candidates of `adapt --select auto` as built when this grid ran: SOCKET's terms as the paper wrote "
+        "them ([faithful_socket](faithful_socket.md)), socket-plus's single-run preset of then on them (λ_TI "
+        "fading over training, `--ti-schedule cosine`; the candidates are now SOCKET itself, named socket and "
+        "socket-adapter, one adaptation each), a fifth of the TI pairs held out for the validators, encoder "
+        "dropout off; the "
         "faithful_socket study's source models. The same grid with socket-plus's earlier preset (L_d as the "
         "Gaussian KL): [select_auto_kl](select_auto_kl.md); on the form before issue 22: "
         "[select_auto_earlier](select_auto_earlier.md).", "",
