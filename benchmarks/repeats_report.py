@@ -47,6 +47,12 @@ def expected(runs: dict[int, dict], k: int, seeds: list[int] | None = None) -> t
     return statistics.mean(s[0] for s in scores), statistics.mean(s[1] for s in scores)
 
 
+def _seeds(per_setting: list[dict]) -> str:
+    """How many seeds are behind a row: "8 seeds", or "5–7 seeds" where the settings differ."""
+    counts = sorted(len(r) for r in per_setting if r)
+    return f"{counts[0]} seeds" if counts[0] == counts[-1] else f"{counts[0]}–{counts[-1]} seeds"
+
+
 def _cell(value: tuple[float, float] | None) -> str:
     return "–" if value is None else f"{value[0]:.1f} / {value[1]:.1f}"
 
@@ -72,12 +78,11 @@ def repeats_lines(rows: list[dict], probs: dict[str, dict], plot: Path) -> list[
              "combinations share runs). It costs "
              f"{K}× the adaptation time and {K}× the members, so {K}× the inference.", "",
              "| variant | " + " | ".join(settings) + " | mean |", "|---|" + "---|" * (len(settings) + 1)]
-    for variant in VARIANTS:
+    for variant in [v for v in VARIANTS if any((s, v) in runs for s in settings)]:
         for k in (1, K):
             cells = [table[s, variant, k] for s in settings]
             mean = None if None in cells else tuple(statistics.mean(c[i] for c in cells) for i in (0, 1))
-            seeds = sorted({seed for s in settings for seed in runs.get((s, variant), {})})
-            name = f"{variant} ×{k}" + (f" (seeds {seeds[0]}–{seeds[-1]})" if k == 1 and seeds else "")
+            name = f"{variant} ×{k}" + (f" ({_seeds([runs.get((s, variant), {}) for s in settings])})" if k == 1 else "")
             lines.append(f"| {'**' + name + '** (socket-plus)' if (variant, k) == (SOCKET, K) else name} | "
                          + " | ".join(map(_cell, cells)) + f" | {_cell(mean)} |")
 
