@@ -76,7 +76,7 @@ def test_repeats_refuse_bad_input_with_one_line(setup, tmp_path, capsys):
         (adapt_argv(setup, tmp_path / "n.pt", "none", repeats="2"), "drop --repeats"),
         (adapt_argv(setup, tmp_path / "n.pt", "socket", repeats="0"), "must be at least 1"),
         (adapt_argv(setup, tmp_path / "n.pt", "socket", repeats="17"), "at most 16"),
-        (adapt_argv(setup, tmp_path / "n.pt", "socket", repeats="2.5"), "--repeats"),
+        (adapt_argv(setup, tmp_path / "n.pt", "socket", repeats="2.5"), "--repeats: expected a whole number, got '2.5'"),
     ]
     select = adapt_argv(setup, tmp_path / "n.pt", "socket", select="auto", repeats="2")
     at = select.index("--method")
