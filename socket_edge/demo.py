@@ -242,22 +242,30 @@ def step_train(layout: Layout, config: DemoConfig, domain: str, weights: tuple[s
             "note": f"{layout.source(domain).name}: {config.arch}, {weights[1]}; {held}"}
 
 
-def step_adapt(layout: Layout, config: DemoConfig, method: str, progress: bool, may_resume: bool) -> dict:
+def adapt_config(config: DemoConfig, method: str):
+    """A method's adaptation settings in the demo (an AdaptConfig). Its step record holds them, and an earlier
+    record with other settings (a preset that changed since) is run again."""
     from socket_edge.adapt.config import AdaptConfig
+
+    return AdaptConfig.for_method(method, modality="depth", epochs=config.adapt_epochs, batch_size=config.batch_size,
+                                  seed=config.seed)
+
+
+def step_adapt(layout: Layout, config: DemoConfig, method: str, progress: bool, may_resume: bool) -> dict:
     from socket_edge.training.run_folder import RunFolder, run_folder_for
     from socket_edge.adapt.trainer import adapt
 
     out = layout.adapted(method)
     resume = may_resume and RunFolder(run_folder_for(out)).checkpoint.is_file()  # an interrupted run goes on
-    settings = AdaptConfig.for_method(method, modality="depth", epochs=config.adapt_epochs,
-                                      batch_size=config.batch_size, seed=config.seed)
+    settings = adapt_config(config, method)
     ti = {"ti_source": layout.ti_rgb, "ti_target": layout.ti_depth} if settings.uses_ti else {}
     result = adapt(settings, [layout.source(d) for d in SOURCE_DOMAINS], layout.target, out, eval_data=layout.target,
                    resume=resume, overwrite=not resume, progress=progress, command=layout.command, **ti)
     runs = result.get("repeats", [result])  # --repeats: each adaptation's own epochs
     zeta = np.reshape(result["zeta"], (len(runs), len(SOURCE_DOMAINS))).sum(axis=0).tolist()  # ζ per source
     curves = f"{run_folder_for(out).name}/" if len(runs) == 1 else f"{out.name}.repeats/*.pt-run/ ({len(runs)} runs)"
-    return {"method": method, "accuracy": result["accuracy"], "unadapted": runs[0]["epochs"][0]["accuracy"],
+    return {"method": method, "config": settings.to_dict(), "accuracy": result["accuracy"],
+            "unadapted": runs[0]["epochs"][0]["accuracy"],
             "zeta": zeta, "curves": [[e["accuracy"] for e in r["epochs"]] for r in runs],
             "note": f"{out.name}: accuracy on {TARGET_DOMAIN} depth {result['accuracy']:.1f}%, ζ "
                     f"{'/'.join(f'{z:.3f}' for z in zeta)}; curves in {curves}"}
@@ -502,7 +510,8 @@ def run_demo(config: DemoConfig, out: str | Path, *, fresh: bool = False, progre
     for method, name in METHODS:
         epochs = "" if method == "none" else f", {config.adapt_epochs} epochs"
         steps(f"adapt-{method}", f"adapt {' + '.join(SOURCE_DOMAINS)} → {TARGET_DOMAIN} depth: {name}{epochs}",
-              [layout.adapted(method)], lambda m=method: step_adapt(layout, config, m, progress, not steps.ran))
+              [layout.adapted(method)], lambda m=method: step_adapt(layout, config, m, progress, not steps.ran),
+              expect={"config": jsontext.loads(jsontext.dumps(adapt_config(config, method).to_dict()))})
     steps("export", f"export the {DEPLOYED} ensemble to ONNX and check parity", [layout.onnx],
           lambda: step_export(layout, progress))
     steps("distill", f"distil the {DEPLOYED} ensemble into one {config.student_arch}, export it, time both",

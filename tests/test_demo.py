@@ -93,6 +93,14 @@ def test_a_rerun_skips_finished_steps_and_redoes_an_unfinished_one(demo, capsys)
     assert printed.count("skipped") == steps - 1 and "run.jsonl: 6 frames" in printed
     assert (out / "socket.onnx").stat().st_mtime_ns == before[out / "socket.onnx"]
 
+    record = out / "steps" / "adapt-socket-plus.json"  # as written before socket-plus's preset changed
+    record.write_text(json.dumps({**json.loads(record.read_text()), "config": {"method": "socket-plus", "repeats": 1}}))
+    run_demo(TINY, out, progress=False)
+    printed = capsys.readouterr().out
+    assert printed.count("skipped") == 6  # synth, the two sources, none, decision, socket: then socket-plus again
+    assert "repeat seed-0: finished earlier, reused" in printed  # its runs, of the same settings, are reused
+    assert json.loads(record.read_text())["config"]["repeats"] == 3
+
 
 def test_other_settings_or_a_foreign_folder_are_refused(demo, tmp_path):
     out, _ = demo
