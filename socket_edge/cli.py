@@ -135,7 +135,8 @@ def _range(text: str) -> tuple[float, float]:
 # how an option of AdaptConfig (adapt.config.option) is parsed, by its `kind`
 OPTION_KINDS: dict[str, Callable[[str], object]] = {
     "int": int, "positive_int": _positive_int, "positive_float": _positive_float, "weight": _weight,
-    "share": _share, "fraction": _fraction, "repeats": _repeats, "range": _range, "batch_size": _batch_size, "depth_scale": _depth_scale,
+    "share": _share, "fraction": _fraction, "repeats": _repeats, "range": _range, "batch_size": _batch_size,
+    "depth_scale": _depth_scale,
 }
 
 
@@ -308,8 +309,8 @@ def _adapted(result: dict) -> str:
     text = f", {len(seeds)} repeats (seeds {seeds[0]}–{seeds[-1]}) averaged: {len(result['zeta'])} members"
     if "accuracy" in result:
         each = " / ".join(f"{r['accuracy']:.1f}" for r in result["repeats"])
-        text += (f", accuracy {result['unadapted_accuracy']:.1f}% unadapted → {each}% each → {result['accuracy']:.1f}% "
-                 f"averaged on --eval-data ({_overlap(**result['eval'])})")
+        text += (f", accuracy {result['unadapted_accuracy']:.1f}% unadapted → {each}% each → "
+                 f"{result['accuracy']:.1f}% averaged on --eval-data ({_overlap(**result['eval'])})")
     return text
 
 

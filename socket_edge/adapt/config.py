@@ -35,10 +35,10 @@ SOCKET_ONLY = {"ti_schedule": "fades the weight of L_TI", "d_schedule": "fades t
 # docs/benchmarks/faithful_socket.md (one session, equal sources) the mean of three SOCKET adaptations gains +5.5 over
 # one on the mean of the six settings, (transductive + inductive) / 2, and is above SHOT/DECISION on every setting
 # (+5.7 over three SHOT/DECISION adaptations averaged: SOCKET's adaptations differ from seed to seed far more than
-# SHOT's); chosen on seeds 0–4, +7.0 over the single runs on seeds 5–7, run after. Every lever tried on one adaptation (λ_TI fading,
-# a TI warm-up, L_d as the Gaussian KL, a mean teacher, TI pairs cropped alike) stayed within the seed spread of
-# SOCKET; `--ti-schedule cosine --ti-warmup 0.13` was the preset before, L_d as the KL (`--bn-distance kl`) before
-# that. Explicit options override these.
+# SHOT's); chosen on seeds 0–4, +7.0 over the single runs on seeds 5–7, run after. Every lever tried on one
+# adaptation (λ_TI fading, a TI warm-up, L_d as the Gaussian KL, a mean teacher, TI pairs cropped alike) stayed
+# within the seed spread of SOCKET; `--ti-schedule cosine --ti-warmup 0.13` was the preset before, L_d as the KL
+# (`--bn-distance kl`) before that. Explicit options override these.
 PRESETS: dict[str, dict] = {
     "socket-plus": {"repeats": 3},
 }

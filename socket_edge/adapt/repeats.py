@@ -72,14 +72,15 @@ def adapt_repeated(config: AdaptConfig, out: Path, run: Callable[[AdaptConfig, P
     if not distributed.is_main():  # under torchrun rank 0 alone merges and writes
         return result
     paths = [folder / f"{name}.pt" for name in configs]
-    merged = merge([artifact.load(path)[0] for path in paths]).eval()
+    loaded = [artifact.load(path) for path in paths]  # (ensemble, the artifact's dict) of each repeat
+    merged = merge([ensemble for ensemble, _ in loaded]).eval()
     first = result["repeats"][0]
     result.update(zeta=[float(z) for z in merged.zeta], target_n=first["target_n"])
     if eval_data is not None:
         result.update(accuracy=round(eval_accuracy(merged, Path(eval_data), classes), 2), eval=first["eval"],
                       unadapted_accuracy=first["epochs"][0]["accuracy"])
     result["seconds"] = round(time.time() - started, 1)
-    recorded = artifact.read(paths[0])["provenance"]
+    recorded = loaded[0][1]["provenance"]
     prov = artifact.provenance(
         command, stage="adapt", method=config.method, seed=config.seed, config=config.to_dict(), inputs=inputs,
         sources=recorded.get("sources"), data=recorded.get("data"), ti=recorded.get("ti"),
