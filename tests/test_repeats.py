@@ -55,6 +55,11 @@ def test_repeats_merge_k_adaptations_into_one_model_that_predicts_their_mean(set
     printed = capsys.readouterr().out
     assert "repeat seed-4: finished earlier, reused" in printed and "repeat seed-5: running" in printed
     assert_same_weights(first, out)
+    parts[0].write_bytes(parts[0].read_bytes()[:1000])  # a repeat's output cut short (a full disk, a bad copy)
+    assert main(argv + ["--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert "repeat seed-4: running" in printed and "repeat seed-5: finished earlier, reused" in printed
+    assert_same_weights(first, out)
 
 
 def test_a_repeated_model_exports_to_one_graph_with_parity(setup, tmp_path):

@@ -14,7 +14,7 @@ from socket_edge import atomic
 from socket_edge.adapt.config import SOCKET_ONLY, AdaptConfig, base_method
 from socket_edge.adapt.validators import HIGHER_IS_BETTER
 from socket_edge.data.identity import changed
-from socket_edge.errors import UsageError
+from socket_edge.errors import ArtifactError, UsageError
 from socket_edge.models import artifact
 from socket_edge.training import distributed
 from socket_edge.training.run_folder import RunFolder, mark, refuse_foreign, run_folder_for
@@ -51,10 +51,14 @@ def candidates_folder(out: Path) -> Path:
 
 
 def finished_result(path: Path, config: AdaptConfig, inputs: dict) -> dict | None:
-    """The recorded result of a finished candidate run with these settings, else None."""
+    """The recorded result of a finished candidate run with these settings, else None (also where its output
+    is damaged, a truncated copy: it is socket-edge's own, in its own folder, and is run again)."""
     if not path.is_file() or RunFolder(run_folder_for(path)).checkpoint.is_file():
         return None
-    prov = artifact.read(path)["provenance"]
+    try:
+        prov = artifact.read(path)["provenance"]
+    except ArtifactError:
+        return None
     if prov.get("config") != config.to_dict() or prov.get("inputs") != inputs:
         return None
     return prov["metrics"]
@@ -70,7 +74,7 @@ def recorded_identity(path: Path) -> dict | None:
             return json.loads(run.config.read_text())["inputs"].get("identity")
         if path.is_file():
             return artifact.read(path)["provenance"].get("inputs", {}).get("identity")
-    except (ValueError, KeyError, TypeError, AttributeError):  # a damaged record: the run itself says so
+    except (ArtifactError, ValueError, KeyError, TypeError, AttributeError):  # damaged: the run says so, or runs again
         return None
     return None
 
