@@ -281,6 +281,18 @@ def turbo_pixels(png: Path) -> int:
     return int(known[image[..., 0], image[..., 1], image[..., 2]].sum())
 
 
+def interrupted(proc: subprocess.Popen, wait_s: float = 60) -> str:
+    """Ctrl-C `proc` and return its stderr; a run that does not end in `wait_s` fails the test with every
+    thread's stack (SIGABRT: the run's faulthandler writes them)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=wait_s)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        err = proc.communicate(timeout=30)[1]
+        pytest.fail(f"the run did not end within {wait_s} s of Ctrl-C; its threads then:\n{err[-8000:]}")
+
+
 @needs_chromium
 def test_the_page_in_a_headless_browser(switching, tmp_path):
     """Two looping streams side by side: stream 0 switches bars → blob halfway through its folder, stream 1
@@ -289,7 +301,7 @@ def test_the_page_in_a_headless_browser(switching, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "socket_edge.cli", "run", str(switching["model"]), "--source",
          switching["glob"] + "?loop=1", "--source", switching["blob"] + "?loop=1", "--view", "127.0.0.1:0", "-q",
-         "--threads", "1"], env=ENV, stderr=subprocess.PIPE, text=True,
+         "--threads", "1"], env={**ENV, "PYTHONFAULTHANDLER": "1"}, stderr=subprocess.PIPE, text=True,
         # Ctrl-C as at a terminal, also under a background runner (which starts with SIGINT ignored)
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
@@ -308,8 +320,7 @@ def test_the_page_in_a_headless_browser(switching, tmp_path):
             browser.close()
         shot.write_bytes(png)
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        err = interrupted(proc)
     assert proc.returncode == 130 and "(interrupted)" in err and "Traceback" not in err, err
     for i, label in ((0, None), (1, "blob")):
         assert f'id="s{i}-card"' in page, page

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from socket_edge.capture.layout import Layout
 from socket_edge.capture.realsense import PairedStream
 from socket_edge.capture.selection import Selector
+from socket_edge.interrupt import CtrlC
 
 
 @dataclass
@@ -58,30 +59,32 @@ def collect(stream: PairedStream, layout: Layout, selector: Selector, *, max_fra
     summary, counter = Summary(), Counter(progress)
     layout.check_folders()
     stream.open()
-    try:
-        number, start, checked = layout.next_number(), None, False
-        while max_frames is None or summary.kept < max_frames:
-            pair = stream.read()
-            if pair is None:
-                break
-            start = pair.timestamp if start is None else start
-            if seconds is not None and pair.timestamp - start >= seconds:
-                break
-            if not selector.keep(pair.colour):
-                summary.skipped += 1
-            else:
-                if not checked:
-                    layout.check_pixels(pair.target)
-                    checked = True
-                layout.write(number, pair.colour, pair.target)
-                number += 1
-                summary.kept += 1
-            summary.dropped = stream.dropped
-            counter.show(summary)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
-        stream.close()
+    with CtrlC() as ctrl_c:  # a Ctrl-C ends the loop between pairs: never a colour image without its partner
+        try:
+            number, start, checked = layout.next_number(), None, False
+            while not ctrl_c.pressed and (max_frames is None or summary.kept < max_frames):
+                pair = stream.read()
+                if pair is None:
+                    break
+                start = pair.timestamp if start is None else start
+                if seconds is not None and pair.timestamp - start >= seconds:
+                    break
+                if not selector.keep(pair.colour):
+                    summary.skipped += 1
+                else:
+                    if not checked:
+                        layout.check_pixels(pair.target)
+                        checked = True
+                    layout.write(number, pair.colour, pair.target)
+                    number += 1
+                    summary.kept += 1
+                summary.dropped = stream.dropped
+                counter.show(summary)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            summary.interrupted = summary.interrupted or ctrl_c.pressed
+            stream.close()
     summary.dropped = stream.dropped
     counter.end(summary)
     summary.per_class = layout.counts()

@@ -25,6 +25,7 @@ import numpy as np
 from socket_edge.backends import Model
 from socket_edge.data.preprocess import prepare
 from socket_edge.errors import ContractError, SocketEdgeError
+from socket_edge.interrupt import POLL_S, CtrlC
 from socket_edge.runtime.capture import END, Capture
 from socket_edge.runtime.outputs import close_all, record
 from socket_edge.runtime.pipeline import STAGES, Smoother, Summary, percentile_ms
@@ -162,12 +163,13 @@ def _open_streams(model: Model, specs: list[SourceSpec], outputs: list[list], sm
     return streams
 
 
-def _gather(streams: list[Stream], ready: threading.Event, gather_s: float, warn: Callable[[str], None]) -> list:
+def _gather(streams: list[Stream], ready: threading.Event, gather_s: float, warn: Callable[[str], None],
+            ctrl_c: CtrlC) -> list:
     """(stream, frame, enqueue time) of each stream with a frame this tick; marks the streams that
-    ended or failed as done. Returns [] only when every stream is done."""
+    ended or failed as done. Returns [] only when every stream is done or Ctrl-C was pressed."""
     got: dict[int, tuple] = {}
     deadline = None
-    while True:
+    while not ctrl_c.pressed:
         ready.clear()  # before polling: a frame queued after the poll sets it again
         for stream in streams:
             if stream.done or stream.index in got:
@@ -190,8 +192,8 @@ def _gather(streams: list[Stream], ready: threading.Event, gather_s: float, warn
                 break
             ready.wait(left)
         else:
-            ready.wait(0.1)
-    return [got[i] for i in sorted(got)]
+            ready.wait(POLL_S)
+    return [] if ctrl_c.pressed else [got[i] for i in sorted(got)]
 
 
 def _fail(stream: Stream, exc: SocketEdgeError, warn: Callable[[str], None]) -> None:
@@ -253,47 +255,49 @@ def run_streams(model: Model, specs: list[SourceSpec], outputs: list[list], *, s
     contract, names, stages = model.contract, model.contract.class_names, summary.stages
     started = time.perf_counter()
     error: SocketEdgeError | None = None
-    try:
-        while True:
-            t0 = time.perf_counter()
-            batch = _gather(streams, ready, gather_s, warn)
-            if not batch:
-                break
-            t1 = time.perf_counter()
-            batch, raw = _prepared(batch, contract, warn)
-            t2 = time.perf_counter()
-            if not batch:
-                continue
-            inference = output = 0.0
-            for start in range(0, len(batch), step or len(batch)):  # one call, or chunks the model can take
-                chunk = batch[start:start + (step or len(batch))]
-                t3 = time.perf_counter()
-                probs = model.predict(raw[start:start + len(chunk)])
-                t4 = time.perf_counter()
-                for (stream, frame, queued), p in zip(chunk, probs):
-                    stream.deliver(frame, p, t4 - queued, names, top_k, started)
-                    summary.latencies.append(t4 - queued)
-                    if max_frames is not None and stream.summary.frames >= max_frames:
-                        _finish(stream)
-                summary.batches.append(len(chunk))
-                inference, output = inference + t4 - t3, output + time.perf_counter() - t4
-            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, inference, output)):
-                stages[stage].append(seconds)
-            summary.frames += len(batch)
-            summary.seconds = time.perf_counter() - started
-            if any(getattr(out, "closed", False) for stream in streams for out in stream.outputs):
-                break
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    except SocketEdgeError as exc:  # an output failed (a full disk): the run ends, its summary is still printed
-        error = exc
-    finally:
-        for stream in streams:
-            _finish(stream)
-            stream.summary.interrupted = summary.interrupted
+    with CtrlC() as ctrl_c:
         try:
-            close_all({id(out): out for stream in streams for out in stream.outputs}.values())
-        except SocketEdgeError as exc:
-            error = error or exc
+            while not ctrl_c.pressed:
+                t0 = time.perf_counter()
+                batch = _gather(streams, ready, gather_s, warn, ctrl_c)
+                if not batch:
+                    break
+                t1 = time.perf_counter()
+                batch, raw = _prepared(batch, contract, warn)
+                t2 = time.perf_counter()
+                if not batch:
+                    continue
+                inference = output = 0.0
+                for start in range(0, len(batch), step or len(batch)):  # one call, or chunks the model can take
+                    chunk = batch[start:start + (step or len(batch))]
+                    t3 = time.perf_counter()
+                    probs = model.predict(raw[start:start + len(chunk)])
+                    t4 = time.perf_counter()
+                    for (stream, frame, queued), p in zip(chunk, probs):
+                        stream.deliver(frame, p, t4 - queued, names, top_k, started)
+                        summary.latencies.append(t4 - queued)
+                        if max_frames is not None and stream.summary.frames >= max_frames:
+                            _finish(stream)
+                    summary.batches.append(len(chunk))
+                    inference, output = inference + t4 - t3, output + time.perf_counter() - t4
+                for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, inference, output)):
+                    stages[stage].append(seconds)
+                summary.frames += len(batch)
+                summary.seconds = time.perf_counter() - started
+                if any(getattr(out, "closed", False) for stream in streams for out in stream.outputs):
+                    break
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        except SocketEdgeError as exc:  # an output failed (a full disk): the run ends, its summary is still printed
+            error = exc
+        finally:
+            summary.interrupted = summary.interrupted or ctrl_c.pressed
+            for stream in streams:
+                _finish(stream)
+                stream.summary.interrupted = summary.interrupted
+            try:
+                close_all({id(out): out for stream in streams for out in stream.outputs}.values())
+            except SocketEdgeError as exc:
+                error = error or exc
     summary.error = error
     return summary

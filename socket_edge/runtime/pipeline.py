@@ -4,6 +4,7 @@ with the time of each stage recorded for the summary."""
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import numpy as np
 
 from socket_edge.backends import Model
 from socket_edge.data.preprocess import prepare
+from socket_edge.interrupt import POLL_S, CtrlC
 from socket_edge.runtime.capture import END, Capture
 from socket_edge.runtime.outputs import close_all, record
 from socket_edge.runtime.sources import open_source
@@ -103,35 +105,49 @@ def run(model: Model, spec: SourceSpec, outputs: list, *, smooth: float | None =
     summary = Summary(backend=f"{model.backend} ({model.detail})", source=spec.uri)
     smoother, names, stages = Smoother(smooth), contract.class_names, summary.stages
     started = time.perf_counter()
-    try:
-        while max_frames is None or summary.frames < max_frames:
-            t0 = time.perf_counter()
-            item = capture.get()
-            if item is END:
-                summary.recorded = source.recorded  # the source ended by itself: did it deliver everything?
-                break
-            frame, queued = item
-            t1 = time.perf_counter()
-            raw = prepare(frame.image, contract, source_unit=frame.unit, name=f"{spec.uri} frame {frame.number}")
-            t2 = time.perf_counter()
-            probs = smoother(model.predict(raw[None])[0])
-            t3 = time.perf_counter()
-            rec = record(frame.number, frame.timestamp, names, probs, 1000.0 * (t3 - queued), top_k,
-                         header=frame.header)
-            for out in outputs:
-                out.write(rec, frame.image)
-            t4 = time.perf_counter()
-            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                stages[stage].append(seconds)
-            summary.frames += 1
-            summary.last_frame = frame.number
-            summary.seconds = t4 - started  # FPS up to the last frame's output, not the end-of-stream check
-            if any(getattr(out, "closed", False) for out in outputs):
-                break
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
-        capture.stop()
-        summary.dropped, summary.reopens = capture.dropped, capture.reopens
-        close_all(outputs)
+    with CtrlC() as ctrl_c:
+        try:
+            while not ctrl_c.pressed and (max_frames is None or summary.frames < max_frames):
+                t0 = time.perf_counter()
+                item = _next(capture, ctrl_c)
+                if item is None:  # Ctrl-C while waiting
+                    break
+                if item is END:
+                    summary.recorded = source.recorded  # the source ended by itself: did it deliver everything?
+                    break
+                frame, queued = item
+                t1 = time.perf_counter()
+                raw = prepare(frame.image, contract, source_unit=frame.unit, name=f"{spec.uri} frame {frame.number}")
+                t2 = time.perf_counter()
+                probs = smoother(model.predict(raw[None])[0])
+                t3 = time.perf_counter()
+                rec = record(frame.number, frame.timestamp, names, probs, 1000.0 * (t3 - queued), top_k,
+                             header=frame.header)
+                for out in outputs:
+                    out.write(rec, frame.image)
+                t4 = time.perf_counter()
+                for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    stages[stage].append(seconds)
+                summary.frames += 1
+                summary.last_frame = frame.number
+                summary.seconds = t4 - started  # FPS up to the last frame's output, not the end-of-stream check
+                if any(getattr(out, "closed", False) for out in outputs):
+                    break
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            summary.interrupted = summary.interrupted or ctrl_c.pressed
+            capture.stop()
+            summary.dropped, summary.reopens = capture.dropped, capture.reopens
+            close_all(outputs)
     return summary
+
+
+def _next(capture: Capture, ctrl_c: CtrlC):
+    """The capture's next item, or None once Ctrl-C is pressed while waiting for it."""
+    while not ctrl_c.pressed:
+        try:
+            return capture.get(timeout=POLL_S)
+        except queue.Empty:
+            continue
+    return None
