@@ -30,7 +30,6 @@ from conftest import TI, assert_same_weights, write_class_folders
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-ONE = [sys.executable, "-m", "socket_edge"]
 TWO = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "socket_edge"]
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="this torch build has no gloo backend")
@@ -108,18 +107,41 @@ MA_TERMS = {"l_ent", "l_div", "l_pl"}
 SOCKET_TERMS = MA_TERMS | {"l_d", "l_ti"}
 
 
+def one_process(args: list[str], capsys: pytest.CaptureFixture) -> str:
+    """`socket-edge …` in this process with one torch thread, as OMP_NUM_THREADS=1 gives the ranks (a process of its
+    own costs seconds of imports); its stdout."""
+    from socket_edge.cli import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = main(args)
+    finally:
+        torch.set_num_threads(threads)
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    return out
+
+
 @pytest.mark.timeout(600)
-def test_two_ranks_give_the_one_process_losses_and_pseudo_labels(data, tmp_path):
-    """SOCKET with every TI pair; DECISION and SOCKET with a TI hold-out are compared in the --select auto test below."""
+def test_two_ranks_give_the_one_process_runs_and_rank_zero_alone_merges_repeats(data, tmp_path, capsys):
+    """SOCKET with every TI pair, `--repeats 2`: each repeat (an adaptation as --method socket --seed S runs it) has
+    one process's per-step losses and pseudo-labels under two ranks; rank 0 alone merges and writes one model.
+    DECISION and SOCKET with a TI hold-out are compared in the --select auto test below."""
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
-    subprocess.run(ONE + argv(data, one), env=ENV, check=True, capture_output=True, timeout=300)
-    done = subprocess.run(TWO + argv(data, two), env=ENV, capture_output=True, text=True, timeout=300)
+    one_process(argv(data, one, "socket", 1, "--repeats", "2"), capsys)
+    done = subprocess.run(TWO + argv(data, two, "socket", 1, "--repeats", "2"), env=ENV, capture_output=True,
+                          text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("wrote ") == 1  # rank 0 alone reports
-    assert_same_run(tmp_path / "one.pt-run", tmp_path / "two.pt-run", SOCKET_TERMS)
-    # rank 1 wrote nothing (atomic.py raises on another rank's write): the same files as one process
-    assert sorted(p.name for p in (tmp_path / "two.pt-run").iterdir()) == \
-        sorted(p.name for p in (tmp_path / "one.pt-run").iterdir())
+    assert done.stdout.count("wrote ") == 1 and done.stdout.count("repeat seed-1: running") == 1  # rank 0 alone
+    for seed in (0, 1):
+        runs = [tmp_path / f"{name}.pt.repeats" / f"seed-{seed}.pt-run" for name in ("one", "two")]
+        assert_same_run(*runs, SOCKET_TERMS)
+        # rank 1 wrote nothing (atomic.py raises on another rank's write): the same files as one process
+        assert sorted(p.name for p in runs[1].iterdir()) == sorted(p.name for p in runs[0].iterdir())
+    merged = {path.stem: torch.load(path, weights_only=True) for path in (one, two)}
+    assert len(merged["two"]["members"]) == 4
+    assert merged["two"]["provenance"]["metrics"]["accuracy"] == merged["one"]["provenance"]["metrics"]["accuracy"]
 
 
 @pytest.mark.timeout(600)
@@ -149,7 +171,7 @@ def test_a_killed_two_rank_job_resumes_to_the_same_weights(data, tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_select_auto_under_two_ranks_keeps_the_one_process_choice(data, tmp_path):
+def test_select_auto_under_two_ranks_keeps_the_one_process_choice(data, tmp_path, capsys):
     """`adapt --select auto` under torchrun: every candidate runs on both ranks, rank 0 alone says
     so and writes, and each candidate's losses and pseudo-labels (DECISION, SOCKET with a TI
     hold-out, with the input adapter), its scores (validators, accuracy on --eval-data, which ranks
@@ -157,18 +179,18 @@ def test_select_auto_under_two_ranks_keeps_the_one_process_choice(data, tmp_path
     from socket_edge.adapt.select import scores
     from socket_edge.models import artifact
 
-    def select(out: Path, launcher: list[str]) -> subprocess.CompletedProcess:
-        args = argv(data, out, "socket")
+    def select(out: Path) -> list[str]:
+        args = argv(data, out, "socket") + ["--select", "auto"]
         del args[args.index("--method"):args.index("--method") + 2]
-        return subprocess.run(launcher + args + ["--select", "auto"], env=ENV, capture_output=True, text=True,
-                              timeout=300)
+        return args
 
-    one, two = select(tmp_path / "one.pt", ONE), select(tmp_path / "two.pt", TWO)
-    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    one = one_process(select(tmp_path / "one.pt"), capsys)
+    two = subprocess.run(TWO + select(tmp_path / "two.pt"), env=ENV, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
     for name in ("base", "socket", "socket-adapter"):
         assert two.stdout.count(f"candidate {name}: running into") == 1
     kept = [line for line in two.stdout.splitlines() if line.startswith("kept ")]
-    assert kept == [line for line in one.stdout.splitlines() if line.startswith("kept ")] and len(kept) == 1
+    assert kept == [line for line in one.splitlines() if line.startswith("kept ")] and len(kept) == 1
     assert two.stdout.count("wrote ") == 1
     winner = kept[0].split()[1].rstrip(":")
     assert (tmp_path / "two.pt").read_bytes() == (tmp_path / "two.pt.candidates" / f"{winner}.pt").read_bytes()
@@ -179,24 +201,6 @@ def test_select_auto_under_two_ranks_keeps_the_one_process_choice(data, tmp_path
         assert_same_run(tmp_path / "one.pt.candidates" / f"{name}.pt-run",
                         tmp_path / "two.pt.candidates" / f"{name}.pt-run",
                         MA_TERMS if name == "base" else SOCKET_TERMS)
-
-
-@pytest.mark.timeout(300)
-def test_repeats_under_two_ranks_merge_the_one_process_runs(data, tmp_path):
-    """`adapt --repeats 2` under torchrun: each repeat runs on both ranks as in one process, rank 0
-    alone merges them and writes one model."""
-    runs = {}
-    for name, launcher in (("one", ONE), ("two", TWO)):
-        runs[name] = subprocess.run(launcher + argv(data, tmp_path / f"{name}.pt", "shot", 1, "--repeats", "2"),
-                                    env=ENV, capture_output=True, text=True, timeout=240)
-        assert runs[name].returncode == 0, runs[name].stderr[-3000:]
-    assert runs["two"].stdout.count("wrote ") == 1 and runs["two"].stdout.count("repeat seed-1: running") == 1
-    merged = {name: torch.load(tmp_path / f"{name}.pt", weights_only=True) for name in runs}
-    assert len(merged["two"]["members"]) == 4
-    assert merged["two"]["provenance"]["metrics"]["accuracy"] == merged["one"]["provenance"]["metrics"]["accuracy"]
-    for seed in (0, 1):
-        assert_same_run(tmp_path / "one.pt.repeats" / f"seed-{seed}.pt-run",
-                        tmp_path / "two.pt.repeats" / f"seed-{seed}.pt-run", MA_TERMS)
 
 
 @pytest.mark.timeout(300)
