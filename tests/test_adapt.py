@@ -193,7 +193,7 @@ def test_bad_inputs_are_refused_with_one_line(setup, tmp_path, capsys):
     assert not out.exists() and not (tmp_path / "x.pt-run").exists()
 
 
-@pytest.mark.timeout(900)  # three adapt processes, each with its own 300 s guard; ~20 s on an idle machine
+@pytest.mark.timeout(900)  # two adapt processes, each with its own 300 s guard; ~20 s on an idle machine
 def test_killed_run_resumes_to_the_same_weights(setup, tmp_path):
     """The straight run in this process, the killed and the resumed one in their own: one thread each (conftest), so
     one order of float sums and the same weights bit for bit."""
